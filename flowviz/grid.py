@@ -1,0 +1,134 @@
+"""Evaluate a flow on the grid of its view: the arrays every picture is drawn from.
+
+``evaluate(spec)`` is the public entry point (its keys and meanings are the
+spec's contract); ``evaluate_flow`` does the same for any :class:`Flow`, a
+trained one included. Array element [i, j] belongs to the point (xs[j], ys[i]).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowviz.flow import Flow
+from flowviz.spec import parse_spec
+
+
+def grid_points(view: Mapping) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """xs, ys and the (N*N, 2) float64 tensor of points, row i holding y = ys[i]."""
+    n = int(view["resolution"])
+    xs = np.linspace(view["xlim"][0], view["xlim"][1], n)
+    ys = np.linspace(view["ylim"][0], view["ylim"][1], n)
+    gx, gy = np.meshgrid(xs, ys)
+    points = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], -1))
+    return xs, ys, points
+
+
+def cell_area(view: Mapping) -> float:
+    n = int(view["resolution"])
+    dx = (view["xlim"][1] - view["xlim"][0]) / (n - 1)
+    dy = (view["ylim"][1] - view["ylim"][0]) / (n - 1)
+    return dx * dy
+
+
+@torch.no_grad()
+def evaluate_flow(flow: Flow, view: Mapping) -> dict[str, np.ndarray]:
+    """The arrays of the spec's grid table for ``flow`` over ``view``."""
+    flow = as_float64(flow)
+    xs, ys, points = grid_points(view)
+    n = len(xs)
+    terms = flow.density_terms(points)
+    log_density = terms.log_prob
+    _, log_det_forward = flow.forward_and_log_det(points)
+    # A NaN can only come from a forward value that was not finite at the first
+    # layer it entered; such a point has stretched beyond float64: +inf.
+    log_det_forward = torch.nan_to_num(log_det_forward, nan=torch.inf)
+    density = torch.exp(log_density)
+    out = {
+        "x": xs,
+        "y": ys,
+        "density": density.reshape(n, n).numpy(),
+        "log_density": log_density.reshape(n, n).numpy(),
+        "base_log_prob": terms.base_log_prob.reshape(n, n).numpy(),
+        "log_det_inverse": terms.log_det_inverse.reshape(n, n).numpy(),
+        "log_det_forward": log_det_forward.reshape(n, n).numpy(),
+    }
+    out["mass"] = np.asarray(out["density"].sum() * cell_area(view))
+    return out
+
+
+def as_float64(flow: Flow) -> Flow:
+    """The flow itself when it is float64 already, else a float64 copy (a trained model stays as it is)."""
+    return flow if _dtype_of(flow) == torch.float64 else copy.deepcopy(flow).double()
+
+
+def _dtype_of(flow: Flow) -> torch.dtype:
+    for tensor in flow.parameters():
+        return tensor.dtype
+    for tensor in flow.buffers():
+        return tensor.dtype
+    return torch.float64
+
+
+def evaluate(spec: Any, resolution: int | None = None) -> dict[str, np.ndarray]:
+    """Evaluate a spec (a dict, JSON text, or a path to a JSON file) on its view's grid.
+
+    Returns NumPy arrays keyed ``x, y, density, log_density, base_log_prob,
+    log_det_inverse, log_det_forward, mass``; see ``flow-spec.md``. ``resolution``
+    overrides the view's. Raises :class:`flowviz.SpecError` for a bad spec.
+    """
+    if isinstance(spec, (str, Path)) and not (isinstance(spec, str) and spec.lstrip().startswith("{")):
+        spec = Path(spec)
+    canonical = parse_spec(spec)
+    if resolution is not None:
+        canonical["view"] = {**canonical["view"], "resolution": resolution}
+        canonical = parse_spec(canonical)
+    cached = _evaluate_canonical(json.dumps(canonical, separators=(",", ":")))
+    return {key: value.copy() for key, value in cached.items()}
+
+
+@functools.lru_cache(maxsize=32)
+def _evaluate_canonical(canonical_json: str) -> dict[str, np.ndarray]:
+    """Evaluation keyed by the canonical spec; the arrays are shared, so read-only."""
+    canonical = json.loads(canonical_json)
+    arrays = evaluate_flow(Flow.from_spec(canonical), canonical["view"])
+    for value in arrays.values():
+        value.flags.writeable = False
+    return arrays
+
+
+def evaluate_cached(spec: Mapping) -> dict[str, np.ndarray]:
+    """Like :func:`evaluate` for a canonical spec, but returns the shared read-only arrays."""
+    return _evaluate_canonical(json.dumps(spec, separators=(",", ":")))
+
+
+@torch.no_grad()
+def deformed_grid(
+    flow: Flow, view: Mapping, lines: int = 17, points_per_line: int = 240
+) -> dict[str, np.ndarray]:
+    """Evenly spaced lines in z-space and their images under the flow.
+
+    Returns ``z`` and ``x``: arrays (M, 2) holding every line's points, the lines
+    separated by a NaN row so one plotly trace draws them all. The lines span the
+    view window; images that leave float64 break the line there.
+    """
+    (x0, x1), (y0, y1) = view["xlim"], view["ylim"]
+    ts = np.linspace(0.0, 1.0, points_per_line)
+    segments = []
+    nan_row = np.full((1, 2), np.nan)
+    for u in np.linspace(0.0, 1.0, lines):
+        vertical = np.stack([np.full_like(ts, x0 + u * (x1 - x0)), y0 + ts * (y1 - y0)], -1)
+        horizontal = np.stack([x0 + ts * (x1 - x0), np.full_like(ts, y0 + u * (y1 - y0))], -1)
+        segments += [vertical, nan_row, horizontal, nan_row]
+    z = np.concatenate(segments)
+    flow = as_float64(flow)
+    x = flow.forward(torch.from_numpy(z)).numpy()
+    x = np.where(np.isfinite(x).all(-1, keepdims=True), x, np.nan)
+    return {"z": z, "x": x}

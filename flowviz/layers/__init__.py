@@ -1,0 +1,33 @@
+"""Every layer of the flow spec, one class per type, and the builder from a spec entry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flowviz.layers.base import Bijector, Elementwise
+from flowviz.layers.coupling import AffineCoupling
+from flowviz.layers.elementwise import Exp, LeakyReLU, PiecewiseLinear, Sigmoid, SinhArcsinh, Softplus, Tanh
+from flowviz.layers.linear import Affine, Rotation, Scale, Shift, Swap
+from flowviz.layers.planar_radial import Planar, Radial
+from flowviz.layers.spline import Spline
+from flowviz.layers.swirl import Swirl
+
+LAYER_CLASSES: dict[str, type[Bijector]] = {
+    cls.type_name: cls
+    for cls in (
+        Affine, Shift, Scale, Rotation, Swap, Exp, Tanh, Sigmoid, Softplus, LeakyReLU,
+        SinhArcsinh, Planar, Radial, AffineCoupling, Swirl, Spline, PiecewiseLinear,
+    )
+}
+
+
+def build_layer(layer: Mapping) -> Bijector:
+    """Build the Bijector of one canonical spec entry (see :func:`flowviz.spec.parse_spec`)."""
+    params = {k: v for k, v in layer.items() if k not in ("type", "enabled")}
+    cls = LAYER_CLASSES[layer["type"]]
+    if cls is AffineCoupling:
+        return AffineCoupling.from_spec(**params)
+    return cls(**params)
+
+
+__all__ = ["LAYER_CLASSES", "Bijector", "Elementwise", "build_layer", *[c.__name__ for c in LAYER_CLASSES.values()]]

@@ -1,0 +1,193 @@
+"""Elementwise layers: x_i = h(z_i) with a strictly monotone scalar h.
+
+The Jacobian is diagonal, so log|det J_f(z)| = sum_i log|h'(z_i)|. Every
+log-derivative below is written in a form that stays finite where the naive one
+overflows or cancels (saturated tanh, large softplus inputs, tails of sinh).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from flowviz.layers.base import Elementwise, log1mexp, log_cosh, outside_to_nan, softplus
+
+
+class Exp(Elementwise):
+    r"""x_i = exp(z_i); image: the open positive quadrant."""
+
+    type_name = "exp"
+    latex = {
+        "forward": r"x_i = e^{z_i}",
+        "inverse": r"z_i = \log x_i \quad (x_i > 0)",
+        "log_det": r"\log|\det J_f| = z_1 + z_2",
+    }
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.exp(t), t
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        log_y = outside_to_nan(torch.log(y), y > 0)
+        return log_y, -log_y
+
+
+class Tanh(Elementwise):
+    r"""x_i = tanh(z_i); image: the open square (-1, 1)^2."""
+
+    type_name = "tanh"
+    latex = {
+        "forward": r"x_i = \tanh z_i",
+        "inverse": r"z_i = \operatorname{artanh} x_i = \tfrac12\log\frac{1 + x_i}{1 - x_i} \quad (|x_i| < 1)",
+        "log_det": r"\log|\det J_f| = \sum_i \log(1 - \tanh^2 z_i) = \sum_i 2\,(\log 2 - z_i - \operatorname{softplus}(-2 z_i))",
+    }
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        # 1 - tanh^2 t = 4 e^{-2t} / (1 + e^{-2t})^2, finite in log form however large |t| is.
+        return torch.tanh(t), 2.0 * (math.log(2.0) - t - softplus(-2.0 * t))
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        inside = torch.abs(y) < 1
+        log1p_y, log1m_y = torch.log1p(y), torch.log1p(-y)
+        t = outside_to_nan(0.5 * (log1p_y - log1m_y), inside)
+        return t, outside_to_nan(-(log1p_y + log1m_y), inside)
+
+
+class Sigmoid(Elementwise):
+    r"""x_i = 1 / (1 + e^{-z_i}); image: the open unit square (0, 1)^2."""
+
+    type_name = "sigmoid"
+    latex = {
+        "forward": r"x_i = \sigma(z_i) = \frac{1}{1 + e^{-z_i}}",
+        "inverse": r"z_i = \log x_i - \log(1 - x_i) \quad (0 < x_i < 1)",
+        "log_det": r"\log|\det J_f| = \sum_i \log\sigma(z_i)\,\sigma(-z_i) = -\sum_i \big(\operatorname{softplus}(z_i) + \operatorname{softplus}(-z_i)\big)",
+    }
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.sigmoid(t), -(softplus(t) + softplus(-t))
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        inside = (y > 0) & (y < 1)
+        log_y, log1m_y = torch.log(y), torch.log1p(-y)
+        return outside_to_nan(log_y - log1m_y, inside), outside_to_nan(-(log_y + log1m_y), inside)
+
+
+class Softplus(Elementwise):
+    r"""x_i = log(1 + e^{z_i}); image: the open positive quadrant."""
+
+    type_name = "softplus"
+    latex = {
+        "forward": r"x_i = \log(1 + e^{z_i})",
+        "inverse": r"z_i = x_i + \log(1 - e^{-x_i}) \quad (x_i > 0)",
+        "log_det": r"\log|\det J_f| = \sum_i \log\sigma(z_i) = -\sum_i \operatorname{softplus}(-z_i)",
+    }
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        return softplus(t), -softplus(-t)
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        inside = y > 0
+        safe = torch.where(inside, y, torch.ones_like(y))
+        log_one_minus = log1mexp(safe)  # log(1 - e^{-y})
+        return outside_to_nan(safe + log_one_minus, inside), outside_to_nan(-log_one_minus, inside)
+
+
+class LeakyReLU(Elementwise):
+    r"""x_i = z_i for z_i >= 0, a z_i below: two slopes, a kink at 0."""
+
+    type_name = "leaky_relu"
+    latex = {
+        "forward": r"x_i = \begin{cases} z_i & z_i \ge 0 \\ a\, z_i & z_i < 0 \end{cases}",
+        "inverse": r"z_i = \begin{cases} x_i & x_i \ge 0 \\ x_i / a & x_i < 0 \end{cases}",
+        "log_det": r"\log|\det J_f| = \log a \cdot \#\{i : z_i < 0\}",
+    }
+
+    def __init__(self, negative_slope: float = 0.1, dims=(0, 1)) -> None:
+        super().__init__(dims)
+        self.negative_slope = float(negative_slope)
+        self.log_slope = math.log(self.negative_slope)
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        negative = t < 0
+        out = torch.where(negative, t * self.negative_slope, t)
+        return out, torch.where(negative, self.log_slope, 0.0).to(t.dtype)
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        negative = y < 0
+        out = torch.where(negative, y / self.negative_slope, y)
+        return out, torch.where(negative, -self.log_slope, 0.0).to(y.dtype)
+
+
+class SinhArcsinh(Elementwise):
+    r"""x_i = sinh((asinh z_i + skew) tailweight), Jones & Pewsey (2009).
+
+    ``skew`` shifts mass to one side, ``tailweight`` > 1 thickens the tails and
+    < 1 thins them.
+    """
+
+    type_name = "sinh_arcsinh"
+    reference = "M. C. Jones and A. Pewsey, Sinh-arcsinh distributions, Biometrika 96 (2009)"
+    latex = {
+        "forward": r"x_i = \sinh\big((\operatorname{asinh} z_i + \epsilon)\,\delta\big)",
+        "inverse": r"z_i = \sinh\big(\operatorname{asinh}(x_i)/\delta - \epsilon\big)",
+        "log_det": r"\log|\det J_f| = \sum_i \log\cosh\big((\operatorname{asinh} z_i + \epsilon)\delta\big) + \log\delta - \tfrac12\log(1 + z_i^2)",
+    }
+
+    def __init__(self, skew: float = 0.0, tailweight: float = 1.0, dims=(0, 1)) -> None:
+        super().__init__(dims)
+        self.skew = float(skew)
+        self.tailweight = float(tailweight)
+        self.log_tailweight = math.log(self.tailweight)
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        u = (torch.asinh(t) + self.skew) * self.tailweight
+        log_sqrt_1p_t2 = torch.log(torch.hypot(torch.ones_like(t), t))
+        return torch.sinh(u), log_cosh(u) + self.log_tailweight - log_sqrt_1p_t2
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        v = torch.asinh(y) / self.tailweight - self.skew
+        log_sqrt_1p_y2 = torch.log(torch.hypot(torch.ones_like(y), y))
+        return torch.sinh(v), log_cosh(v) - self.log_tailweight - log_sqrt_1p_y2
+
+
+class PiecewiseLinear(Elementwise):
+    r"""A monotone piecewise-linear map: slope s_k on the k-th segment between knots.
+
+    The map is anchored at the first knot, h(knots[0]) = knots[0]; slopes below 1
+    squeeze their segment (density rises there), slopes above 1 stretch it.
+    """
+
+    type_name = "piecewise_linear"
+    latex = {
+        "forward": r"x_i = h(z_i),\; h(t) = y_k + s_k (t - t_k) \text{ on segment } k",
+        "inverse": r"z_i = t_k + (x_i - y_k) / s_k \text{ on segment } k \text{ of the image}",
+        "log_det": r"\log|\det J_f| = \sum_i \log s_{k(z_i)}",
+    }
+
+    def __init__(self, knots, slopes, dims=(0, 1)) -> None:
+        super().__init__(dims)
+        t = torch.as_tensor(knots, dtype=torch.float64)
+        s = torch.as_tensor(slopes, dtype=torch.float64)
+        # y-values of the knots: y_0 = t_0, then each inner segment adds s_k (t_{k} - t_{k-1}).
+        rises = s[1:-1] * (t[1:] - t[:-1]) if len(t) > 1 else t.new_zeros(0)
+        y = torch.cat([t[:1], t[:1] + torch.cumsum(rises, 0)])
+        # Segment k starts at knot k-1 (segment 0 extends to -inf); anchor points per segment.
+        self.register_buffer("knots", t)
+        self.register_buffer("knot_values", y)
+        self.register_buffer("slopes", s)
+        self.register_buffer("start_t", torch.cat([t[:1], t]))
+        self.register_buffer("start_y", torch.cat([y[:1], y]))
+
+    def _segment(self, v: Tensor, edges: Tensor) -> Tensor:
+        return (v.unsqueeze(-1) >= edges).sum(-1)
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        k = self._segment(t, self.knots)
+        s = self.slopes[k]
+        return self.start_y[k] + s * (t - self.start_t[k]), torch.log(s)
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        k = self._segment(y, self.knot_values)
+        s = self.slopes[k]
+        return self.start_t[k] + (y - self.start_y[k]) / s, -torch.log(s)

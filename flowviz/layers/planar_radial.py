@@ -1,0 +1,149 @@
+"""Planar and radial flows (Rezende & Mohamed, 2015), both with exact inverses.
+
+Most libraries can sample from these layers but cannot give their density,
+because neither has a closed-form inverse in general. Here:
+
+- planar: the inverse reduces to one scalar equation a + (w.u) tanh(a) = w.x + b,
+  strictly increasing in a when w.u > -1, solved by Newton's method inside a
+  shrinking bracket (so it always converges), then z = x - u tanh(a);
+- radial: the distance to the centre obeys a quadratic, solved in a form that
+  avoids cancellation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from flowviz.layers.base import Bijector
+
+REFERENCE = "D. J. Rezende and S. Mohamed, Variational Inference with Normalizing Flows, ICML 2015"
+
+
+def _all_below(values: Tensor, tol: float) -> bool:
+    """True when every finite value is below tol.
+
+    Inside torch.func transforms (vmap, jacrev) a tensor has no single truth
+    value; the solver then simply runs its full iteration budget.
+    """
+    try:
+        return bool(torch.where(torch.isfinite(values), values, 0.0).max() <= tol)
+    except RuntimeError:
+        return False
+
+
+def solve_planar_pre_activation(c: Tensor, k: float, max_iter: int = 100) -> Tensor:
+    """Solve a + k tanh(a) = c for a, elementwise, given k > -1.
+
+    g(a) = a + k tanh(a) - c has g' = 1 + k sech^2(a) >= min(1, 1 + k) > 0, and
+    because |tanh| < 1 the root lies in [c - |k|, c + |k|]. Newton steps that
+    leave the bracket are replaced by bisection.
+    """
+    if k == 0.0:
+        return c
+    lo, hi = c - abs(k), c + abs(k)
+    # Start from the root of the linearisation at 0 (exact near the origin), kept in the bracket.
+    a = torch.clamp(c / (1.0 + k), lo, hi)
+    for _ in range(max_iter):
+        t = torch.tanh(a)
+        g = a + k * t - c
+        slope = 1.0 + k * (1.0 - t * t)
+        hi = torch.where(g > 0, a, hi)
+        lo = torch.where(g < 0, a, lo)
+        step = a - g / slope
+        step = torch.where((step < lo) | (step > hi), 0.5 * (lo + hi), step)
+        change = torch.abs(step - a)
+        a = step
+        # A Newton step this small leaves an error far below rounding (quadratic
+        # convergence); a bisection step this small means the bracket is that narrow.
+        if _all_below(change - 1e-13 * (1.0 + torch.abs(a)), 0.0):
+            break
+    return a
+
+
+class Planar(Bijector):
+    r"""x = z + u tanh(w.z + b), invertible when w.u > -1.
+
+    J_f = I + u w^T sech^2(w.z + b): a rank-one update of the identity, so the
+    matrix determinant lemma gives det J_f = 1 + (w.u) sech^2(w.z + b).
+    """
+
+    type_name = "planar"
+    jacobian = "full"
+    reference = REFERENCE
+    latex = {
+        "forward": r"x = z + u \tanh(w^{\top} z + b)",
+        "inverse": r"z = x - u\tanh a,\quad a + (w^{\top}u)\tanh a = w^{\top}x + b \text{ (a monotone equation in } a\text{, solved by safeguarded Newton)}",
+        "log_det": r"\log|\det J_f| = \log\big(1 + (w^{\top}u)\,\operatorname{sech}^2(w^{\top}z + b)\big)",
+    }
+
+    def __init__(self, w, u, b: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.as_tensor(w, dtype=torch.float64))
+        self.register_buffer("u", torch.as_tensor(u, dtype=torch.float64))
+        self.b = float(b)
+        self.wu = float(self.w @ self.u)
+
+    def _log_det_at(self, a: Tensor) -> Tensor:
+        sech2 = torch.cosh(a).reciprocal().square()
+        return torch.log1p(self.wu * sech2)
+
+    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        a = z @ self.w + self.b
+        x = z + torch.tanh(a).unsqueeze(-1) * self.u
+        return x, self._log_det_at(a)
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        c = x @ self.w + self.b
+        with torch.no_grad():
+            a_root = solve_planar_pre_activation(c.detach(), self.wu)
+        # One Newton step from the detached root: the same value, and the exact
+        # derivative da/dc = 1 / g'(a) by the implicit function theorem.
+        t_root = torch.tanh(a_root)
+        a = a_root - (a_root + self.wu * t_root - c) / (1.0 + self.wu * (1.0 - t_root * t_root))
+        z = x - torch.tanh(a).unsqueeze(-1) * self.u
+        return z, -self._log_det_at(a)
+
+
+class Radial(Bijector):
+    r"""x = z + beta (z - c) / (alpha + r), r = |z - c|: push away from, or pull towards, c.
+
+    Invertible when alpha > 0 and beta > -alpha. In 2D,
+    det J_f = (1 + beta h)(1 + beta h + beta h' r) with h = 1/(alpha + r), h' = -h^2,
+    which simplifies to (1 + beta h)(1 + alpha beta h^2).
+    """
+
+    type_name = "radial"
+    jacobian = "full"
+    reference = REFERENCE
+    latex = {
+        "forward": r"x = z + \frac{\beta}{\alpha + r}(z - c),\quad r = \lVert z - c\rVert",
+        "inverse": r"z = c + \frac{\alpha + r}{\alpha + \beta + r}(x - c),\quad r^2 + (\alpha + \beta - R)\,r - \alpha R = 0,\; R = \lVert x - c\rVert",
+        "log_det": r"\log|\det J_f| = \log\Big(1 + \frac{\beta}{\alpha + r}\Big) + \log\Big(1 + \frac{\alpha\beta}{(\alpha + r)^2}\Big)",
+    }
+
+    def __init__(self, center=(0.0, 0.0), alpha: float = 1.0, beta: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def _log_det_at(self, r: Tensor) -> Tensor:
+        h = 1.0 / (self.alpha + r)
+        return torch.log1p(self.beta * h) + torch.log1p(self.alpha * self.beta * h * h)
+
+    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        d = z - self.center
+        r = torch.linalg.vector_norm(d, dim=-1)
+        x = z + (self.beta / (self.alpha + r)).unsqueeze(-1) * d
+        return x, self._log_det_at(r)
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        d = x - self.center
+        big_r = torch.linalg.vector_norm(d, dim=-1)
+        p = self.alpha + self.beta - big_r
+        root = torch.sqrt(p * p + 4.0 * self.alpha * big_r)
+        # The positive root of r^2 + p r - alpha R = 0, in whichever form does not cancel.
+        r = torch.where(p >= 0, 2.0 * self.alpha * big_r / (p + root), 0.5 * (root - p))
+        z = self.center + ((self.alpha + r) / (self.alpha + self.beta + r)).unsqueeze(-1) * d
+        return z, -self._log_det_at(r)

@@ -1,0 +1,47 @@
+"""Swirl: rotate each point about a centre by an angle that fades with distance."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from flowviz.layers.base import Bijector
+
+
+class Swirl(Bijector):
+    r"""x = c + R(theta(r)) (z - c), theta(r) = strength exp(-r^2 / (2 radius^2)).
+
+    The distance r = |z - c| is unchanged, so the inverse rotates back by the
+    same angle read off x. In polar coordinates the map is (r, phi) ->
+    (r, phi + theta(r)), whose Jacobian [[1, 0], [theta'(r), 1]] has determinant
+    1: the swirl preserves area exactly, however strong, and log|det J| = 0.
+    """
+
+    type_name = "swirl"
+    jacobian = "full"
+    volume_preserving = True
+    latex = {
+        "forward": r"x = c + R\big(\theta(r)\big)(z - c),\quad \theta(r) = s\, e^{-r^2/(2\rho^2)},\; r = \lVert z - c\rVert",
+        "inverse": r"z = c + R\big(-\theta(r)\big)(x - c),\quad r = \lVert x - c\rVert \text{ (rotation keeps } r)",
+        "log_det": r"\log|\det J_f| = \log\det\begin{pmatrix}1 & 0\\ \theta'(r) & 1\end{pmatrix} = 0",
+    }
+
+    def __init__(self, center=(0.0, 0.0), strength: float = 0.0, radius: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
+        self.strength = float(strength)
+        self.radius = float(radius)
+
+    def _rotate(self, v: Tensor, sign: float) -> Tensor:
+        d = v - self.center
+        r2 = (d * d).sum(-1)
+        theta = sign * self.strength * torch.exp(-r2 / (2.0 * self.radius**2))
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        rotated = torch.stack([cos * d[..., 0] - sin * d[..., 1], sin * d[..., 0] + cos * d[..., 1]], -1)
+        return self.center + rotated
+
+    def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        return self._rotate(z, 1.0), z.new_zeros(z.shape[:-1])
+
+    def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._rotate(x, -1.0), x.new_zeros(x.shape[:-1])

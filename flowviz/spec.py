@@ -1,0 +1,531 @@
+"""The flow spec: one JSON document for a base, a stack of layers and a view.
+
+This module is the contract of ``shared/design/flow-spec.md`` in code. A spec
+goes in as a dict, JSON text, a file or a URL token; :func:`parse_spec` checks
+every field and fills every default, and returns the *canonical* spec: a plain
+dict with every field present, numbers as floats (integers where the field is an
+index or a count), in a fixed key order. Its compact JSON is the cache key of
+everything computed from it, and its URL-safe base64 is the URL token.
+
+Anything wrong raises :class:`flowviz.SpecError` naming the place and the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flowviz.errors import SpecError
+
+SPEC_VERSION = 1
+MAX_RESOLUTION = 2048
+DEFAULT_VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 200}
+
+_REQUIRED = object()
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _describe(value: Any) -> str:
+    """A short, human description of a JSON value for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        text = value if len(value) <= 20 else value[:17] + "..."
+        return json.dumps(text)
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _fmt(x: float) -> str:
+    """Format a number as people write it: 30, -1.3, 0.0001."""
+    return f"{x:.6g}"
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {_describe(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {_describe(value)}")
+    return float(value)
+
+
+def _numbers(value: Any, name: str, length: int | None = None, hint: str = "") -> list[float]:
+    want = f"a list of {length} numbers{hint}" if length else "a list of numbers"
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
+    return [_number(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+
+def _point(value: Any, name: str) -> list[float]:
+    return _numbers(value, name, 2, " [x, y]")
+
+
+def _matrix(value: Any, name: str) -> list[list[float]]:
+    want = "a 2x2 matrix written as a list of 2 rows of 2 numbers"
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
+    return [_numbers(row, f"{name}[{i}]", 2) for i, row in enumerate(value)]
+
+
+def _integer(value: Any, name: str) -> int:
+    number = _number(value, name)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be a whole number, got {_describe(value)}")
+    return int(number)
+
+
+def _condition_index(value: Any, name: str) -> int:
+    index = _integer(value, name)
+    if index not in (0, 1):
+        raise ValueError(f"{name} must be 0 or 1 (the coordinate that passes through), got {index}")
+    return index
+
+
+def _dims(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{name} must be a non-empty list of coordinates (0 and/or 1), got {_describe(value)}")
+    dims = [_integer(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if any(d not in (0, 1) for d in dims) or len(set(dims)) != len(dims):
+        raise ValueError(f"{name} must list distinct coordinates 0 and/or 1, got {dims}")
+    return sorted(dims)
+
+
+def _boolean(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {_describe(value)}")
+    return value
+
+
+def _scalar_function(value: Any, name: str) -> dict[str, list[float]]:
+    """g(t) = amplitude sin(frequency t + phase) + c0 + c1 t + c2 t^2, both parts optional."""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f'{name} must be an object like {{"sin": [amplitude, frequency, phase], "poly": [c0, c1, c2]}}, '
+            f"got {_describe(value)}"
+        )
+    unknown = sorted(set(value) - {"sin", "poly"})
+    if unknown:
+        raise ValueError(f"{name} has unknown key {unknown[0]!r}; the keys are 'sin' and 'poly'")
+    out: dict[str, list[float]] = {}
+    if "sin" in value:
+        out["sin"] = _numbers(value["sin"], f"{name}.sin", 3, " [amplitude, frequency, phase]")
+    if "poly" in value:
+        out["poly"] = _numbers(value["poly"], f"{name}.poly", 3, " [c0, c1, c2]")
+    return out
+
+
+# --------------------------------------------------------------------------- schema
+
+# Each layer type: its fields as (parser, default). _REQUIRED marks a field with no default.
+Parser = Callable[[Any, str], Any]
+
+LAYER_FIELDS: dict[str, dict[str, tuple[Parser, Any]]] = {
+    "affine": {"matrix": (_matrix, [[1.0, 0.0], [0.0, 1.0]]), "shift": (_point, [0.0, 0.0])},
+    "shift": {"shift": (_point, _REQUIRED)},
+    "scale": {"scale": (_point, _REQUIRED)},
+    "rotation": {"degrees": (_number, _REQUIRED)},
+    "swap": {},
+    "exp": {},
+    "tanh": {},
+    "sigmoid": {},
+    "softplus": {},
+    "leaky_relu": {"negative_slope": (_number, 0.1)},
+    "sinh_arcsinh": {"skew": (_number, 0.0), "tailweight": (_number, 1.0)},
+    "planar": {"w": (_point, _REQUIRED), "u": (_point, _REQUIRED), "b": (_number, 0.0)},
+    "radial": {"center": (_point, [0.0, 0.0]), "alpha": (_number, 1.0), "beta": (_number, _REQUIRED)},
+    "coupling": {
+        "condition_on": (_condition_index, 0),
+        "shift": (_scalar_function, {}),
+        "log_scale": (_scalar_function, {}),
+    },
+    "swirl": {"center": (_point, [0.0, 0.0]), "strength": (_number, _REQUIRED), "radius": (_number, 1.0)},
+    "spline": {
+        "dims": (_dims, [0, 1]),
+        "bound": (_number, 3.0),
+        "widths": (_numbers, _REQUIRED),
+        "heights": (_numbers, _REQUIRED),
+        "derivatives": (_numbers, _REQUIRED),
+    },
+    # Beyond the listed types: a monotone piecewise-linear map (one slope per
+    # segment), the 1D page's clearest picture of compress and expand side by side.
+    "piecewise_linear": {
+        "dims": (_dims, [0, 1]),
+        "knots": (_numbers, _REQUIRED),
+        "slopes": (_numbers, _REQUIRED),
+    },
+}
+
+LAYER_TYPES: tuple[str, ...] = tuple(LAYER_FIELDS)
+
+# Fields every layer may carry besides its own: "enabled": false switches it off.
+_COMMON_LAYER_FIELDS = {"type", "enabled"}
+
+
+def _check_affine(p: dict) -> str | None:
+    (a, b), (c, d) = p["matrix"]
+    det = a * d - b * c
+    scale = max(abs(a), abs(b), abs(c), abs(d))
+    if scale == 0 or abs(det) <= 1e-12 * scale * scale:
+        return f"det(matrix) = {_fmt(det)}, but it must be nonzero for the layer to be invertible"
+    return None
+
+
+def _check_scale(p: dict) -> str | None:
+    for i, k in enumerate(p["scale"]):
+        if k == 0:
+            return f"scale[{i}] = 0, but both factors must be nonzero for the layer to be invertible"
+    return None
+
+
+def _check_leaky_relu(p: dict) -> str | None:
+    if p["negative_slope"] <= 0:
+        return (
+            f"negative_slope = {_fmt(p['negative_slope'])}, but it must be > 0 "
+            "for the layer to be invertible"
+        )
+    return None
+
+
+def _check_sinh_arcsinh(p: dict) -> str | None:
+    if p["tailweight"] <= 0:
+        return f"tailweight = {_fmt(p['tailweight'])}, but it must be > 0 for the layer to be invertible"
+    return None
+
+
+def _check_planar(p: dict) -> str | None:
+    wu = p["w"][0] * p["u"][0] + p["w"][1] * p["u"][1]
+    if wu <= -1:
+        return f"w.u = {_fmt(wu)}, but it must be > -1 for the layer to be invertible"
+    return None
+
+
+def _check_radial(p: dict) -> str | None:
+    if p["alpha"] <= 0:
+        return f"alpha = {_fmt(p['alpha'])}, but it must be > 0 for the layer to be invertible"
+    if p["beta"] <= -p["alpha"]:
+        return (
+            f"beta = {_fmt(p['beta'])}, but it must be > -alpha = {_fmt(-p['alpha'])} "
+            "for the layer to be invertible"
+        )
+    return None
+
+
+def _check_swirl(p: dict) -> str | None:
+    if p["radius"] <= 0:
+        return f"radius = {_fmt(p['radius'])}, but it must be > 0"
+    return None
+
+
+def _check_spline(p: dict) -> str | None:
+    if p["bound"] <= 0:
+        return f"bound = {_fmt(p['bound'])}, but it must be > 0"
+    bins = len(p["widths"])
+    if bins < 1:
+        return "widths must list at least one bin width"
+    if len(p["heights"]) != bins:
+        return f"heights has {len(p['heights'])} numbers but widths has {bins}: give one height per bin"
+    if len(p["derivatives"]) != bins - 1:
+        return (
+            f"derivatives has {len(p['derivatives'])} numbers, but {bins} bins have "
+            f"{bins - 1} inner knots: give one slope per inner knot"
+        )
+    for name in ("widths", "heights", "derivatives"):
+        for i, v in enumerate(p[name]):
+            if v <= 0:
+                return f"{name}[{i}] = {_fmt(v)}, but it must be > 0 for the spline to be monotone"
+    return None
+
+
+def _check_piecewise_linear(p: dict) -> str | None:
+    knots, slopes = p["knots"], p["slopes"]
+    if not knots:
+        return "knots must list at least one knot"
+    if len(slopes) != len(knots) + 1:
+        return (
+            f"slopes has {len(slopes)} numbers, but {len(knots)} knots make "
+            f"{len(knots) + 1} segments: give one slope per segment"
+        )
+    for i in range(1, len(knots)):
+        if knots[i] <= knots[i - 1]:
+            return f"knots must increase, but knots[{i}] = {_fmt(knots[i])} <= knots[{i - 1}]"
+    for i, s in enumerate(slopes):
+        if s <= 0:
+            return f"slopes[{i}] = {_fmt(s)}, but it must be > 0 for the map to be invertible"
+    return None
+
+
+LAYER_CHECKS: dict[str, Callable[[dict], str | None]] = {
+    "affine": _check_affine,
+    "scale": _check_scale,
+    "leaky_relu": _check_leaky_relu,
+    "sinh_arcsinh": _check_sinh_arcsinh,
+    "planar": _check_planar,
+    "radial": _check_radial,
+    "swirl": _check_swirl,
+    "spline": _check_spline,
+    "piecewise_linear": _check_piecewise_linear,
+}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _fields(obj: Mapping, schema: Mapping[str, tuple[Parser, Any]], place: str, allowed: set[str]) -> dict:
+    """Parse the fields of one object against its schema; raise SpecError at ``place``."""
+    unknown = [k for k in obj if k not in schema and k not in allowed]
+    if unknown:
+        known = ", ".join(repr(k) for k in schema) or "none"
+        raise SpecError(place, f"unknown field {unknown[0]!r}; the fields are {known}")
+    out: dict[str, Any] = {}
+    for name, (parse, default) in schema.items():
+        if name not in obj:
+            if default is _REQUIRED:
+                raise SpecError(place, f"missing required field {name!r}")
+            out[name] = json.loads(json.dumps(default))  # a fresh copy
+            continue
+        try:
+            out[name] = parse(obj[name], name)
+        except ValueError as error:
+            raise SpecError(place, str(error)) from None
+    return out
+
+
+def _parse_layer(obj: Any, index: int) -> dict:
+    place = f"layers[{index}]"
+    if not isinstance(obj, Mapping):
+        raise SpecError(place, f"a layer must be an object with a 'type', got {_describe(obj)}")
+    if "type" not in obj:
+        raise SpecError(place, "missing required field 'type'")
+    kind = obj["type"]
+    if kind not in LAYER_FIELDS:
+        raise SpecError(
+            place, f"unknown layer type {_describe(kind)}; the types are {', '.join(LAYER_TYPES)}"
+        )
+    place = f"layers[{index}] ({kind})"
+    params = _fields(obj, LAYER_FIELDS[kind], place, _COMMON_LAYER_FIELDS)
+    check = LAYER_CHECKS.get(kind)
+    problem = check(params) if check else None
+    if problem:
+        raise SpecError(place, problem)
+    layer = {"type": kind, **params}
+    if "enabled" in obj:
+        try:
+            enabled = _boolean(obj["enabled"], "enabled")
+        except ValueError as error:
+            raise SpecError(place, str(error)) from None
+        if not enabled:
+            layer["enabled"] = False
+    return layer
+
+
+def _parse_gaussian(obj: Mapping, place: str, allowed: set[str]) -> dict:
+    out = _fields(
+        obj, {"mean": (_point, [0.0, 0.0]), "cov": (_matrix, [[1.0, 0.0], [0.0, 1.0]])}, place, allowed
+    )
+    (a, b), (c, d) = out["cov"]
+    if abs(b - c) > 1e-9 * max(abs(b), abs(c), abs(a), abs(d)):
+        raise SpecError(place, f"cov must be symmetric, but cov[0][1] = {_fmt(b)} and cov[1][0] = {_fmt(c)}")
+    det = a * d - b * c
+    if not (a > 0 and det > 0):
+        raise SpecError(
+            place,
+            f"cov must be positive definite (cov[0][0] > 0 and det > 0), got cov[0][0] = {_fmt(a)}, "
+            f"det = {_fmt(det)}",
+        )
+    out["cov"] = [[a, (b + c) / 2], [(b + c) / 2, d]]
+    return out
+
+
+def _parse_base(obj: Any) -> dict:
+    place = "base"
+    if not isinstance(obj, Mapping):
+        raise SpecError(place, f"must be an object with a 'type', got {_describe(obj)}")
+    kind = obj.get("type", _REQUIRED)
+    if kind is _REQUIRED:
+        raise SpecError(place, "missing required field 'type' (gaussian, uniform or mixture)")
+    place = f"base ({kind})" if isinstance(kind, str) else place
+    if kind == "gaussian":
+        return {"type": "gaussian", **_parse_gaussian(obj, place, {"type"})}
+    if kind == "uniform":
+        out = _fields(obj, {"low": (_point, _REQUIRED), "high": (_point, _REQUIRED)}, place, {"type"})
+        for i, axis in enumerate("xy"):
+            if not out["low"][i] < out["high"][i]:
+                raise SpecError(
+                    place,
+                    f"low[{i}] = {_fmt(out['low'][i])} must be < high[{i}] = {_fmt(out['high'][i])} "
+                    f"(the box needs a positive width in {axis})",
+                )
+        return {"type": "uniform", **out}
+    if kind == "mixture":
+        return _parse_mixture(obj, place)
+    raise SpecError("base", f"unknown base type {_describe(kind)}; the types are gaussian, uniform, mixture")
+
+
+def _parse_mixture(obj: Mapping, place: str) -> dict:
+    unknown = [k for k in obj if k not in ("type", "components", "weights")]
+    if unknown:
+        raise SpecError(place, f"unknown field {unknown[0]!r}; the fields are 'components', 'weights'")
+    if "components" not in obj:
+        raise SpecError(place, "missing required field 'components'")
+    comps = obj["components"]
+    if not isinstance(comps, list) or not comps:
+        raise SpecError(place, f"components must be a non-empty list of gaussians, got {_describe(comps)}")
+    components = []
+    for i, comp in enumerate(comps):
+        where = f"base.components[{i}]"
+        if not isinstance(comp, Mapping):
+            raise SpecError(where, f"must be an object with 'mean' and 'cov', got {_describe(comp)}")
+        if comp.get("type", "gaussian") != "gaussian":
+            raise SpecError(where, f"type must be 'gaussian', got {_describe(comp.get('type'))}")
+        components.append(_parse_gaussian(comp, where, {"type"}))
+    if "weights" in obj:
+        try:
+            weights = _numbers(obj["weights"], "weights", len(components), " (one per component)")
+        except ValueError as error:
+            raise SpecError(place, str(error)) from None
+        for i, w in enumerate(weights):
+            if w <= 0:
+                raise SpecError(place, f"weights[{i}] = {_fmt(w)}, but every weight must be > 0")
+        total = sum(weights)
+        weights = [w / total for w in weights]
+    else:
+        weights = [1.0 / len(components)] * len(components)
+    return {"type": "mixture", "components": components, "weights": weights}
+
+
+def _parse_view(obj: Any) -> dict:
+    if obj is None:
+        return json.loads(json.dumps(DEFAULT_VIEW))
+    if not isinstance(obj, Mapping):
+        raise SpecError("view", f"must be an object, got {_describe(obj)}")
+    out = _fields(
+        obj,
+        {
+            "xlim": (_numbers, DEFAULT_VIEW["xlim"]),
+            "ylim": (_numbers, DEFAULT_VIEW["ylim"]),
+            "resolution": (_integer, DEFAULT_VIEW["resolution"]),
+        },
+        "view",
+        set(),
+    )
+    for name in ("xlim", "ylim"):
+        lim = out[name]
+        if len(lim) != 2:
+            raise SpecError("view", f"{name} must be a list of 2 numbers [low, high], got {len(lim)}")
+        if not lim[0] < lim[1]:
+            raise SpecError("view", f"{name} = [{_fmt(lim[0])}, {_fmt(lim[1])}], but it needs low < high")
+    res = out["resolution"]
+    if not 2 <= res <= MAX_RESOLUTION:
+        raise SpecError("view", f"resolution = {res}, but it must be between 2 and {MAX_RESOLUTION}")
+    return out
+
+
+def parse_spec(source: Any) -> dict:
+    """Validate a spec and return its canonical form (every default filled).
+
+    ``source``: a dict, JSON text, or a :class:`pathlib.Path` to a JSON file.
+    Raises :class:`SpecError` naming the place and the reason.
+    """
+    if isinstance(source, Path):
+        source = read_spec_file(source)
+    if isinstance(source, (str, bytes)):
+        source = _loads(source)
+    if not isinstance(source, Mapping):
+        raise SpecError("spec", f"must be a JSON object, got {_describe(source)}")
+    unknown = [k for k in source if k not in ("version", "base", "layers", "view")]
+    if unknown:
+        raise SpecError(
+            "spec", f"unknown field {unknown[0]!r}; the fields are 'version', 'base', 'layers', 'view'"
+        )
+    if "version" in source:
+        version = source["version"]
+        if isinstance(version, bool) or version != SPEC_VERSION:
+            raise SpecError("version", f"must be {SPEC_VERSION}, got {_describe(version)}")
+    if "base" not in source:
+        raise SpecError("spec", "missing required field 'base'")
+    if "layers" not in source:
+        raise SpecError("spec", "missing required field 'layers' (use [] for no layers)")
+    base = _parse_base(source["base"])
+    layers_in = source["layers"]
+    if not isinstance(layers_in, list):
+        raise SpecError("layers", f"must be a list of layers, got {_describe(layers_in)}")
+    layers = [_parse_layer(layer, i) for i, layer in enumerate(layers_in)]
+    view = _parse_view(source.get("view"))
+    return {"version": SPEC_VERSION, "base": base, "layers": layers, "view": view}
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise SpecError("spec", f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError:
+        raise SpecError("spec", "not valid JSON: the text is not UTF-8") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise SpecError("spec", f"not valid JSON: {name} is not a number JSON allows; use a finite number")
+
+
+def read_spec_file(path: str | Path) -> Any:
+    """Read a JSON file (not yet validated); a missing or unreadable file is a SpecError."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(str(path), "no such file") from None
+    except OSError as error:
+        raise SpecError(str(path), f"cannot be read ({error.strerror or error})") from None
+    return _loads(text)
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def canonical_json(spec: Mapping) -> str:
+    """Compact JSON of the canonical spec: the key every cache uses."""
+    return json.dumps(parse_spec(spec), separators=(",", ":"))
+
+
+def spec_to_json(spec: Mapping, indent: int | None = 2) -> str:
+    """Readable JSON of a spec, for the editor and the download button."""
+    return json.dumps(spec, indent=indent)
+
+
+def encode_token(spec: Mapping) -> str:
+    """The URL token: compact UTF-8 JSON, URL-safe base64, no padding."""
+    compact = json.dumps(spec, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(compact.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def decode_token(token: str) -> dict:
+    """Parse a URL token back into a canonical spec (padding optional)."""
+    cleaned = token.strip().replace(" ", "+")  # a '+' that a query string turned into a space
+    cleaned = cleaned.replace("+", "-").replace("/", "_").rstrip("=")
+    if not cleaned:
+        raise SpecError("spec token", "is empty")
+    try:
+        raw = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError):
+        raise SpecError("spec token", "is not URL-safe base64") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError("spec token", "does not decode to UTF-8 text") from None
+    return parse_spec(text)
