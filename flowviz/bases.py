@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -12,7 +13,7 @@ from torch.distributions import Categorical, Distribution, MixtureSameFamily, Mu
 class BoxUniform(Distribution):
     """The uniform density 1 / area on the box [low, high], log p = -inf outside."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
     has_rsample = True
 
     def __init__(self, low: Tensor, high: Tensor) -> None:
@@ -21,7 +22,7 @@ class BoxUniform(Distribution):
         self.log_area = torch.log(high - low).sum()
         super().__init__(event_shape=torch.Size([2]), validate_args=False)
 
-    def rsample(self, sample_shape=torch.Size()) -> Tensor:
+    def rsample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
         return self._uniform.rsample(sample_shape)
 
     def log_prob(self, x: Tensor) -> Tensor:

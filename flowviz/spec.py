@@ -99,7 +99,9 @@ def _condition_index(value: Any, name: str) -> int:
 
 def _dims(value: Any, name: str) -> list[int]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{name} must be a non-empty list of coordinates (0 and/or 1), got {_describe(value)}")
+        raise ValueError(
+            f"{name} must be a non-empty list of coordinates (0 and/or 1), got {_describe(value)}"
+        )
     dims = [_integer(v, f"{name}[{i}]") for i, v in enumerate(value)]
     if any(d not in (0, 1) for d in dims) or len(set(dims)) != len(dims):
         raise ValueError(f"{name} must list distinct coordinates 0 and/or 1, got {dims}")
@@ -196,8 +198,7 @@ def _check_scale(p: dict) -> str | None:
 def _check_leaky_relu(p: dict) -> str | None:
     if p["negative_slope"] <= 0:
         return (
-            f"negative_slope = {_fmt(p['negative_slope'])}, but it must be > 0 "
-            "for the layer to be invertible"
+            f"negative_slope = {_fmt(p['negative_slope'])}, but it must be > 0 for the layer to be invertible"
         )
     return None
 
@@ -474,7 +475,9 @@ def _loads(text: str | bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
-        raise SpecError("spec", f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        raise SpecError(
+            "spec", f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
     except UnicodeDecodeError:
         raise SpecError("spec", "not valid JSON: the text is not UTF-8") from None
 

@@ -15,8 +15,23 @@ from flowviz.layers.swirl import Swirl
 LAYER_CLASSES: dict[str, type[Bijector]] = {
     cls.type_name: cls
     for cls in (
-        Affine, Shift, Scale, Rotation, Swap, Exp, Tanh, Sigmoid, Softplus, LeakyReLU,
-        SinhArcsinh, Planar, Radial, AffineCoupling, Swirl, Spline, PiecewiseLinear,
+        Affine,
+        Shift,
+        Scale,
+        Rotation,
+        Swap,
+        Exp,
+        Tanh,
+        Sigmoid,
+        Softplus,
+        LeakyReLU,
+        SinhArcsinh,
+        Planar,
+        Radial,
+        AffineCoupling,
+        Swirl,
+        Spline,
+        PiecewiseLinear,
     )
 }
 
@@ -30,4 +45,10 @@ def build_layer(layer: Mapping) -> Bijector:
     return cls(**params)
 
 
-__all__ = ["LAYER_CLASSES", "Bijector", "Elementwise", "build_layer", *[c.__name__ for c in LAYER_CLASSES.values()]]
+__all__ = [
+    "LAYER_CLASSES",
+    "Bijector",
+    "Elementwise",
+    "build_layer",
+    *[c.__name__ for c in LAYER_CLASSES.values()],
+]

@@ -1,0 +1,132 @@
+"""What every picture in flowviz shares: colour meanings, colour-mapped images, axes.
+
+Colour has one meaning everywhere:
+- densities: Viridis, a perceptually uniform sequential scale (dark = little mass);
+- log-determinants, volume change: a diverging scale centred on 0, red where area
+  grows (expansion, log|det J| > 0), blue where it shrinks (compression, < 0),
+  white where it is preserved.
+
+Large fields are sent to the browser as colour-mapped PNG images laid under the
+axes (cheap to send, cheap to draw), with a small transparent heatmap over them
+that carries the hover values and the colour bar.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+
+import numpy as np
+from PIL import Image
+from plotly.colors import get_colorscale, sample_colorscale
+
+DENSITY_SCALE = "Viridis"
+# Blue (compression) through white (preserved) to red (expansion).
+VOLUME_SCALE = [
+    [0.0, "#2166ac"],
+    [0.25, "#67a9cf"],
+    [0.5, "#f7f7f7"],
+    [0.75, "#ef8a62"],
+    [1.0, "#b2182b"],
+]
+EXPAND_COLOUR = "#b2182b"
+COMPRESS_COLOUR = "#2166ac"
+VOLUME_LEGEND = "red: area grows (expansion) · white: area kept · blue: area shrinks (compression)"
+GRID_LINE_COLOUR = "rgba(40, 40, 40, 0.55)"
+SAMPLE_COLOUR = "rgba(255, 140, 0, 0.85)"
+DATA_COLOUR = "rgba(220, 40, 40, 0.8)"
+OUTSIDE_RGBA = (215, 215, 215, 255)  # points outside the image of the flow
+
+
+@functools.lru_cache(maxsize=16)
+def colour_table(scale: str | tuple, size: int = 256) -> np.ndarray:
+    """A (size, 3) uint8 lookup table sampled evenly along a plotly colour scale."""
+    colours = get_colorscale(scale) if isinstance(scale, str) else [list(p) for p in scale]
+    rgb = sample_colorscale(colours, np.linspace(0.0, 1.0, size), colortype="tuple")
+    return np.round(np.asarray(rgb) * 255.0).astype(np.uint8)
+
+
+def scale_key(scale) -> str | tuple:
+    """A hashable form of a colour scale (a name, or a tuple of (position, colour) pairs)."""
+    return scale if isinstance(scale, str) else tuple((float(p), c) for p, c in scale)
+
+
+def colour_map(values: np.ndarray, vmin: float, vmax: float, scale=DENSITY_SCALE) -> np.ndarray:
+    """Map a 2D array to an (H, W, 4) uint8 RGBA image; non-finite values get OUTSIDE_RGBA.
+
+    Row 0 of ``values`` is the lowest y; the image is flipped so it reads top-down.
+    """
+    table = colour_table(scale_key(scale))
+    finite = np.isfinite(values)
+    span = vmax - vmin if vmax > vmin else 1.0
+    t = np.clip((np.where(finite, values, vmin) - vmin) / span, 0.0, 1.0)
+    index = np.round(t * (len(table) - 1)).astype(np.intp)
+    rgba = np.empty((*values.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = table[index]
+    rgba[..., 3] = 255
+    rgba[~finite] = OUTSIDE_RGBA
+    return rgba[::-1]
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """PNG-encode an RGBA image as a data URI (fast compression: speed over bytes)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def image_under_axes(uri: str, xlim, ylim, xref: str = "x", yref: str = "y") -> dict:
+    """A layout image stretched over [xlim] x [ylim] of the given axes, drawn below the traces.
+
+    The grid's points are the *centres* of the image's pixels, so the image extends
+    half a cell beyond the first and last grid points.
+    """
+    return {
+        "source": uri,
+        "xref": xref,
+        "yref": yref,
+        "x": xlim[0],
+        "y": ylim[1],
+        "sizex": xlim[1] - xlim[0],
+        "sizey": ylim[1] - ylim[0],
+        "xanchor": "left",
+        "yanchor": "top",
+        "sizing": "stretch",
+        "layer": "below",
+    }
+
+
+def pixel_extent(xs: np.ndarray, ys: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The extent an image of grid values covers: half a cell beyond the outer grid points."""
+    dx = (xs[-1] - xs[0]) / max(len(xs) - 1, 1)
+    dy = (ys[-1] - ys[0]) / max(len(ys) - 1, 1)
+    return (xs[0] - dx / 2, xs[-1] + dx / 2), (ys[0] - dy / 2, ys[-1] + dy / 2)
+
+
+def symmetric_limit(values: np.ndarray, quantile: float = 0.995, floor: float = 0.05) -> float:
+    """A colour limit L for a diverging scale on [-L, L] that ignores a few extreme points."""
+    finite = np.abs(values[np.isfinite(values)])
+    if finite.size == 0:
+        return 1.0
+    return float(max(np.quantile(finite, quantile), floor))
+
+
+def downsample(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every k-th row and column so that at most ``size`` remain; returns (array, index)."""
+    n = values.shape[0]
+    step = max(1, int(np.ceil(n / size)))
+    index = np.arange(0, n, step)
+    return values[np.ix_(index, index)], index
+
+
+def axis_style(title: str, **extra) -> dict:
+    return {
+        "title": {"text": title, "standoff": 4},
+        "showgrid": False,
+        "zeroline": False,
+        "ticks": "outside",
+        "mirror": True,
+        "linecolor": "#888",
+        **extra,
+    }
