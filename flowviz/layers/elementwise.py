@@ -111,12 +111,13 @@ class LeakyReLU(Elementwise):
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
         negative = t < 0
         out = torch.where(negative, t * self.negative_slope, t)
-        return out, torch.where(negative, self.log_slope, 0.0).to(t.dtype)
+        # negative * log a in t's dtype: a scalar torch.where would round log a to float32.
+        return out, negative.to(t.dtype) * self.log_slope
 
     def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
         negative = y < 0
         out = torch.where(negative, y / self.negative_slope, y)
-        return out, torch.where(negative, -self.log_slope, 0.0).to(y.dtype)
+        return out, negative.to(y.dtype) * -self.log_slope
 
 
 class SinhArcsinh(Elementwise):
