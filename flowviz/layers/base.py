@@ -105,8 +105,15 @@ def softplus(t: Tensor) -> Tensor:
 
 
 def log1mexp(a: Tensor) -> Tensor:
-    """log(1 - e^{-a}) for a > 0, accurate at both ends (Maechler 2012)."""
-    return torch.where(a < LOG2, torch.log(-torch.expm1(-a)), torch.log1p(-torch.exp(-a)))
+    """log(1 - e^{-a}) for a > 0, accurate at both ends (Maechler 2012).
+
+    Each branch sees only the inputs it serves (the other gets log 2), so neither
+    overflows in its gradient: torch.where passes a NaN gradient from the unused side.
+    """
+    small = a < LOG2
+    a_small = torch.where(small, a, LOG2)
+    a_large = torch.where(small, LOG2, a)
+    return torch.where(small, torch.log(-torch.expm1(-a_small)), torch.log1p(-torch.exp(-a_large)))
 
 
 def outside_to_nan(value: Tensor, inside: Tensor) -> Tensor:
