@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -314,7 +315,7 @@ def _parse_layer(obj: Any, index: int) -> dict:
     if "type" not in obj:
         raise SpecError(place, "missing required field 'type'")
     kind = obj["type"]
-    if kind not in LAYER_FIELDS:
+    if not isinstance(kind, str) or kind not in LAYER_FIELDS:  # a list or object is not even hashable
         raise SpecError(
             place, f"unknown layer type {_describe(kind)}; the types are {', '.join(LAYER_TYPES)}"
         )
@@ -404,7 +405,11 @@ def _parse_mixture(obj: Mapping, place: str) -> dict:
             if w <= 0:
                 raise SpecError(place, f"weights[{i}] = {_fmt(w)}, but every weight must be > 0")
         total = sum(weights)
-        weights = [w / total for w in weights]
+        # Weights already normalised to rounding are kept as they are, so that
+        # parsing a canonical spec gives it back bit for bit (dividing again by a
+        # sum of 1 +- an ulp would move the last digits on every pass).
+        if abs(total - 1.0) > 1e-12:
+            weights = [w / total for w in weights]
     else:
         weights = [1.0 / len(components)] * len(components)
     return {"type": "mixture", "components": components, "weights": weights}
@@ -517,12 +522,18 @@ def encode_token(spec: Mapping) -> str:
     return base64.urlsafe_b64encode(compact.encode("utf-8")).decode("ascii").rstrip("=")
 
 
+_TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def decode_token(token: str) -> dict:
     """Parse a URL token back into a canonical spec (padding optional)."""
     cleaned = token.strip().replace(" ", "+")  # a '+' that a query string turned into a space
     cleaned = cleaned.replace("+", "-").replace("/", "_").rstrip("=")
     if not cleaned:
         raise SpecError("spec token", "is empty")
+    if not _TOKEN_ALPHABET.fullmatch(cleaned):
+        # b64decode would silently drop such characters and decode the rest.
+        raise SpecError("spec token", "is not URL-safe base64 (letters, digits, '-' and '_' only)")
     try:
         raw = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
     except (binascii.Error, ValueError):
