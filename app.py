@@ -10,4 +10,4 @@ pages = [
     st.Page("pages/train.py", title="Train a flow", icon="🎯", url_path="train"),
     st.Page("pages/structure.py", title="Jacobian structure", icon="🧱", url_path="structure"),
 ]
-st.navigation(pages).run()
+st.navigation(pages, position="top").run()

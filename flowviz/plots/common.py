@@ -34,7 +34,7 @@ EXPAND_COLOUR = "#b2182b"
 COMPRESS_COLOUR = "#2166ac"
 VOLUME_LEGEND = "red: area grows (expansion) · white: area kept · blue: area shrinks (compression)"
 GRID_LINE_COLOUR = "rgba(40, 40, 40, 0.55)"
-SAMPLE_COLOUR = "rgba(255, 140, 0, 0.85)"
+SAMPLE_COLOUR = "rgba(255, 255, 255, 0.75)"
 DATA_COLOUR = "rgba(220, 40, 40, 0.8)"
 OUTSIDE_RGBA = (215, 215, 215, 255)  # points outside the image of the flow
 

@@ -1,0 +1,189 @@
+"""Ready-made flows, bases and layer defaults: the Explorer's one-click starting points."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from flowviz.spec import parse_spec
+
+STANDARD_GAUSSIAN = {"type": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.0], [0.0, 1.0]]}
+
+
+def two_blobs() -> dict:
+    """Two well separated Gaussian blobs on the x-axis."""
+    blob = [[0.36, 0.0], [0.0, 0.36]]
+    return {
+        "type": "mixture",
+        "components": [{"mean": [-1.5, 0.0], "cov": blob}, {"mean": [1.5, 0.0], "cov": blob}],
+        "weights": [0.5, 0.5],
+    }
+
+
+def ring_of_gaussians(count: int = 8, radius: float = 2.5, sigma: float = 0.35) -> dict:
+    """``count`` equal Gaussians evenly spaced on a circle."""
+    cov = [[sigma**2, 0.0], [0.0, sigma**2]]
+    components = [
+        {
+            "mean": [
+                round(radius * math.cos(2 * math.pi * k / count), 6),
+                round(radius * math.sin(2 * math.pi * k / count), 6),
+            ],
+            "cov": cov,
+        }
+        for k in range(count)
+    ]
+    return {"type": "mixture", "components": components, "weights": [1.0 / count] * count}
+
+
+BASE_PRESETS: dict[str, dict] = {
+    "standard Gaussian": STANDARD_GAUSSIAN,
+    "uniform box": {"type": "uniform", "low": [-1.5, -1.5], "high": [1.5, 1.5]},
+    "two blobs": two_blobs(),
+    "ring of 8": ring_of_gaussians(),
+}
+
+# What "add layer" inserts: mild, clearly visible settings for each type.
+LAYER_DEFAULTS: dict[str, dict] = {
+    "affine": {"type": "affine", "matrix": [[1.0, 0.5], [0.0, 1.0]], "shift": [0.0, 0.0]},
+    "shift": {"type": "shift", "shift": [1.0, 0.5]},
+    "scale": {"type": "scale", "scale": [1.5, 0.7]},
+    "rotation": {"type": "rotation", "degrees": 30.0},
+    "swap": {"type": "swap"},
+    "exp": {"type": "exp"},
+    "tanh": {"type": "tanh"},
+    "sigmoid": {"type": "sigmoid"},
+    "softplus": {"type": "softplus"},
+    "leaky_relu": {"type": "leaky_relu", "negative_slope": 0.3},
+    "sinh_arcsinh": {"type": "sinh_arcsinh", "skew": 0.5, "tailweight": 1.3},
+    "planar": {"type": "planar", "w": [2.0, 0.0], "u": [0.8, 0.4], "b": 0.0},
+    "radial": {"type": "radial", "center": [0.0, 0.0], "alpha": 1.0, "beta": 1.0},
+    "coupling": {"type": "coupling", "condition_on": 0, "shift": {"sin": [1.0, 1.5, 0.0]}, "log_scale": {}},
+    "swirl": {"type": "swirl", "center": [0.0, 0.0], "strength": 2.0, "radius": 1.5},
+    "spline": {
+        "type": "spline",
+        "dims": [0, 1],
+        "bound": 3.0,
+        "widths": [1.0, 1.0, 1.0, 1.0],
+        "heights": [0.5, 1.5, 1.5, 0.5],
+        "derivatives": [0.4, 2.5, 0.4],
+    },
+    "piecewise_linear": {
+        "type": "piecewise_linear",
+        "dims": [0, 1],
+        "knots": [-1.0, 1.0],
+        "slopes": [1.0, 0.4, 1.0],
+    },
+}
+
+LAYER_TITLES: dict[str, str] = {
+    "affine": "Affine  x = Az + s",
+    "shift": "Shift  x = z + s",
+    "scale": "Scale  x = k ⊙ z",
+    "rotation": "Rotation",
+    "swap": "Swap coordinates",
+    "exp": "Exp (elementwise)",
+    "tanh": "Tanh (elementwise)",
+    "sigmoid": "Sigmoid (elementwise)",
+    "softplus": "Softplus (elementwise)",
+    "leaky_relu": "Leaky ReLU (elementwise)",
+    "sinh_arcsinh": "Sinh-arcsinh (skew and tails)",
+    "planar": "Planar flow",
+    "radial": "Radial flow",
+    "coupling": "Affine coupling",
+    "swirl": "Swirl",
+    "spline": "Rational-quadratic spline",
+    "piecewise_linear": "Piecewise linear",
+}
+
+_VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 256}
+
+
+def _flow(base: dict, layers: list[dict], view: dict | None = None) -> dict:
+    return parse_spec({"version": 1, "base": base, "layers": layers, "view": view or _VIEW})
+
+
+FLOW_PRESETS: dict[str, tuple[str, dict]] = {
+    "banana": (
+        "One affine coupling: x₂ is shifted by x₁² − 1, so the Gaussian bends into a banana. "
+        "The Jacobian is triangular with unit diagonal: area is preserved everywhere.",
+        _flow(
+            {"type": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.0], [0.0, 0.3]]},
+            [{"type": "coupling", "condition_on": 0, "shift": {"poly": [-1.0, 0.0, 1.0]}}],
+            {"xlim": [-5.0, 5.0], "ylim": [-3.0, 7.0], "resolution": 256},
+        ),
+    ),
+    "unimodal to multimodal": (
+        "Two planar layers each push mass away from a line through the centre (strong stretching "
+        "there, so the density falls), then a rotation: one Gaussian becomes four modes.",
+        _flow(
+            STANDARD_GAUSSIAN,
+            [
+                {"type": "planar", "w": [3.0, 0.0], "u": [1.1, 0.0], "b": 0.0},
+                {"type": "planar", "w": [0.0, 3.0], "u": [0.0, 1.1], "b": 0.0},
+                {"type": "rotation", "degrees": 45.0},
+            ],
+            {"xlim": [-4.5, 4.5], "ylim": [-4.5, 4.5], "resolution": 256},
+        ),
+    ),
+    "volume-preserving swirl": (
+        "A swirl rotates each ring by an angle that fades with the radius: the elongated Gaussian "
+        "curls into a spiral, yet det J = 1 everywhere, so the volume maps stay white.",
+        _flow(
+            {"type": "gaussian", "mean": [0.0, 0.0], "cov": [[2.25, 0.0], [0.0, 0.2]]},
+            [{"type": "swirl", "center": [0.0, 0.0], "strength": 3.0, "radius": 1.5}],
+        ),
+    ),
+    "squeeze into a box": (
+        "tanh maps the whole plane into the square (−1, 1)²: far-out mass is squeezed against "
+        "the edges (strong compression, blue), where the density piles up.",
+        _flow(
+            {"type": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.0], [0.0, 1.0]]},
+            [{"type": "tanh"}],
+            {"xlim": [-2.5, 2.5], "ylim": [-2.5, 2.5], "resolution": 256},
+        ),
+    ),
+    "spline warp": (
+        "A monotone rational-quadratic spline on both coordinates: bins that get taller than they "
+        "are wide stretch space, shorter ones squeeze it. Identity outside the bound.",
+        _flow(
+            STANDARD_GAUSSIAN,
+            [
+                {
+                    "type": "spline",
+                    "dims": [0, 1],
+                    "bound": 3.0,
+                    "widths": [1.0, 1.5, 1.0, 1.5, 1.0],
+                    "heights": [1.5, 1.0, 1.5, 0.8, 1.2],
+                    "derivatives": [1.0, 1.3, 0.8, 1.2],
+                },
+                {"type": "rotation", "degrees": 20.0},
+            ],
+        ),
+    ),
+    "planar and radial": (
+        "A planar layer pushes mass away from the line w·z + b = 0, splitting the Gaussian in two; "
+        "a radial layer then pushes the right half away from its centre, hollowing it into a ring.",
+        _flow(
+            STANDARD_GAUSSIAN,
+            [
+                {"type": "planar", "w": [3.0, 0.0], "u": [1.2, 0.3], "b": 0.0},
+                {"type": "radial", "center": [1.7, 0.0], "alpha": 0.3, "beta": 1.2},
+            ],
+            {"xlim": [-5.0, 5.0], "ylim": [-5.0, 5.0], "resolution": 256},
+        ),
+    ),
+}
+
+DEFAULT_PRESET = "unimodal to multimodal"
+
+
+def default_spec() -> dict:
+    """The flow the Explorer opens with."""
+    return copy.deepcopy(FLOW_PRESETS[DEFAULT_PRESET][1])
+
+
+def new_layer(kind: str) -> dict:
+    """A fresh layer of the given type with its default settings (canonical form)."""
+    spec = _flow(STANDARD_GAUSSIAN, [copy.deepcopy(LAYER_DEFAULTS[kind])])
+    return spec["layers"][0]

@@ -1,0 +1,369 @@
+"""The flow editor: the base distribution and the layer stack, as labelled controls.
+
+Each function renders the controls of one part of the spec and returns that part
+as the controls now say (a draft: the caller validates it with the spec's own
+checks, so a combination no range can exclude still gets a clear message).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import streamlit as st
+
+from flowviz.layers import LAYER_CLASSES
+from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
+from flowviz.ui import fields, state
+from flowviz.ui.fields import Control
+
+BASE_TYPES = {"gaussian": "Gaussian", "uniform": "Uniform box", "mixture": "Mixture of Gaussians"}
+STRUCTURE_WORDS = {
+    "diagonal": "diagonal Jacobian",
+    "triangular": "triangular Jacobian",
+    "permutation": "permutation Jacobian",
+    "full": "full Jacobian",
+}
+
+
+def key(*parts) -> str:
+    """A widget key: the spec generation, then the parts (layer id, field path)."""
+    return "fv" + str(state.generation()) + "." + ".".join(str(p) for p in parts)
+
+
+def init(widget_key: str, value) -> str:
+    """Seed a widget's value once; afterwards the widget (the person) owns it."""
+    if widget_key not in st.session_state:
+        st.session_state[widget_key] = value
+    return widget_key
+
+
+def slider(
+    label: str, value: float, low: float, high: float, step: float, widget_key: str, help: str = ""
+) -> float:
+    """A float slider whose range widens to include a value that came from a link or file."""
+    ss = st.session_state
+    if widget_key not in ss:
+        ss[widget_key] = float(value)
+    current = float(ss[widget_key])
+    low, high = min(low, current), max(high, current)
+    return float(
+        st.slider(label, float(low), float(high), step=float(step), key=widget_key, help=help or None)
+    )
+
+
+# ----------------------------------------------------------------------------- base
+
+
+def _gaussian_controls(
+    component: dict, prefix: tuple, show_weight: float | None = None
+) -> tuple[dict, float]:
+    """mean, standard deviations and correlation of one Gaussian (cov = S R S)."""
+    (a, b), (_, d) = component["cov"]
+    sx, sy = math.sqrt(a), math.sqrt(d)
+    rho = b / (sx * sy)
+    c1, c2 = st.columns(2)
+    with c1:
+        mx = slider("Mean μ₁ (x)", component["mean"][0], -3, 3, 0.05, key(*prefix, "mx"))
+        sx = slider("Std. dev. σ₁ (x)", sx, 0.1, 3, 0.05, key(*prefix, "sx"), "kept above 0")
+    with c2:
+        my = slider("Mean μ₂ (y)", component["mean"][1], -3, 3, 0.05, key(*prefix, "my"))
+        sy = slider("Std. dev. σ₂ (y)", sy, 0.1, 3, 0.05, key(*prefix, "sy"), "kept above 0")
+    rho = slider(
+        "Correlation ρ",
+        rho,
+        -0.95,
+        0.95,
+        0.01,
+        key(*prefix, "rho"),
+        "kept inside (−1, 1) so the covariance is valid",
+    )
+    weight = 1.0
+    if show_weight is not None:
+        weight = slider(
+            "Weight (normalised)", show_weight, 0.05, 1.0, 0.05, key(*prefix, "w"), "kept above 0"
+        )
+    cov = [[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]]
+    return {"type": "gaussian", "mean": [mx, my], "cov": cov}, weight
+
+
+def _replace_base(base: dict) -> None:
+    spec = copy.deepcopy(state.current_spec())
+    spec["base"] = copy.deepcopy(base)
+    state.replace_spec(spec, select=state.BASE)
+
+
+def base_editor(base: dict) -> dict:
+    """The base distribution's controls; returns the draft base."""
+    kind = st.selectbox(
+        "Base distribution p_Z",
+        list(BASE_TYPES),
+        format_func=BASE_TYPES.get,
+        key=init(key("base", "type"), base["type"]),
+        help="The simple density the flow starts from.",
+    )
+    if kind != base["type"]:
+        defaults = {"gaussian": "standard Gaussian", "uniform": "uniform box", "mixture": "two blobs"}
+        base = copy.deepcopy(BASE_PRESETS[defaults[kind]])
+    if kind == "gaussian":
+        draft, _ = _gaussian_controls(base, ("base", "g"))
+        return draft
+    if kind == "uniform":
+        x_key = init(key("base", "ux"), (float(base["low"][0]), float(base["high"][0])))
+        y_key = init(key("base", "uy"), (float(base["low"][1]), float(base["high"][1])))
+        x_range = st.slider(
+            "Box x-range (low, high)",
+            -4.0,
+            4.0,
+            step=0.05,
+            key=x_key,
+            help="The box must have a positive width.",
+        )
+        y_range = st.slider(
+            "Box y-range (low, high)",
+            -4.0,
+            4.0,
+            step=0.05,
+            key=y_key,
+            help="The box must have a positive height.",
+        )
+        return {"type": "uniform", "low": [x_range[0], y_range[0]], "high": [x_range[1], y_range[1]]}
+    return _mixture_editor(base)
+
+
+def _mixture_editor(base: dict) -> dict:
+    c1, c2 = st.columns(2)
+    c1.button(
+        "Two blobs",
+        on_click=_replace_base,
+        args=(two_blobs(),),
+        use_container_width=True,
+        key=key("base", "blobs"),
+    )
+    c2.button(
+        "Ring of 8",
+        on_click=_replace_base,
+        args=(ring_of_gaussians(),),
+        use_container_width=True,
+        key=key("base", "ring"),
+    )
+    components = base["components"]
+    weights = base["weights"]
+    count = int(
+        st.number_input(
+            "Number of components",
+            min_value=2,
+            max_value=8,
+            step=1,
+            key=init(key("base", "count"), len(components)),
+        )
+    )
+    while len(components) < count:
+        angle = 2 * math.pi * len(components) / count
+        components = [
+            *components,
+            {"mean": [2 * math.cos(angle), 2 * math.sin(angle)], "cov": [[0.25, 0], [0, 0.25]]},
+        ]
+        weights = [*weights, float(np.mean(weights))]
+    components, weights = components[:count], weights[:count]
+    drafts, draft_weights = [], []
+    tabs = st.tabs([f"Component {i + 1}" for i in range(count)])
+    for i, tab in enumerate(tabs):
+        with tab:
+            draft, weight = _gaussian_controls(components[i], ("base", "m", i), show_weight=weights[i])
+            drafts.append({"mean": draft["mean"], "cov": draft["cov"]})
+            draft_weights.append(weight)
+    return {"type": "mixture", "components": drafts, "weights": draft_weights}
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+def layer_label(layer: dict, index: int) -> str:
+    off = "" if layer.get("enabled", True) else "  (off)"
+    return f"{index + 1} · {LAYER_TITLES[layer['type']]}{off}"
+
+
+def layer_caption(layer: dict) -> str:
+    cls = LAYER_CLASSES[layer["type"]]
+    words = STRUCTURE_WORDS[cls.jacobian]
+    return words + (", volume-preserving" if cls.volume_preserving else "")
+
+
+def _number_control(control: Control, layer: dict, uid: str) -> float:
+    value = fields.get_value(layer, control.path)
+    if value is None:
+        value = fields.neutral_value(control.path)
+    low, high = fields.dynamic_range(control, layer)
+    widget_key = key(uid, *control.path)
+    ss = st.session_state
+    if widget_key in ss and float(ss[widget_key]) < low:
+        ss[widget_key] = low  # a limit moved (radial beta above -alpha): follow it
+    return slider(control.label, value, low, high, control.step, widget_key, control.help)
+
+
+def _scale_controls(layer: dict, uid: str) -> None:
+    for i, control in enumerate(fields.LAYER_CONTROLS["scale"]):
+        k = layer["scale"][i]
+        c1, c2 = st.columns([3, 1])
+        with c1:
+            magnitude = slider(
+                control.label,
+                abs(k),
+                control.low,
+                control.high,
+                control.step,
+                key(uid, "scale", i),
+                control.help,
+            )
+        with c2:
+            mirror = st.checkbox(
+                "Mirror",
+                key=init(key(uid, "mirror", i), k < 0),
+                help=f"Negative k{'₁₂'[i]}: reflect the plane; |det J| is unchanged.",
+            )
+        layer["scale"][i] = -magnitude if mirror else magnitude
+
+
+def _resize(values: list, size: int, fill: float) -> list:
+    return (list(values) + [fill] * size)[:size]
+
+
+def _spline_shape(layer: dict, uid: str) -> None:
+    options = {"both coordinates": [0, 1], "x₁ only": [0], "x₂ only": [1]}
+    names = list(options)
+    current = names[[v for v in options.values()].index(layer["dims"])]
+    choice = st.radio(
+        "Acts on",
+        names,
+        key=init(key(uid, "dims"), current),
+        horizontal=True,
+        help="Elementwise: each chosen coordinate gets the same 1D map.",
+    )
+    layer["dims"] = options[choice]
+    if layer["type"] == "spline":
+        bins = int(
+            st.number_input(
+                "Number of bins K",
+                1,
+                fields.MAX_BINS,
+                step=1,
+                key=init(key(uid, "bins"), len(layer["widths"])),
+                help="K rational-quadratic pieces between −B and B.",
+            )
+        )
+        layer["widths"] = _resize(layer["widths"], bins, 1.0)
+        layer["heights"] = _resize(layer["heights"], bins, 1.0)
+        layer["derivatives"] = _resize(layer["derivatives"], bins - 1, 1.0)
+    else:
+        knots = int(
+            st.number_input(
+                "Number of knots",
+                1,
+                fields.MAX_KNOTS,
+                step=1,
+                key=init(key(uid, "knots"), len(layer["knots"])),
+                help="Knots split the line into segments, one slope each.",
+            )
+        )
+        old = layer["knots"]
+        extra = [old[-1] + 1.0 + i for i in range(knots - len(old))]
+        layer["knots"] = (old + extra)[:knots]
+        layer["slopes"] = _resize(layer["slopes"], knots + 1, 1.0)
+
+
+def layer_editor(layer: dict, uid: str) -> dict:
+    """The selected layer's controls; returns the draft layer."""
+    draft = copy.deepcopy(layer)
+    kind = draft["type"]
+    if kind == "scale":
+        _scale_controls(draft, uid)
+        return draft
+    if kind == "coupling":
+        options = {"x₁ passes through, x₂ is changed": 0, "x₂ passes through, x₁ is changed": 1}
+        names = list(options)
+        choice = st.radio(
+            "Coupling direction",
+            names,
+            key=init(key(uid, "cond"), names[draft["condition_on"]]),
+            help="The passing coordinate steers the shift and scale of the other one.",
+        )
+        draft["condition_on"] = options[choice]
+    if kind in ("spline", "piecewise_linear"):
+        _spline_shape(draft, uid)
+    controls = fields.controls_for(draft)
+    if not controls:
+        st.caption("This layer has no parameters.")
+    if kind == "coupling":
+        groups = {"shift": "Shift g_t(x_c)", "log_scale": "Log-scale g_s(x_c)"}
+        tabs = st.tabs(list(groups.values()))
+        for tab, group in zip(tabs, groups, strict=True):
+            with tab:
+                for control in [c for c in controls if c.path[0] == group]:
+                    fields.set_value(draft, control.path, _number_control(control, draft, uid))
+                draft[group] = fields.tidy_function(draft[group])
+        return draft
+    columns = st.columns(2) if len(controls) > 3 else [st.container()]
+    for i, control in enumerate(controls):
+        with columns[i % len(columns)]:
+            fields.set_value(draft, control.path, _number_control(control, draft, uid))
+    if kind == "planar":
+        wu = draft["w"][0] * draft["u"][0] + draft["w"][1] * draft["u"][1]
+        st.caption(f"w·u = {wu:.3f}: it must stay above −1, or the layer folds the plane and has no inverse.")
+    if kind == "affine":
+        (a, b), (c, d) = draft["matrix"]
+        st.caption(
+            f"det A = {a * d - b * c:.3f}: log|det J| = log|det A| everywhere; 0 would flatten the plane."
+        )
+    return draft
+
+
+def formulas(layer: dict) -> None:
+    cls = LAYER_CLASSES[layer["type"]]
+    st.markdown("**Forward** x = f(z)")
+    st.latex(cls.latex["forward"])
+    st.markdown("**Inverse** z = f⁻¹(x)")
+    st.latex(cls.latex["inverse"])
+    st.markdown("**Volume change**")
+    st.latex(cls.latex["log_det"])
+    if cls.reference:
+        st.caption(cls.reference)
+
+
+def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
+    """Move, duplicate, remove and switch; returns whether the layer is switched on."""
+    actions = [
+        (":material/arrow_upward:", "up", state.move, (uid, -1), index == 0, "Move earlier (towards z)"),
+        (
+            ":material/arrow_downward:",
+            "down",
+            state.move,
+            (uid, 1),
+            index == count - 1,
+            "Move later (towards x)",
+        ),
+        (":material/content_copy:", "dup", state.duplicate, (uid,), False, "Duplicate this layer"),
+        (":material/delete:", "del", state.remove, (uid,), False, "Remove this layer"),
+    ]
+    columns = st.columns([1, 1, 1, 1, 2.6], vertical_alignment="center")
+    for column, (icon, name, action, args, disabled, help) in zip(columns, actions, strict=False):
+        column.button(
+            "",
+            icon=icon,
+            key=key(uid, name),
+            on_click=action,
+            args=args,
+            disabled=disabled,
+            help=help,
+            use_container_width=True,
+        )
+    on_key = init(key(uid, "on"), layer.get("enabled", True))
+    return columns[4].toggle("Layer on", key=on_key, help="Switch the layer off to see the flow without it")
+
+
+def add_layer_controls() -> None:
+    kinds = list(LAYER_DEFAULTS)
+    c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
+    kind = c1.selectbox("Layer type to add", kinds, format_func=LAYER_TITLES.get, key="fv_add_kind")
+    c2.button("Add layer", on_click=state.add, args=(kind,), key="fv_add", use_container_width=True)

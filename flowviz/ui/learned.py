@@ -1,0 +1,115 @@
+"""The Explorer showing a trained flow: every view, its learned layers read-only.
+
+The Train page hands a flow over in ``st.session_state["learned_flow"]`` =
+{"flow": Flow, "title": str, "data": array (N, 2) or None}. A trained network
+is not a spec, so it cannot travel in the link; it lives in this session.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from flowviz.flow import Flow
+from flowviz.ui import views as ui_views
+from flowviz.ui.editor import init
+from flowviz.views import fields_of_flow, samples_of_flow
+
+LEARNED = "learned_flow"
+MODE = "fv_mode"
+SEEN = "fv_learned_seen"
+TRAINED, HAND_BUILT = "Trained flow", "Hand-built flow"
+RESOLUTIONS = [64, 96, 128, 192, 256, 384, 512]
+
+
+def has_learned_flow() -> bool:
+    """Whether to show the trained flow: one was handed over and the person has not switched away."""
+    ss = st.session_state
+    learned = ss.get(LEARNED)
+    if not learned or "flow" not in learned:
+        return False
+    if ss.get(SEEN) != id(learned["flow"]):  # a newly trained flow: show it
+        ss[SEEN] = id(learned["flow"])
+        ss[MODE] = TRAINED
+    choice = st.segmented_control(
+        "Which flow",
+        [TRAINED, HAND_BUILT],
+        key=MODE,
+        help="A flow trained on the Train page, or the one built here.",
+    )
+    return choice != HAND_BUILT
+
+
+def data_window(data: np.ndarray | None) -> dict:
+    """A square window around the data with a margin (or the default window)."""
+    if data is None or len(data) == 0:
+        return {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0]}
+    low, high = np.quantile(data, 0.001, axis=0), np.quantile(data, 0.999, axis=0)
+    centre, half = (low + high) / 2, float(np.max(high - low)) * 0.65 + 1e-9
+    return {
+        "xlim": [float(centre[0] - half), float(centre[0] + half)],
+        "ylim": [float(centre[1] - half), float(centre[1] + half)],
+    }
+
+
+def _cached(name: str, build, *key_parts):
+    """A per-session cache entry for this flow: trained models are per-user state."""
+    ss = st.session_state
+    cache = ss.setdefault("fv_learned_cache", {})
+    key = (name, *key_parts)
+    if key not in cache:
+        if len(cache) > 24:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
+def learned_explorer() -> None:
+    learned = st.session_state[LEARNED]
+    flow: Flow = learned["flow"]
+    data = learned.get("data")
+    st.info(
+        f"Showing the trained flow: **{learned.get('title', 'trained flow')}**. Its layers were learned by "
+        "maximum likelihood, so they are shown read-only; the views work exactly as for a hand-built flow."
+    )
+    _explorer_body(flow, data)
+
+
+@st.fragment
+def _explorer_body(flow: Flow, data) -> None:
+    controls, views = st.columns([1, 2.3], gap="medium")
+    with controls:
+        st.markdown("**The flow, from z (top) to x (bottom)**")
+        st.caption("Base p_Z: standard Gaussian N(0, I)")
+        for i, layer in enumerate(flow.layers):
+            name = layer.type_name or type(layer).__name__
+            with st.expander(f"{i + 1} · {name} ({layer.structure})"):
+                for part, title in (
+                    ("forward", "Forward"),
+                    ("inverse", "Inverse"),
+                    ("log_det", "Volume change"),
+                ):
+                    if part in layer.latex:
+                        st.markdown(f"**{title}**")
+                        st.latex(layer.latex[part])
+    window = data_window(data)
+    with views:
+        options = RESOLUTIONS
+        resolution = st.select_slider(
+            "Grid resolution (points per axis)", options, key=init("fv_learned_res", 256)
+        )
+        view = {**window, "resolution": int(resolution)}
+        view_key = json.dumps(view)
+        fields = _cached("fields", lambda: fields_of_flow(flow, view), id(flow), view_key)
+        names = [
+            f"{i + 1} · {layer.type_name or type(layer).__name__}" for i, layer in enumerate(flow.layers)
+        ]
+        ui_views.render_views(
+            fields,
+            view,
+            names,
+            flow_factory=lambda: flow,
+            samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), id(flow), n),
+        )

@@ -1,0 +1,125 @@
+"""Share and reproduce: the link, the JSON file, a Python snippet, and the JSON editor."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from flowviz.errors import SpecError
+from flowviz.spec import parse_spec, spec_to_json
+from flowviz.ui import state
+
+JSON_KEY = "fv_json_text"
+JSON_SHOWN = "fv_json_shown"
+JSON_ERROR = "fv_json_error"
+UPLOAD_KEY = "fv_upload"
+UPLOAD_ERROR = "fv_upload_error"
+
+
+def page_url(token: str) -> str:
+    """The address that reproduces this screen."""
+    base = ""
+    try:
+        base = (st.context.url or "").split("?")[0]
+    except Exception:  # no browser context (tests): a relative link still works
+        base = ""
+    return f"{base}?spec={token}"
+
+
+def python_snippet(spec: dict) -> str:
+    return (
+        "import flowviz\n\n"
+        f"spec = {json.dumps(spec, indent=4)}\n\n"
+        "arrays = flowviz.evaluate(spec)  # x, y, density, log_density, base_log_prob, ...\n"
+        'print("mass in view:", float(arrays["mass"]))\n'
+        "flow = flowviz.Flow.from_spec(spec)\n"
+        "samples = flow.sample(1000, seed=0)\n"
+    )
+
+
+def share_panel(spec: dict, token: str) -> None:
+    st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
+    st.code(page_url(token), language=None, wrap_lines=True)
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Download spec (JSON)",
+        spec_to_json(spec),
+        file_name="flow-spec.json",
+        mime="application/json",
+        use_container_width=True,
+        key="fv_download",
+    )
+    c2.download_button(
+        "Download as Python",
+        python_snippet(spec),
+        file_name="flow.py",
+        mime="text/x-python",
+        use_container_width=True,
+        key="fv_download_py",
+    )
+    with st.popover("Export as Python", use_container_width=True):
+        st.code(python_snippet(spec), language="python")
+        st.caption("Or from a shell: `python -m flowviz evaluate flow-spec.json --out arrays.npz`")
+    st.file_uploader(
+        "Upload a spec (JSON)",
+        type=["json"],
+        key=UPLOAD_KEY,
+        on_change=_load_upload,
+        help="A flow spec file, as the download button writes it.",
+    )
+    error = st.session_state.get(UPLOAD_ERROR)
+    if error:
+        st.error(f"That file was not loaded, the current flow is kept: {error}")
+
+
+def _load_upload() -> None:
+    ss = st.session_state
+    ss[UPLOAD_ERROR] = None
+    upload = ss.get(UPLOAD_KEY)
+    if upload is None:
+        return
+    try:
+        spec = parse_spec(upload.getvalue())
+    except SpecError as error:
+        ss[UPLOAD_ERROR] = str(error)
+        return
+    state.replace_spec(spec)
+    state.notice("success", f"Loaded the flow from {upload.name}.")
+
+
+def absorb_json_edit() -> None:
+    """Before any control is drawn: adopt a committed edit of the JSON text, or keep its error."""
+    ss = st.session_state
+    if JSON_KEY not in ss or ss[JSON_KEY] == ss.get(JSON_SHOWN):
+        return
+    try:
+        spec = parse_spec(ss[JSON_KEY])
+    except SpecError as error:
+        ss[JSON_ERROR] = str(error)
+        return
+    ss[JSON_ERROR] = None
+    state.replace_spec(spec)
+    state.notice("success", "Applied the edited JSON.")
+
+
+def json_editor(spec: dict) -> None:
+    ss = st.session_state
+    text = spec_to_json(spec)
+    if not ss.get(JSON_ERROR):
+        ss[JSON_KEY] = text
+        ss[JSON_SHOWN] = text
+    st.text_area(
+        "Flow spec (JSON): edit and press Ctrl+Enter to apply",
+        key=JSON_KEY,
+        height=320,
+        help="The whole flow as one JSON document: base, layers, view. Every control above edits it.",
+    )
+    if ss.get(JSON_ERROR):
+        st.error(f"Not applied: {ss[JSON_ERROR]}")
+        st.button("Discard my edit", on_click=_discard_json_edit, key="fv_json_discard")
+
+
+def _discard_json_edit() -> None:
+    st.session_state[JSON_ERROR] = None
+    st.session_state.pop(JSON_SHOWN, None)

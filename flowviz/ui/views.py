@@ -1,0 +1,155 @@
+"""The Explorer's views: the figures, the mass readout, the probe and the layer steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from flowviz.plots.common import VOLUME_LEGEND
+from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
+from flowviz.ui.editor import init
+from flowviz.views import Probe, probe_point, steps_of_flow
+
+MASS_LABEL = "Mass in view"
+PLOT_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+EXTRA_VIEWS = ["Change-of-variables terms", "Layer by layer", "Probe a point"]
+
+
+def mass_readout(mass: float, host=st) -> None:
+    host.metric(
+        MASS_LABEL,
+        f"{mass:.4f}",
+        help="The probability the visible window holds: the sum of p_X(x) times the cell area over the grid.",
+    )
+
+
+def mass_warning(mass: float) -> None:
+    if mass < 0.99:
+        st.warning(
+            f"Part of the mass lies outside the window (only {mass:.1%} is inside): widen the view.",
+            icon="↔️",
+        )
+
+
+def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Probe | None) -> None:
+    """p_Z | p_X over volume change in z | volume change in x; z panels and x panels zoom together."""
+    panels = [
+        *density_panels(fields["base_density"], fields["density"], log_scale),
+        *volume_panels(fields["log_det_forward"], fields["log_det_inverse"]),
+    ]
+    overlay = None
+    if samples is not None:
+        z0, x = samples
+        overlay = {0: z0, 1: x}
+    markers = None
+    if probe is not None:
+        markers = {1: probe.x, 3: probe.x}
+        if probe.inside:
+            markers.update({0: probe.z0, 2: probe.z0})
+    figure = grid_figure(
+        panels,
+        fields["x"],
+        fields["y"],
+        cols=2,
+        spaces=["z", "x", "z", "x"],
+        lines={"z_lines": fields["z_lines"], "x_lines": fields["x_lines"]},
+        samples=overlay,
+        markers=markers,
+        height=760,
+    )
+    st.plotly_chart(figure, key="fv_main_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.caption(
+        "Top: the base density p_Z with an even grid, and the density p_X after the flow with the same grid "
+        "carried along (cells that grow thin the density, cells that shrink concentrate it). "
+        f"Bottom: log|det J_f|, how much each cell's area changes — {VOLUME_LEGEND}. "
+        "Left panels live in z-space, right panels in x-space; zoom one and its partner follows."
+    )
+
+
+def terms_figure(fields: dict) -> None:
+    panels = terms_panels(fields["base_log_prob"], fields["log_det_inverse"], fields["log_density"])
+    figure = grid_figure(panels, fields["x"], fields["y"], cols=3, spaces=["x", "x", "x"], height=380)
+    st.plotly_chart(figure, key="fv_terms_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.caption(
+        "The change of variables, term by term: log p_X(x) = log p_Z(f⁻¹(x)) + log|det J_f⁻¹(x)|. "
+        "The middle term is positive (blue) where f squeezes space, so the density there is higher than "
+        "the base density of the point it came from. Grey: outside the image of f."
+    )
+
+
+def steps_view(steps, xs, ys) -> None:
+    figure = steps_figure(
+        [s.title for s in steps], [s.density for s in steps], [s.points for s in steps], xs, ys
+    )
+    st.plotly_chart(figure, key="fv_steps_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.caption(
+        "Each layer's step: the density of z_k after the first k layers (one colour scale), with the same "
+        "400 samples carried through."
+    )
+
+
+def probe_table(probe: Probe) -> None:
+    if not probe.inside:
+        st.info(
+            f"x = ({probe.x[0]:.3g}, {probe.x[1]:.3g}) lies outside the image of the flow: no z maps there, "
+            "so p_X(x) = 0."
+        )
+        return
+    rows = [
+        {
+            "layer (x back to z)": r.layer,
+            "input z_(k-1)": f"({r.point_before[0]:.4g}, {r.point_before[1]:.4g})",
+            "output z_k": f"({r.point_after[0]:.4g}, {r.point_after[1]:.4g})",
+            "log|det J_fk⁻¹|": f"{r.log_det_inverse:+.5f}",
+        }
+        for r in probe.rows
+    ]
+    st.dataframe(rows, hide_index=True, use_container_width=True)
+    density = float(np.exp(probe.log_density))
+    st.latex(
+        rf"\log p_X(x) = \underbrace{{{probe.base_log_prob:.4f}}}_{{\log p_Z(z_0)}}"
+        rf" + \underbrace{{{probe.log_det_inverse:+.4f}}}_{{\sum_k \log|\det J_{{f_k^{{-1}}}}|}}"
+        rf" = {probe.log_density:.4f},\qquad p_X(x) = {density:.5g}"
+    )
+
+
+def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples) -> None:
+    """Every view of one flow: readouts, the main figure and the views asked for.
+
+    ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
+    ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x).
+    """
+    mass = float(fields["mass"])
+    c1, c2, c3, c4 = st.columns([1.1, 1, 1, 1.3], vertical_alignment="center")
+    mass_readout(mass, c1)
+    log_scale = c2.toggle("Log-scale density", key="fv_log", help="Shows heavy tails and faint structure.")
+    show_samples = c3.toggle(
+        "Show samples", key=init("fv_samples_on", False), help="Base draws z₀ and their images f(z₀)."
+    )
+    n_samples = c4.slider("Number of samples", 100, 5000, step=100, key=init("fv_samples_n", 500))
+    mass_warning(mass)
+    extra = st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key="fv_extra") or []
+    probe = None
+    if "Probe a point" in extra:
+        (x0, x1), (y0, y1) = view["xlim"], view["ylim"]
+        for k, lo, hi in (("fv_probe_x", x0, x1), ("fv_probe_y", y0, y1)):
+            if k in st.session_state and not lo <= st.session_state[k] <= hi:
+                del st.session_state[k]
+        p1, p2 = st.columns(2)
+        px = p1.slider(
+            "Probe x₁", float(x0), float(x1), key=init("fv_probe_x", float(x0 + 0.6 * (x1 - x0))), step=0.01
+        )
+        py = p2.slider(
+            "Probe x₂", float(y0), float(y1), key=init("fv_probe_y", float(y0 + 0.55 * (y1 - y0))), step=0.01
+        )
+        probe = probe_point(flow_factory(), (px, py), names)
+    main_figure(fields, log_scale, samples(int(n_samples)) if show_samples else None, probe)
+    if probe is not None:
+        st.markdown("**Probe:** the point walked back from x to z₀, layer by layer")
+        probe_table(probe)
+    if "Change-of-variables terms" in extra:
+        terms_figure(fields)
+    if "Layer by layer" in extra:
+        titles = ["z₀ ~ p_Z", *[f"after {name}" for name in names]]
+        steps, xs, ys = steps_of_flow(flow_factory(), view, titles)
+        steps_view(steps, xs, ys)

@@ -1,0 +1,134 @@
+"""Everything the Explorer draws, computed from a flow and its view (no Streamlit).
+
+Functions keyed by a canonical spec's JSON are cached by it, so a rerun with an
+unchanged flow costs nothing and two people looking at the same flow share the
+work. The same functions serve any :class:`Flow` (a trained one included)
+through their ``*_of_flow`` forms.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from flowviz.flow import Flow
+from flowviz.grid import as_float64, deformed_grid, evaluate_cached, evaluate_flow, grid_points
+
+
+@torch.no_grad()
+def base_density_on_grid(flow: Flow, view: Mapping) -> np.ndarray:
+    """p_Z at the grid points read as z: the base density before any layer."""
+    xs, _, points = grid_points(view)
+    n = len(xs)
+    return torch.exp(flow.base(torch.float64).log_prob(points)).reshape(n, n).numpy()
+
+
+def fields_of_flow(flow: Flow, view: Mapping, arrays: Mapping | None = None) -> dict[str, np.ndarray]:
+    """The grid arrays of ``evaluate`` plus the base density and the grid lines in z and x."""
+    flow = as_float64(flow)
+    out = dict(arrays if arrays is not None else evaluate_flow(flow, view))
+    out["base_density"] = base_density_on_grid(flow, view)
+    lines = deformed_grid(flow, view)
+    out["z_lines"], out["x_lines"] = lines["z"], lines["x"]
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def explorer_fields(canonical_json: str) -> dict[str, np.ndarray]:
+    """:func:`fields_of_flow` for a canonical spec, cached by its JSON."""
+    spec = json.loads(canonical_json)
+    flow = Flow.from_spec(spec)
+    return fields_of_flow(flow, spec["view"], evaluate_cached(spec))
+
+
+@torch.no_grad()
+def samples_of_flow(flow: Flow, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n base draws z_0 and their images x = f(z_0); the same seed gives the same draws."""
+    flow = as_float64(flow)
+    z0 = flow.sample_base(n, seed=seed)
+    x = flow.forward(z0)
+    return z0.numpy(), x.numpy()
+
+
+@functools.lru_cache(maxsize=16)
+def explorer_samples(canonical_json: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    return samples_of_flow(Flow.from_spec(json.loads(canonical_json)), n, seed)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The distribution after the first k layers: its density on a grid and sample positions."""
+
+    title: str
+    density: np.ndarray
+    points: np.ndarray
+
+
+@torch.no_grad()
+def steps_of_flow(
+    flow: Flow, view: Mapping, titles: list[str], resolution: int = 96, n_points: int = 400, seed: int = 0
+) -> tuple[list[Step], np.ndarray, np.ndarray]:
+    """z_0, z_1, ..., z_K: each layer's step, as a density and the same samples moving; and the grid."""
+    flow = as_float64(flow)
+    small_view = {**view, "resolution": resolution}
+    z0 = flow.sample_base(n_points, seed=seed)
+    trace = flow.trace_forward(z0)
+    steps = []
+    for k in range(len(flow.layers) + 1):
+        density = evaluate_flow(flow.prefix(k), small_view)["density"]
+        steps.append(Step(titles[k], density, trace[k].numpy()))
+    xs, ys, _ = grid_points(small_view)
+    return steps, xs, ys
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One layer's part in log p(x) at a probed point, walking from x back to z_0."""
+
+    layer: str
+    point_after: tuple[float, float]  # z_k (the layer's output)
+    point_before: tuple[float, float]  # z_{k-1} (the layer's input)
+    log_det_inverse: float  # log|det J_{f_k^{-1}}(z_k)|
+
+
+@dataclass(frozen=True)
+class Probe:
+    x: tuple[float, float]
+    rows: list[ProbeRow]
+    z0: tuple[float, float]
+    base_log_prob: float
+    log_det_inverse: float
+    log_density: float
+    inside: bool
+
+
+@torch.no_grad()
+def probe_point(flow: Flow, x: tuple[float, float], names: list[str]) -> Probe:
+    """Walk one point back through the layers and itemise log p(x) = log p_Z(z_0) + sum of log-dets."""
+    flow = as_float64(flow)
+    point = torch.tensor([list(x)], dtype=torch.float64)
+    rows: list[ProbeRow] = []
+    total = 0.0
+    for name, layer in zip(reversed(names), reversed(flow.layers), strict=True):
+        before, log_det = layer.inverse_and_log_det(point)
+        rows.append(
+            ProbeRow(
+                name,
+                (float(point[0, 0]), float(point[0, 1])),
+                (float(before[0, 0]), float(before[0, 1])),
+                float(log_det[0]),
+            )
+        )
+        total += float(log_det[0])
+        point = before
+    rows.reverse()
+    z0 = (float(point[0, 0]), float(point[0, 1]))
+    inside = bool(np.isfinite(z0).all() and np.isfinite(total))
+    base = float(flow.base(torch.float64).log_prob(point)[0]) if inside else -np.inf
+    log_density = base + total if inside else -np.inf
+    return Probe(x, rows, z0, base, total if inside else np.nan, log_density, inside)
