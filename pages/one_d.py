@@ -1,4 +1,353 @@
+"""Change of variables on a line: push a base density through a monotone map and watch p_X."""
+
+from __future__ import annotations
+
+import json
+import math
+
 import streamlit as st
 
-st.title("one_d")
-st.write(st.query_params.to_dict())
+from flowviz.errors import SpecError
+from flowviz.line import (
+    BASE_KINDS,
+    MAP_KINDS,
+    SPLINE_BOUND,
+    build_line_base,
+    build_line_map,
+    carry_interval,
+    line_curves,
+    probe,
+    sample_histogram,
+)
+from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
+
+K = "one_d."  # prefix of this page's session-state keys
+
+DEFAULTS = {
+    "base_kind": "uniform",
+    "uniform_low": -2.0,
+    "uniform_high": 2.0,
+    "gaussian_mean": 0.0,
+    "gaussian_std": 1.0,
+    "mixture_mean1": -1.2,
+    "mixture_std1": 0.4,
+    "mixture_mean2": 1.0,
+    "mixture_std2": 0.7,
+    "mixture_weight1": 0.4,
+    "map_kind": "piecewise_linear",
+    "affine_slope": 0.5,
+    "affine_offset": 0.0,
+    "pl_knot1": -1.0,
+    "pl_knot2": 1.0,
+    "pl_slope1": 2.0,
+    "pl_slope2": 0.5,
+    "pl_slope3": 1.5,
+    "steepness": 1.0,
+    "sa_skew": 0.5,
+    "sa_tailweight": 1.3,
+    "spline_z1": -1.5,
+    "spline_x1": -2.3,
+    "spline_z2": 0.0,
+    "spline_x2": -1.2,
+    "spline_z3": 1.5,
+    "spline_x3": 1.0,
+    "interval_start": -1.7,
+    "interval_width": 0.5,
+    "probe_x": 0.0,
+    "samples": 10_000,
+}
+
+PRESETS = {
+    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 0.9),
+    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.5),
+    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 0.6),
+}
+
+
+def apply_preset(name: str) -> None:
+    """A uniform base on [0, 1] through x = a z + b, as in the classic three-row picture."""
+    _, slope, offset, probe_x = PRESETS[name]
+    values = {
+        "base_kind": "uniform",
+        "uniform_low": 0.0,
+        "uniform_high": 1.0,
+        "map_kind": "affine",
+        "affine_slope": slope,
+        "affine_offset": offset,
+        "interval_start": 0.3,
+        "interval_width": 0.25,
+        "probe_x": probe_x,
+    }
+    for name_, value in values.items():
+        st.session_state[K + name_] = value
+
+
+def slider(label: str, name: str, low: float, high: float, step: float, **kwargs) -> float:
+    """A slider whose value lives in session state under the page's prefix (default from DEFAULTS)."""
+    key = K + name
+    st.session_state.setdefault(key, DEFAULTS[name])
+    st.session_state[key] = min(max(float(st.session_state[key]), low), high)
+    return st.slider(label, low, high, step=step, key=key, **kwargs)
+
+
+def nice_step(span: float) -> float:
+    """A round step giving about 200 positions over ``span``."""
+    return 10.0 ** math.floor(math.log10(max(span, 1e-9) / 200.0))
+
+
+def range_slider(label: str, name: str, low: float, high: float, **kwargs) -> float:
+    """A slider over a range that follows the picture: the range is rounded, the value kept inside."""
+    step = nice_step(high - low)
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    return slider(label, name, round(low, 10), round(high, 10), step, **kwargs)
+
+
+def keep_last_good(what: str, kind: str, params: dict, build) -> tuple[str, dict]:
+    """Use (kind, params) when they build; otherwise say why here and keep the last good ones."""
+    try:
+        build(kind, params)
+    except SpecError as error:
+        st.error(f"{error.reason}. Showing the last valid {what} until this is fixed.", icon="⚠️")
+        return st.session_state.get(K + f"good_{what}", (DEFAULTS[f"{what}_kind"], None))
+    st.session_state[K + f"good_{what}"] = (kind, params)
+    return kind, params
+
+
+def base_controls() -> tuple[str, dict]:
+    st.subheader("Base density p_Z")
+    st.session_state.setdefault(K + "base_kind", DEFAULTS["base_kind"])
+    kind = st.selectbox(
+        "Base distribution p_Z", list(BASE_KINDS), format_func=BASE_KINDS.get, key=K + "base_kind"
+    )
+    if kind == "uniform":
+        params = {
+            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05),
+            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05),
+        }
+    elif kind == "gaussian":
+        params = {
+            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05),
+            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05),
+        }
+    else:
+        params = {
+            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05),
+            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05),
+            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05),
+            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05),
+            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05),
+        }
+    return keep_last_good("base", kind, params, build_line_base)
+
+
+def map_controls() -> tuple[str, dict]:
+    st.subheader("Map x = f(z)")
+    st.session_state.setdefault(K + "map_kind", DEFAULTS["map_kind"])
+    kind = st.selectbox("Map f (monotone)", list(MAP_KINDS), format_func=MAP_KINDS.get, key=K + "map_kind")
+    if kind == "affine":
+        params = {
+            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05),
+            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05),
+        }
+    elif kind == "piecewise_linear":
+        params = {
+            "knots": [
+                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05),
+                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05),
+            ],
+            "slopes": [
+                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05),
+                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05),
+                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05),
+            ],
+        }
+    elif kind in ("tanh", "sigmoid", "exp"):
+        outer = {"tanh": "tanh", "sigmoid": "σ", "exp": "exp"}[kind]
+        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05)}
+    elif kind == "sinh_arcsinh":
+        params = {
+            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05),
+            "tailweight": slider("Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05),
+        }
+    else:
+        st.caption(
+            f"Three inner knots (z, x) of a monotone rational-quadratic spline on "
+            f"[-{SPLINE_BOUND:g}, {SPLINE_BOUND:g}] (identity outside); the slopes at the knots follow "
+            "from their neighbours."
+        )
+        bound = SPLINE_BOUND - 0.1
+        knots_z, knots_x = [], []
+        for i in (1, 2, 3):
+            left, right = st.columns(2)
+            with left:
+                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05))
+            with right:
+                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05))
+        params = {"knots_z": knots_z, "knots_x": knots_x}
+    return keep_last_good("map", kind, params, build_line_map)
+
+
+# --------------------------------------------------------------------------- cached computations
+# Keyed by the JSON of the chosen kinds and parameters: pure functions of their inputs.
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_curves(base_json: str, map_json: str):
+    base, fmap = _build(base_json, map_json)
+    return line_curves(base, fmap)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_interval(base_json: str, map_json: str, start: float, width: float):
+    return carry_interval(*_build(base_json, map_json), start, width)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_probe(base_json: str, map_json: str, x: float):
+    return probe(*_build(base_json, map_json), x)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_histogram(base_json: str, map_json: str, count: int, x_range: tuple[float, float]):
+    return sample_histogram(*_build(base_json, map_json), count, x_range)
+
+
+def _build(base_json: str, map_json: str):
+    base_kind, base_params = json.loads(base_json)
+    map_kind, map_params = json.loads(map_json)
+    return build_line_base(base_kind, base_params), build_line_map(map_kind, map_params)
+
+
+def fmt(value: float, digits: int = 12) -> str:
+    return f"{value:.{digits}g}"
+
+
+# --------------------------------------------------------------------------- the picture and its numbers
+
+
+@st.fragment
+def picture(base_json: str, map_json: str) -> None:
+    base, fmap = _build(base_json, map_json)
+    curves = cached_curves(base_json, map_json)
+    st.latex(rf"{base.latex} \qquad {fmap.latex}")
+    cols = st.columns(4)
+    with cols[0]:
+        start = range_slider("Interval start z", "interval_start", *curves.z_range)
+    with cols[1]:
+        span = curves.z_range[1] - curves.z_range[0]
+        width = range_slider("Interval width dz", "interval_width", span / 200, span / 2)
+    with cols[2]:
+        probe_x = range_slider("Probe point x", "probe_x", *curves.probe_range)
+    with cols[3]:
+        st.session_state.setdefault(K + "samples", DEFAULTS["samples"])
+        count = st.select_slider(
+            "Number of samples z ~ p_Z pushed through f", [100, 1_000, 10_000, 100_000], key=K + "samples"
+        )
+    interval = cached_interval(base_json, map_json, start, width)
+    at_probe = cached_probe(base_json, map_json, probe_x)
+    edges, histogram = cached_histogram(base_json, map_json, count, curves.x_range)
+
+    figure = change_of_variables_figure(curves, interval, at_probe, edges, histogram, count)
+    st.plotly_chart(figure, config={"displayModeBar": False}, key=K + "figure")
+    st.caption(
+        "**What to look at.** The green interval [z, z+dz] under p_Z rises to the graph of f and turns "
+        "left onto [x, x+dx] beside p_X: the same probability, spread over a different length. "
+        "Where f squeezes length the same area must stand taller, so p_X rises; where it stretches, "
+        f"p_X falls. Curve colour: {LENGTH_LEGEND}. Both densities are drawn to the same scale; "
+        "the grey bars are a histogram of f(z) for samples of z, which should follow p_X."
+    )
+    carried, at_point, rule = st.columns(3)
+    with carried:
+        interval_numbers(interval)
+        st.metric("Mass of p_X on the shown x range", f"{curves.mass_in_view:.10f}")
+        gap = abs(curves.mass_in_view - curves.mass_in_view_cdf)
+        note = (
+            ""
+            if gap <= 1e-6
+            else (
+                " They differ because f is flat to float64 precision at the end of its image: "
+                "the mass it piles there is out of reach of any grid in x."
+            )
+        )
+        st.caption(
+            f"Quadrature of p_X over the window; the base CDF at the preimages of its ends "
+            f"gives {curves.mass_in_view_cdf:.10f}.{note}"
+        )
+    with at_point:
+        probe_numbers(at_probe)
+    with rule:
+        rule_numbers(at_probe)
+
+
+def interval_numbers(interval) -> None:
+    st.markdown("**The carried interval: one probability, two integrals**")
+    st.latex(r"\int_{z}^{z+dz} p_Z(z')\,dz' \;=\; \int_{f(z)}^{f(z+dz)} p_X(x')\,dx'")
+    st.latex(
+        rf"[{interval.z_lo:.4g},\ {interval.z_hi:.4g}] \xrightarrow{{f}} [{interval.x_lo:.4g},\ {interval.x_hi:.4g}]"
+    )
+    st.metric("Probability in [z, z+dz] (base CDF)", f"{interval.mass_base:.12f}")
+    st.metric("Probability in [x, x+dx] (quadrature of p_X)", f"{interval.mass_pushforward:.12f}")
+    st.metric("Difference of the two probabilities", f"{interval.mass_difference:.1e}")
+    if interval.at_image_end:
+        st.warning(
+            "This interval reaches where f is flat to float64 precision (its values round to the end "
+            "of its image), so quadrature in x cannot see all of its mass: move it inward.",
+            icon="⚠️",
+        )
+
+
+def probe_numbers(at: object) -> None:
+    st.markdown("**At the probe point: the change of variables, factor by factor**")
+    if not at.inside:
+        st.info(f"No z maps to x = {at.x:.4g}: it lies outside the image of f, so p_X(x) = 0.")
+        return
+    st.latex(r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big|")
+    st.latex(
+        rf"p_X({at.x:.4g}) = {at.base_density:.5g} \times {math.exp(at.log_det_inverse):.5g} = {at.density:.5g}"
+    )
+    st.metric("z = f⁻¹(x)", fmt(at.z))
+    st.metric("p_Z(z)", fmt(at.base_density))
+    st.metric("|d f⁻¹/dx| (the layers' log-derivative)", fmt(math.exp(at.log_det_inverse)))
+    st.metric("p_X(x)", fmt(at.density))
+
+
+def rule_numbers(at: object) -> None:
+    st.markdown("**The inverse-function rule, checked by autograd**")
+    if not at.inside:
+        st.info("Move the probe inside the image of f to check the rule.")
+        return
+    st.latex(r"\frac{d f^{-1}}{dx}(x) = \frac{1}{f'\big(f^{-1}(x)\big)}")
+    st.metric("d f⁻¹/dx (autograd of the inverse)", fmt(at.inverse_slope_autograd))
+    st.metric("1 / f′(z) (autograd of the forward)", fmt(at.reciprocal_forward_slope))
+    st.metric("Difference (inverse-function rule)", f"{at.rule_difference:.1e}")
+    st.caption("Two separate derivatives: one through f⁻¹ at x, one through f at z = f⁻¹(x).")
+
+
+# --------------------------------------------------------------------------- the page
+
+st.title("Change of variables on a line")
+st.markdown(
+    "Draw z from a simple density p_Z and push it through a monotone map x = f(z). Probability is "
+    "neither made nor lost on the way, only moved: whatever lay in [z, z+dz] now lies in "
+    "[f(z), f(z+dz)]. So the new density p_X is the old one, corrected by how much f stretches length:"
+)
+st.latex(
+    r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| "
+    r"= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x)"
+)
+st.markdown("**The three classic cases**, each on a uniform base on [0, 1] with x = a z + b:")
+for column, (name, (label, *_)) in zip(st.columns(3), PRESETS.items(), strict=True):
+    with column:
+        st.button(label, key=K + f"preset_{name}", on_click=apply_preset, args=(name,), width="stretch")
+
+with st.sidebar:
+    base_kind, base_params = base_controls()
+    map_kind, map_params = map_controls()
+
+if base_params is None:  # the first base ever chosen was invalid: show the defaults
+    base_kind, base_params = "uniform", {"low": DEFAULTS["uniform_low"], "high": DEFAULTS["uniform_high"]}
+if map_params is None:
+    map_kind = "piecewise_linear"
+    map_params = {"knots": [-1.0, 1.0], "slopes": [DEFAULTS[f"pl_slope{i}"] for i in (1, 2, 3)]}
+
+picture(json.dumps([base_kind, base_params]), json.dumps([map_kind, map_params]))

@@ -1,0 +1,287 @@
+"""The 1D change-of-variables figure: p_Z below the graph of f, p_X beside it, axes linked.
+
+Three panels share their axes the way the map links them:
+
+    p_X(x), drawn sideways  |  graph of x = f(z)
+    (x runs up, like f's    |
+     vertical axis)         |
+    ------------------------+--------------------
+    legend                  |  p_Z(z) (z runs right, like f's horizontal axis)
+
+so an interval [z, z + dz] under p_Z rises to the graph and turns left onto
+[x, x + dx] beside p_X. Both densities use one density scale, so a taller p_X
+means the same probability squeezed into less length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+
+from flowviz.line import CarriedInterval, LineCurves, Probe
+from flowviz.plots.common import DENSITY_SCALE, VOLUME_SCALE, axis_style
+
+DENSITY_LINE = sample_colorscale(DENSITY_SCALE, [0.0])[0]  # the dark end of the density scale
+BAND_FILL = "rgba(53, 183, 121, 0.45)"  # the carried probability (a Viridis green)
+BAND_EDGE = "rgb(31, 120, 80)"
+PROBE_COLOUR = "#222222"
+# Sampled histogram: neutral grey, so it reads as evidence under the curve, not as another density.
+HISTOGRAM_FILL = "rgba(120, 120, 120, 0.18)"
+HISTOGRAM_EDGE = "rgba(90, 90, 90, 0.7)"
+LENGTH_LEGEND = "red: f stretches length (|f′| > 1) · white: kept · blue: f squeezes it (|f′| < 1)"
+
+# Panel domains in paper coordinates.
+LEFT, RIGHT = (0.0, 0.25), (0.33, 0.92)
+TOP, BOTTOM = (0.42, 1.0), (0.0, 0.27)
+
+
+def _slope_limit(log_slope: np.ndarray) -> float:
+    finite = np.abs(log_slope[np.isfinite(log_slope)])
+    return float(np.clip(finite.max() if finite.size else 0.0, 0.7, 3.0))
+
+
+def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scatter]:
+    """The graph of f coloured by log|f'|, and the two beams of the carried interval."""
+    z_bottom, z_left = curves.x_range[0], curves.z_range[0]
+    inside = (curves.curve_z > interval.z_lo) & (curves.curve_z < interval.z_hi)
+    beam_z = np.concatenate([[interval.z_lo], curves.curve_z[inside], [interval.z_hi]])
+    beam_x = np.interp(beam_z, curves.curve_z, curves.curve_x)
+    limit = _slope_limit(curves.curve_log_slope)
+    return [
+        go.Scatter(  # vertical beam: from the z axis up to the graph
+            x=np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]]),
+            y=np.concatenate([[z_bottom], beam_x, [z_bottom]]),
+            fill="toself",
+            fillcolor=BAND_FILL,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(  # horizontal beam: from the graph left to the x axis
+            x=np.concatenate([[z_left], beam_z, [z_left]]),
+            y=np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]]),
+            fill="toself",
+            fillcolor=BAND_FILL,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=curves.curve_z,
+            y=curves.curve_x,
+            mode="markers",
+            marker={
+                "size": 9,
+                "color": np.nan_to_num(curves.curve_log_slope),
+                "colorscale": VOLUME_SCALE,
+                "cmin": -limit,
+                "cmax": limit,
+                "colorbar": {
+                    "title": {"text": "log|f′(z)|", "side": "right"},
+                    "x": RIGHT[1] + 0.01,
+                    "y": 0.5 * (TOP[0] + TOP[1]),
+                    "len": TOP[1] - TOP[0],
+                    "thickness": 14,
+                },
+            },
+            customdata=np.exp(curves.curve_log_slope),
+            hovertemplate="z = %{x:.4g}<br>x = f(z) = %{y:.4g}<br>|f′(z)| = %{customdata:.4g}<extra></extra>",
+            name="stretch of f",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=curves.curve_z,
+            y=curves.curve_x,
+            mode="lines",
+            line={"color": "#333333", "width": 1.5},
+            hoverinfo="skip",
+            name="graph of f",
+            showlegend=False,
+        ),
+    ]
+
+
+def _density_traces(
+    curves: LineCurves, interval: CarriedInterval, edges: np.ndarray, histogram: np.ndarray, count: int
+) -> list[go.Scatter]:
+    # The histogram as a step outline: y runs over each bin's two edges at the bin's height.
+    step_x = np.concatenate([[0.0], np.repeat(histogram, 2), [0.0]])
+    step_y = np.concatenate([[edges[0]], np.repeat(edges, 2)[1:-1], [edges[-1]]])
+    return [
+        go.Scatter(
+            x=step_x,
+            y=step_y,
+            fill="tozerox",
+            fillcolor=HISTOGRAM_FILL,
+            line={"color": HISTOGRAM_EDGE, "width": 1},
+            xaxis="x2",
+            yaxis="y2",
+            name=f"histogram of f(z) for {count:,} samples z ~ p_Z",
+            hovertemplate="x ≈ %{y:.3g}<br>sampled density %{x:.4g}<extra></extra>",
+        ),
+        go.Scatter(
+            x=interval.band_density,
+            y=interval.band_x,
+            fill="tozerox",
+            fillcolor=BAND_FILL,
+            line={"color": BAND_EDGE, "width": 0},
+            xaxis="x2",
+            yaxis="y2",
+            name="the same probability on both axes",
+            hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=curves.density,
+            y=curves.x,
+            line={"color": DENSITY_LINE, "width": 2.5},
+            xaxis="x2",
+            yaxis="y2",
+            name="densities p_Z and p_X",
+            hovertemplate="x = %{y:.4g}<br>p_X(x) = %{x:.5g}<extra></extra>",
+        ),
+        go.Scatter(
+            x=interval.band_z,
+            y=interval.band_base_density,
+            fill="tozeroy",
+            fillcolor=BAND_FILL,
+            line={"color": BAND_EDGE, "width": 0},
+            xaxis="x3",
+            yaxis="y3",
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=curves.z,
+            y=curves.base_density,
+            line={"color": DENSITY_LINE, "width": 2.5},
+            xaxis="x3",
+            yaxis="y3",
+            hovertemplate="z = %{x:.4g}<br>p_Z(z) = %{y:.5g}<extra></extra>",
+            showlegend=False,
+        ),
+    ]
+
+
+def _probe_traces(curves: LineCurves, probe: Probe) -> list[go.Scatter]:
+    if not probe.inside:
+        return []
+    dashed = {"color": PROBE_COLOUR, "width": 1.2, "dash": "dash"}
+    z_left, x_bottom = curves.z_range[0], curves.x_range[0]
+    return [
+        go.Scatter(
+            x=[z_left, probe.z, probe.z],
+            y=[probe.x, probe.x, x_bottom],
+            mode="lines",
+            line=dashed,
+            hoverinfo="skip",
+            name="the probe point",
+        ),
+        go.Scatter(
+            x=[probe.z],
+            y=[probe.x],
+            mode="markers",
+            marker={"color": PROBE_COLOUR, "size": 9, "symbol": "circle-open", "line": {"width": 2}},
+            hovertemplate="probe: z = %{x:.5g}, x = %{y:.5g}<extra></extra>",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=[0.0, probe.density],
+            y=[probe.x, probe.x],
+            mode="lines+markers",
+            line=dashed,
+            marker={"size": [0, 8], "color": PROBE_COLOUR},
+            xaxis="x2",
+            yaxis="y2",
+            hovertemplate="p_X(probe) = %{x:.6g}<extra></extra>",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=[probe.z, probe.z],
+            y=[0.0, probe.base_density],
+            mode="lines+markers",
+            line=dashed,
+            marker={"size": [0, 8], "color": PROBE_COLOUR},
+            xaxis="x3",
+            yaxis="y3",
+            hovertemplate="p_Z(f⁻¹(probe)) = %{y:.6g}<extra></extra>",
+            showlegend=False,
+        ),
+    ]
+
+
+def _label(text: str, x: float, y: float, xanchor: str, yanchor: str) -> dict:
+    return {
+        "text": text,
+        "xref": "paper",
+        "yref": "paper",
+        "x": x,
+        "y": y,
+        "xanchor": xanchor,
+        "yanchor": yanchor,
+        "showarrow": False,
+        "yshift": 3 if yanchor == "bottom" else 0,
+        "font": {"size": 13},
+    }
+
+
+def _mass_labels(interval: CarriedInterval) -> list[dict]:
+    """The probability of each shaded area, printed next to it (above p_X, above p_Z)."""
+    swatch = f"<span style='color:{BAND_EDGE}'>■</span>"
+    return [
+        _label(
+            f"{swatch} shaded: P(x in [x, x+dx]) = <b>{interval.mass_pushforward:.6f}</b>",
+            LEFT[0],
+            TOP[1],
+            "left",
+            "bottom",
+        ),
+        _label(
+            f"{swatch} shaded: P(z in [z, z+dz]) = <b>{interval.mass_base:.6f}</b>",
+            RIGHT[1],
+            BOTTOM[1] + 0.01,
+            "right",
+            "bottom",
+        ),
+    ]
+
+
+def change_of_variables_figure(
+    curves: LineCurves,
+    interval: CarriedInterval,
+    probe: Probe,
+    histogram_edges: np.ndarray,
+    histogram_density: np.ndarray,
+    sample_count: int,
+    height: int = 700,
+) -> go.Figure:
+    """The three linked panels; the densities share one scale so their heights compare."""
+    peaks = [curves.base_density.max(initial=0.0), curves.density.max(initial=0.0), probe.density]
+    density_top = 1.12 * float(max(np.nanmax(peaks), 1e-12))
+    traces = [
+        *_graph_traces(curves, interval),
+        *_density_traces(curves, interval, histogram_edges, histogram_density, sample_count),
+        *_probe_traces(curves, probe),
+    ]
+    figure = go.Figure(traces)
+    figure.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 34, "b": 10},
+        plot_bgcolor="white",
+        legend={"x": 0.0, "y": BOTTOM[1], "xanchor": "left", "yanchor": "top", "font": {"size": 12}},
+        xaxis=axis_style("", domain=RIGHT, range=curves.z_range, anchor="y"),
+        yaxis=axis_style("x = f(z)", domain=TOP, range=curves.x_range, anchor="x"),
+        xaxis2=axis_style(
+            "p_X(x): density of x", domain=LEFT, range=[density_top, 0.0], anchor="y2", rangemode="tozero"
+        ),
+        yaxis2=axis_style("", domain=TOP, matches="y", anchor="x2", showticklabels=False),
+        xaxis3=axis_style("z (the base variable)", domain=RIGHT, matches="x", anchor="y3"),
+        yaxis3=axis_style("p_Z(z): density of z", domain=BOTTOM, range=[0.0, density_top], anchor="x3"),
+        annotations=[
+            *_mass_labels(interval),
+            _label(
+                "graph of x = f(z), coloured by how f stretches length", RIGHT[0], TOP[1], "left", "bottom"
+            ),
+        ],
+    )
+    return figure
