@@ -1,0 +1,480 @@
+"""Fit a flow to 2D data by maximum likelihood, as a loop that can be run in slices.
+
+The model (:func:`build_model`) is a :class:`~flowviz.flow.Flow` with a standard
+normal base and, in sampling order z -> x,
+
+    [coupling, (ActNorm), (Swap | Rotation)] x L, then x = sigma * u + mu,
+
+the last layer an :class:`~flowviz.layers.linear.Affine` that undoes the data's
+standardisation. Its log|det| = log(sigma_1 sigma_2) is part of every log-density,
+so likelihoods are in the data's own coordinates: scaling the data by 50 moves
+the NLL by exactly 2 log 50, while the couplings see the same standardised points.
+
+Training minimises the mean negative log-likelihood
+
+    NLL(x) = -log p(x) = |z|^2 / 2 + log(2 pi) - log|det J_{f^{-1}}(x)|,  z = f^{-1}(x),
+
+with Adam (Kingma & Ba, 2015), a warm-up then cosine learning-rate schedule over
+the step or time budget, gradient-norm clipping, a held-out validation split
+whose best model is kept, and a guard that restores the last good state when a
+step produces NaN or infinity (and says so in the progress record).
+
+:class:`Trainer` runs the loop: ``step(n)`` does n steps, ``run_for(seconds)``
+a time slice, and iterating over ``progress()`` yields a :class:`Progress`
+record after each slice until the budget is spent. A page drives it in slices
+or from a thread; the CLI and the benchmark just iterate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowviz.data import check_points
+from flowviz.errors import SpecError
+from flowviz.flow import STANDARD_NORMAL, Flow
+from flowviz.layers.base import Bijector
+from flowviz.layers.learned import ActNorm, NeuralSplineCoupling, realnvp_coupling
+from flowviz.layers.linear import Affine, Rotation, Swap
+
+LOG_2PI = math.log(2.0 * math.pi)
+KINDS = ("nsf", "realnvp")
+MIXINGS = ("alternate", "swap", "rotation")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture: everything needed to rebuild the model (besides its weights).
+
+    ``kind``: "nsf" (neural spline couplings) or "realnvp" (affine couplings);
+    ``layers``: number of couplings; ``hidden``/``depth``: width and number of
+    hidden layers of each conditioner network; ``bins``/``bound``: spline bins K
+    on [-B, B] (nsf only); ``actnorm``: an ActNorm after each coupling;
+    ``mixing``: how the conditioned coordinate changes from one coupling to the
+    next ("alternate": x1, x2, x1, ...; "swap": a Swap layer between couplings;
+    "rotation": alternate and also rotate by a fixed angle between couplings).
+    """
+
+    kind: str = "nsf"
+    layers: int = 6
+    hidden: int = 64
+    depth: int = 2
+    bins: int = 12
+    bound: float = 4.0
+    actnorm: bool = False
+    mixing: str = "rotation"
+
+    def check(self) -> ModelConfig:
+        """Self, or a SpecError naming the field that is out of range."""
+        limits = {"layers": (1, 64), "hidden": (2, 1024), "depth": (1, 8), "bins": (2, 128)}
+        if self.kind not in KINDS:
+            raise SpecError("model.kind", f"{self.kind!r}, but it must be one of {', '.join(KINDS)}")
+        if self.mixing not in MIXINGS:
+            raise SpecError("model.mixing", f"{self.mixing!r}, but it must be one of {', '.join(MIXINGS)}")
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise SpecError(f"model.{name}", f"{value!r}, but it must be an integer from {low} to {high}")
+        if not (isinstance(self.bound, (int, float)) and 0.1 <= self.bound <= 100.0):
+            raise SpecError("model.bound", f"{self.bound!r}, but it must be a number from 0.1 to 100")
+        if not isinstance(self.actnorm, bool):
+            raise SpecError("model.actnorm", f"{self.actnorm!r}, but it must be true or false")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SpecError("model", f"unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        return cls(**values).check()
+
+
+def mixing_angle(layers: int) -> float:
+    """The fixed rotation between couplings: 180 / (layers) degrees, plus the alternation.
+
+    Alternating the conditioned coordinate already turns the split by 90 degrees;
+    the extra rotation spreads the L split directions over the half circle
+    instead of using only the two axes.
+    """
+    return 180.0 / max(layers, 2)
+
+
+def build_model(
+    config: ModelConfig = ModelConfig(),
+    mean: Sequence[float] = (0.0, 0.0),
+    scale: Sequence[float] = (1.0, 1.0),
+) -> Flow:
+    """The flow of ``config``, ending with x = diag(scale) u + mean (the data's standardisation undone)."""
+    config.check()
+    layers: list[Bijector] = []
+    for k in range(config.layers):
+        condition_on = k % 2 if config.mixing != "swap" else 0
+        if config.kind == "nsf":
+            layers.append(NeuralSplineCoupling(condition_on, config.hidden, config.depth, config.bins, config.bound))
+        else:
+            layers.append(realnvp_coupling(condition_on, config.hidden, config.depth))
+        if config.actnorm:
+            layers.append(ActNorm())
+        if k < config.layers - 1:
+            if config.mixing == "swap":
+                layers.append(Swap())
+            elif config.mixing == "rotation":
+                layers.append(Rotation(mixing_angle(config.layers)))
+    layers.append(Affine([[float(scale[0]), 0.0], [0.0, float(scale[1])]], [float(mean[0]), float(mean[1])]))
+    return Flow(STANDARD_NORMAL, layers)
+
+
+def standardisation(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Per-coordinate mean and standard deviation of the points (the data end's Affine layer)."""
+    mean = points.mean(0)
+    scale = points.std(0)
+    return (float(mean[0]), float(mean[1])), (float(scale[0]), float(scale[1]))
+
+
+def negative_log_likelihood(flow: Flow, x: Tensor) -> Tensor:
+    """-log p(x) per point for a flow with a standard normal base: |z|^2/2 + log 2 pi - log|det J_{f^-1}(x)|."""
+    z, log_det_inverse = flow.inverse_and_log_det(x)
+    return 0.5 * (z * z).sum(-1) + LOG_2PI - log_det_inverse
+
+
+@torch.no_grad()
+def mean_nll(flow: Flow, points: np.ndarray | Tensor, chunk: int = 65536) -> float:
+    """Mean negative log-likelihood (nats per point) of points under any flow, in float64."""
+    from flowviz.grid import as_float64
+
+    flow64 = as_float64(flow)
+    was_training = flow64.training
+    flow64.eval()
+    x = torch.as_tensor(np.asarray(points), dtype=torch.float64)
+    total = 0.0
+    for start in range(0, len(x), chunk):
+        total += float(-flow64.log_prob(x[start : start + chunk]).sum())
+    flow64.train(was_training)
+    return total / len(x)
+
+
+@dataclass
+class TrainedModel:
+    """A trained flow with what is needed to save it (:mod:`flowviz.model_io`) and to say what it is."""
+
+    flow: Flow
+    architecture: dict
+    title: str = ""
+    training: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, budget, validation and the random seed.
+
+    The budget is ``steps`` and/or ``seconds`` of training time (pauses do not
+    count); the schedule runs over whichever is spent first, so a time-limited
+    run still ends with a small learning rate.
+    """
+
+    lr: float = 5e-3
+    batch_size: int = 1024
+    steps: int | None = 2000
+    seconds: float | None = None
+    schedule: str = "cosine"  # cosine | constant
+    warmup: float = 0.03  # fraction of the budget
+    final_lr: float = 0.01  # fraction of lr at the end of the cosine
+    clip: float = 5.0
+    val_fraction: float = 0.1
+    max_val_points: int = 4096
+    val_every: int = 100
+    seed: int = 0
+
+    def check(self) -> TrainConfig:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise SpecError("learning rate", f"{self.lr!r}, but it must be a positive number")
+        if self.batch_size < 1:
+            raise SpecError("batch size", f"{self.batch_size}, but it must be at least 1")
+        if self.steps is None and self.seconds is None:
+            raise SpecError("budget", "give a number of steps, a number of seconds, or both")
+        if self.steps is not None and self.steps < 1:
+            raise SpecError("steps", f"{self.steps}, but it must be at least 1")
+        if self.seconds is not None and not self.seconds > 0:
+            raise SpecError("seconds", f"{self.seconds}, but it must be positive")
+        if self.schedule not in ("cosine", "constant"):
+            raise SpecError("schedule", f"{self.schedule!r}, but it must be 'cosine' or 'constant'")
+        return self
+
+
+@dataclass
+class Progress:
+    """One record of the loop: where it is and how it goes.
+
+    ``train_nll``: mean NLL of the batches since the previous record; ``val_nll``:
+    NLL of the held-out points at the latest validation (None without a
+    validation split); ``events``: what happened since the previous record that
+    a person should know (a NaN step undone, say).
+    """
+
+    step: int
+    train_nll: float
+    val_nll: float | None
+    best_val_nll: float | None
+    steps_per_second: float
+    lr: float
+    seconds: float
+    events: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+class Trainer:
+    """Maximum-likelihood training of a flow on 2D points, one slice at a time.
+
+    >>> trainer = Trainer(points, ModelConfig(), TrainConfig(steps=500))   # doctest: +SKIP
+    >>> for record in trainer.progress():                                  # doctest: +SKIP
+    ...     print(record.step, record.train_nll, record.val_nll)
+    >>> flow = trainer.best_flow()                                         # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        model: ModelConfig = ModelConfig(),
+        train: TrainConfig = TrainConfig(),
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        points = check_points(points)
+        self.model_config = model.check()
+        self.config = train.check()
+        self.dtype = dtype
+        rng = np.random.default_rng(train.seed)
+        order = rng.permutation(len(points))
+        n_val = self._validation_size(len(points))
+        self.val_points = points[order[:n_val]]
+        self.train_points = points[order[n_val:]]
+        # Standardise with the training split only: validation stays unseen.
+        self.mean, self.scale = standardisation(self.train_points)
+        if min(self.scale) == 0.0:
+            raise SpecError("data", "the training points have no spread in one coordinate")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            self.flow = build_model(model, self.mean, self.scale).to(dtype)
+        self.flow.train()
+        self._x_train = torch.as_tensor(self.train_points, dtype=dtype)
+        self._x_val = torch.as_tensor(self.val_points[: train.max_val_points], dtype=dtype)
+        self._generator = torch.Generator().manual_seed(train.seed)
+        self._params = [p for p in self.flow.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self._params, lr=train.lr, fused=True)
+        self._last_good = [p.detach().clone() for p in self._params]
+        self._lr_factor = 1.0
+        self.step_count = 0
+        self.active_seconds = 0.0
+        self.best_val_nll: float | None = None
+        self.best_step = 0
+        self._best_state: dict[str, Tensor] | None = None
+        self.val_nll: float | None = None
+        self._last_val_step = -1
+        self.history: list[Progress] = []
+        self._pending_events: list[str] = []
+        self._slice_losses: list[float] = []
+        self._slice_start = (0, 0.0)
+
+    # ---------------------------------------------------------------- budget and schedule
+
+    def _validation_size(self, n: int) -> int:
+        if n < 5 or self.config.val_fraction <= 0:
+            return 0
+        return int(min(max(1, round(self.config.val_fraction * n)), n - 2))
+
+    @property
+    def fraction_done(self) -> float:
+        """How much of the budget is spent, 0..1: the larger of steps and time."""
+        parts = []
+        if self.config.steps is not None:
+            parts.append(self.step_count / self.config.steps)
+        if self.config.seconds is not None:
+            parts.append(self.active_seconds / self.config.seconds)
+        return min(1.0, max(parts))
+
+    @property
+    def done(self) -> bool:
+        return self.fraction_done >= 1.0
+
+    def learning_rate(self, fraction: float | None = None) -> float:
+        """lr(p): a linear warm-up over the first ``warmup`` of the budget, then a cosine down to ``final_lr``."""
+        p = self.fraction_done if fraction is None else fraction
+        c = self.config
+        if c.schedule == "constant":
+            factor = 1.0
+        elif p < c.warmup:
+            factor = (p + 1e-3) / (c.warmup + 1e-3)
+        else:
+            q = (p - c.warmup) / max(1.0 - c.warmup, 1e-9)
+            factor = c.final_lr + (1.0 - c.final_lr) * 0.5 * (1.0 + math.cos(math.pi * min(q, 1.0)))
+        return c.lr * factor * self._lr_factor
+
+    # ---------------------------------------------------------------- the steps
+
+    def _batch(self) -> Tensor:
+        n = len(self._x_train)
+        if self.config.batch_size >= n:
+            return self._x_train
+        index = torch.randint(n, (self.config.batch_size,), generator=self._generator)
+        return self._x_train[index]
+
+    def _restore_last_good(self, what: str) -> None:
+        """Undo a step that produced NaN or infinity: the last good weights, fresh Adam moments, half the lr."""
+        with torch.no_grad():
+            torch._foreach_copy_(self._params, self._last_good)
+        self.optimizer.state.clear()
+        self._lr_factor *= 0.5
+        self._pending_events.append(
+            f"step {self.step_count}: {what}; restored the last good weights and halved the learning rate "
+            f"(now {self.learning_rate():.2g})"
+        )
+
+    def _one_step(self) -> None:
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = negative_log_likelihood(self.flow, self._batch()).mean()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self._restore_last_good(f"the loss was {value}")
+            self.step_count += 1
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = float(torch.nn.utils.clip_grad_norm_(self._params, self.config.clip))
+        if not math.isfinite(norm):
+            self._restore_last_good(f"the gradient was {norm}")
+            self.step_count += 1
+            return
+        with torch.no_grad():
+            torch._foreach_copy_(self._last_good, self._params)
+        self.optimizer.step()
+        self.step_count += 1
+        self._slice_losses.append(value)
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """NLL of the validation points now; keeps a copy of the weights when it is the best so far."""
+        self._last_val_step = self.step_count
+        if len(self._x_val) == 0:
+            self.val_nll = None
+            return None
+        self.flow.eval()
+        value = float(negative_log_likelihood(self.flow, self._x_val).mean())
+        self.flow.train()
+        self.val_nll = value
+        self._last_val_step = self.step_count
+        if math.isfinite(value) and (self.best_val_nll is None or value < self.best_val_nll):
+            self.best_val_nll = value
+            self.best_step = self.step_count
+            self._best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+        return value
+
+    def step(self, n: int = 1) -> Progress:
+        """Run up to n steps (fewer when the budget runs out); return the progress record."""
+        started = time.perf_counter()
+        for _ in range(n):
+            if self.done:
+                break
+            self._one_step()
+            self.active_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            if self.step_count % self.config.val_every == 0:
+                self.validate()
+        return self._record()
+
+    def run_for(self, seconds: float) -> Progress:
+        """Run steps for about ``seconds`` of wall clock (or until the budget is spent)."""
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        while not self.done and time.perf_counter() < deadline:
+            self._one_step()
+            now = time.perf_counter()
+            self.active_seconds += now - started
+            started = now
+            if self.step_count % self.config.val_every == 0:
+                self.validate()
+        return self._record()
+
+    def progress(self, slice_seconds: float = 1.0) -> Iterator[Progress]:
+        """Yield a progress record after each slice of about ``slice_seconds`` until the budget is spent."""
+        while not self.done:
+            yield self.run_for(slice_seconds)
+
+    def _record(self) -> Progress:
+        if self.done and self._last_val_step != self.step_count:
+            self.validate()
+        step0, seconds0 = self._slice_start
+        elapsed = self.active_seconds - seconds0
+        rate = (self.step_count - step0) / elapsed if elapsed > 0 else 0.0
+        record = Progress(
+            step=self.step_count,
+            train_nll=float(np.mean(self._slice_losses)) if self._slice_losses else math.nan,
+            val_nll=self.val_nll,
+            best_val_nll=self.best_val_nll,
+            steps_per_second=rate,
+            lr=self.learning_rate(),
+            seconds=self.active_seconds,
+            events=self._pending_events,
+            done=self.done,
+        )
+        self._pending_events = []
+        self._slice_losses = []
+        self._slice_start = (self.step_count, self.active_seconds)
+        self.history.append(record)
+        return record
+
+    # ---------------------------------------------------------------- results
+
+    @property
+    def events(self) -> list[str]:
+        return [event for record in self.history for event in record.events]
+
+    def best_flow(self) -> Flow:
+        """A copy of the flow with the weights of the best validation NLL (the latest without validation)."""
+        flow = copy.deepcopy(self.flow)
+        if self._best_state is not None:
+            flow.load_state_dict(self._best_state)
+        return flow.eval()
+
+    def current_flow(self) -> Flow:
+        """A copy of the flow as it is now (for live pictures while training goes on)."""
+        return copy.deepcopy(self.flow).eval()
+
+    def architecture(self) -> dict:
+        """The model as plain JSON-able data: its config and the data's standardisation."""
+        return {"model": asdict(self.model_config), "mean": list(self.mean), "scale": list(self.scale)}
+
+    def summary(self) -> dict:
+        """Plain numbers about the run, stored with a saved model."""
+        return {
+            "steps": self.step_count,
+            "seconds": round(self.active_seconds, 3),
+            "best_step": self.best_step,
+            "best_val_nll": self.best_val_nll,
+            "train_points": len(self.train_points),
+            "val_points": len(self.val_points),
+            "events": self.events,
+        }
+
+    def result(self, title: str = "") -> TrainedModel:
+        """The best model so far, ready to save or to open in the Explorer."""
+        return TrainedModel(self.best_flow(), self.architecture(), title, self.summary())
+
+
+def with_overrides(config, **changes):
+    """A frozen config with some fields changed (None values leave a field as it is)."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
