@@ -176,7 +176,9 @@ def bench_sets() -> dict[str, BenchSet]:
         points = np.where(j[:, None] == 0, curves[0](t), curves[1](t))
         return points + sigma * rng.standard_normal((n, 2))
 
-    sets["two_moons"] = BenchSet("two_moons", sample_moons, log_density, "two moon arcs + N(0, 0.1^2 I)", check)
+    sets["two_moons"] = BenchSet(
+        "two_moons", sample_moons, log_density, "two moon arcs + N(0, 0.1^2 I)", check
+    )
     return sets
 
 

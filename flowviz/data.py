@@ -41,14 +41,18 @@ def check_points(points: np.ndarray, place: str = "data") -> np.ndarray:
     """
     array = np.asarray(points, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != 2:
-        raise SpecError(place, f"expected points with two coordinates (x, y), got an array of shape {array.shape}")
+        raise SpecError(
+            place, f"expected points with two coordinates (x, y), got an array of shape {array.shape}"
+        )
     if len(array) < MIN_POINTS:
         count = "no points" if len(array) == 0 else "only 1 point"
         raise SpecError(place, f"{count}, but at least {MIN_POINTS} are needed to fit a density")
     bad = ~np.isfinite(array).all(axis=1)
     if bad.any():
         row = int(np.argmax(bad))
-        raise SpecError(place, f"point {row + 1} is {array[row].tolist()}: every coordinate must be a finite number")
+        raise SpecError(
+            place, f"point {row + 1} is {array[row].tolist()}: every coordinate must be a finite number"
+        )
     for column, name in enumerate("xy"):
         values = array[:, column]
         if np.ptp(values) == 0.0:
@@ -371,7 +375,9 @@ def read_csv(source: str | Path | bytes | io.IOBase, name: str | None = None) ->
         fields = _split(line)
         if len(fields) != 2:
             what = "1 column" if len(fields) == 1 else f"{len(fields)} columns"
-            raise SpecError(f"{place}, line {number}", f"found {what}, but two numeric columns (x, y) are needed")
+            raise SpecError(
+                f"{place}, line {number}", f"found {what}, but two numeric columns (x, y) are needed"
+            )
         values = [_parse_number(field) for field in fields]
         if position == 0 and all(v is None for v in values):
             continue  # a header line such as "x,y"

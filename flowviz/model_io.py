@@ -103,7 +103,9 @@ def _header(data: bytes, place: str) -> dict:
 def _metadata(header: dict, place: str) -> dict[str, str]:
     metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise SpecError(place, f"a safetensors file, but not a flowviz model (no {FORMAT!r} marker in its metadata)")
+        raise SpecError(
+            place, f"a safetensors file, but not a flowviz model (no {FORMAT!r} marker in its metadata)"
+        )
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise SpecError(
@@ -121,7 +123,9 @@ def _architecture(text: str, place: str) -> dict:
     except json.JSONDecodeError:
         raise SpecError(f"{place}: architecture", "is not valid JSON") from None
     if not isinstance(architecture, dict) or set(architecture) != {"model", "mean", "scale"}:
-        raise SpecError(f"{place}: architecture", "must be an object with exactly 'model', 'mean' and 'scale'")
+        raise SpecError(
+            f"{place}: architecture", "must be an object with exactly 'model', 'mean' and 'scale'"
+        )
     if not isinstance(architecture["model"], dict):
         raise SpecError(f"{place}: architecture.model", "must be an object")
     try:
@@ -135,7 +139,9 @@ def _architecture(text: str, place: str) -> dict:
         ok = (
             isinstance(value, list)
             and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+            and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+            )
         )
         if not ok or (key == "scale" and min(value) <= 0):
             what = "two positive finite numbers" if key == "scale" else "two finite numbers"
@@ -149,7 +155,9 @@ def _read_bytes(source: str | Path | bytes, place: str) -> bytes:
     path = Path(source)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError(place, f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a flowviz model")
+            raise SpecError(
+                place, f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a flowviz model"
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise SpecError(place, "no such file") from None
@@ -187,7 +195,9 @@ def load_model(source: str | Path | bytes, name: str | None = None) -> TrainedMo
         raise SpecError(place, f"unexpected weights {unexpected[0]!r} for this architecture")
     dtypes = {t.dtype for t in tensors.values()}
     if len(dtypes) > 1 or not dtypes <= set(_DTYPES):
-        raise SpecError(place, f"the weights must all be float32 or all float64, got {sorted(map(str, dtypes))}")
+        raise SpecError(
+            place, f"the weights must all be float32 or all float64, got {sorted(map(str, dtypes))}"
+        )
     for tensor_name, tensor in tensors.items():
         if tuple(tensor.shape) != tuple(expected[tensor_name].shape):
             raise SpecError(
@@ -198,7 +208,10 @@ def load_model(source: str | Path | bytes, name: str | None = None) -> TrainedMo
         if not torch.isfinite(tensor).all():
             raise SpecError(place, f"the weights {tensor_name!r} hold NaN or infinite values")
     architecture_json = _canonical_architecture(architecture)
-    if metadata["architecture"] != architecture_json or _checksum(architecture_json, tensors) != metadata["checksum"]:
+    if (
+        metadata["architecture"] != architecture_json
+        or _checksum(architecture_json, tensors) != metadata["checksum"]
+    ):
         raise SpecError(place, "the file does not match the checksum stored in it: it was changed or damaged")
 
     dtype = dtypes.pop() if dtypes else torch.float32

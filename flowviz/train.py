@@ -121,7 +121,9 @@ def build_model(
     for k in range(config.layers):
         condition_on = k % 2 if config.mixing != "swap" else 0
         if config.kind == "nsf":
-            layers.append(NeuralSplineCoupling(condition_on, config.hidden, config.depth, config.bins, config.bound))
+            layers.append(
+                NeuralSplineCoupling(condition_on, config.hidden, config.depth, config.bins, config.bound)
+            )
         else:
             layers.append(realnvp_coupling(condition_on, config.hidden, config.depth))
         if config.actnorm:

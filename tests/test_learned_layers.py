@@ -117,7 +117,9 @@ def test_jacobian_structure_is_triangular_for_couplings():
 def test_spline_tails_are_the_identity_outside_the_bound():
     layer = LAYERS["nsf_c0"].double()
     bound = layer.bound
-    transformed = torch.tensor([-1e3, -bound - 0.5, -bound - 1e-9, bound + 1e-9, bound + 2.0, 7.5e2], dtype=torch.float64)
+    transformed = torch.tensor(
+        [-1e3, -bound - 0.5, -bound - 1e-9, bound + 1e-9, bound + 2.0, 7.5e2], dtype=torch.float64
+    )
     conditioning = torch.linspace(-3, 3, len(transformed), dtype=torch.float64)
     z = torch.stack([conditioning, transformed], -1)
     x, log_det = layer.forward_and_log_det(z)
@@ -183,7 +185,9 @@ def test_actnorm_initialises_from_the_first_batch():
 
 def test_model_uses_the_shared_layer_classes():
     for mixing, between in (("swap", Swap), ("rotation", Rotation)):
-        flow = build_model(ModelConfig(kind="nsf", layers=3, mixing=mixing, actnorm=True), (1.0, 2.0), (3.0, 4.0))
+        flow = build_model(
+            ModelConfig(kind="nsf", layers=3, mixing=mixing, actnorm=True), (1.0, 2.0), (3.0, 4.0)
+        )
         kinds = [type(layer) for layer in flow.layers]
         assert kinds.count(NeuralSplineCoupling) == 3
         assert kinds.count(ActNorm) == 3
@@ -195,7 +199,9 @@ def test_model_uses_the_shared_layer_classes():
 
 
 def test_whole_model_log_det_matches_autograd():
-    flow = build_model(ModelConfig(kind="nsf", layers=3, hidden=16, bins=5, actnorm=True), (0.5, -1.0), (2.0, 0.5))
+    flow = build_model(
+        ModelConfig(kind="nsf", layers=3, hidden=16, bins=5, actnorm=True), (0.5, -1.0), (2.0, 0.5)
+    )
     for layer in flow.layers:
         if isinstance(layer, NeuralSplineCoupling):
             _randomise(layer, 7, 0.5)
