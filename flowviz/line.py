@@ -373,9 +373,24 @@ def integrate(
     return total
 
 
+def panel_edges_x(base: LineBase, fmap: LineMap, count: int = 257) -> list[float]:
+    """Where to start the quadrature's panels in x: the breakpoints, and f of an even z grid.
+
+    A map can squeeze a feature of p_Z into a sliver of x (a narrow component through
+    tanh lands within 1e-8 of x = 1), which a quadrature started on a few even panels in x
+    would step over without noticing. Starting panels at the images of an even grid over
+    the base's window gives every feature of p_Z at least one panel of its own; the nodes
+    and weights stay in x, so p_X is still integrated over x.
+    """
+    z_lo, z_hi = base.z_range
+    with torch.no_grad():
+        images = fmap.forward(torch.linspace(z_lo, z_hi, count, dtype=DTYPE))
+    return sorted({*breakpoints_x(base, fmap), *(float(v) for v in images if torch.isfinite(v))})
+
+
 def pushforward_mass(base: LineBase, fmap: LineMap, x_lo: float, x_hi: float) -> float:
     """P(x_lo < X < x_hi) by quadrature of p_X over [x_lo, x_hi] (never through the base CDF)."""
-    return integrate(lambda x: pushforward_density(base, fmap, x), x_lo, x_hi, breakpoints_x(base, fmap))
+    return integrate(lambda x: pushforward_density(base, fmap, x), x_lo, x_hi, panel_edges_x(base, fmap))
 
 
 def base_mass(base: LineBase, z_lo: float, z_hi: float) -> float:
