@@ -96,9 +96,10 @@ def nice_step(span: float) -> float:
 
 
 def range_slider(label: str, name: str, low: float, high: float, **kwargs) -> float:
-    """A slider over a range that follows the picture: the range is rounded, the value kept inside."""
+    """A slider over a range that follows the picture, rounded inwards (so it stays inside the
+    range, e.g. the image of f), with the value kept inside."""
     step = nice_step(high - low)
-    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+    low, high = math.ceil(low / step) * step, math.floor(high / step) * step
     return slider(label, name, round(low, 10), round(high, 10), step, **kwargs)
 
 
