@@ -1,6 +1,12 @@
 """flowviz: the Streamlit shell. Navigation only; each page lives in pages/."""
 
 import streamlit as st
+import torch
+
+# One server process serves every visitor (and every training run): one intra-op
+# thread each keeps them from fighting over the cores, which costs far more than
+# it saves on grids of this size.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="flowviz: normalizing flows you can see", page_icon="🌀", layout="wide")
 

@@ -2,95 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from flowviz.devtools import CHROMIUM_FLAGS, IDLE, chromium_path, start_app, stop_app
+from flowviz.devtools import wait_idle as wait_idle  # re-exported for the tests
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Start `streamlit run app.py` on a free loopback port; return the process and its URL."""
-    port = port or _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--server.fileWatcherType",
-            "none",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
-                if response.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("streamlit did not answer on /_stcore/health within 60 s")
+__all__ = ["CHROMIUM_FLAGS", "IDLE", "ROOT", "exception_boxes", "open_page", "wait_idle"]
 
 
 @pytest.fixture(scope="session")
 def app_url():
     proc, url = start_app()
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        raise RuntimeError("Debian's chromium is needed for the browser tests: apt-get install -y chromium")
-    return path
+    stop_app(proc)
 
 
 @pytest.fixture(scope="session")
@@ -110,11 +37,6 @@ def page(browser):
     tab.set_default_timeout(30_000)
     yield tab
     context.close()
-
-
-def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until the script has finished running (and started, if a change is in flight)."""
-    page.wait_for_selector(IDLE, timeout=timeout)
 
 
 def open_page(page, url: str) -> None:

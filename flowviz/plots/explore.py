@@ -85,14 +85,15 @@ def grid_figure(
     samples: dict[int, np.ndarray] | None = None,
     markers: dict[int, tuple[float, float]] | None = None,
     height: int = 820,
-    hover: bool = True,
+    hover: bool | Sequence[int] = True,
 ) -> dict:
     """A figure of square panels in a grid; panels with the same ``spaces`` entry share axes.
 
     ``lines``: {"z_lines": (M, 2), "x_lines": (M, 2)} drawn where a panel asks for them.
     ``samples``: {panel index: (n, 2) points} scattered over that panel.
     ``markers``: {panel index: (x, y)}: a probed point, drawn as a cross.
-    ``hover``: add the transparent hover layer (values under the cursor, colour bars).
+    ``hover``: True, False, or the panel indices that get a transparent hover layer
+    (values under the cursor); the other panels' colour bars ride on a 2x2 stub.
     """
     rows = int(np.ceil(len(panels) / cols))
     xlim, ylim = pixel_extent(xs, ys)
@@ -146,8 +147,10 @@ def grid_figure(
                 "font": {"size": 13},
             }
         )
-        if hover or panel.colourbar:
-            data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
+        hovered = hover if isinstance(hover, bool) else i in hover
+        if hovered or panel.colourbar:
+            index = hover_index if hovered else np.array([0, len(xs) - 1])
+            data.append(_hover_layer(panel, xs, ys, index, xname, yname, (dx1, dy0, dy1), hovered))
         if panel.overlay and lines is not None and panel.overlay in lines:
             data.append(_line_trace(lines[panel.overlay], xname, yname))
         if samples and i in samples:
@@ -170,7 +173,7 @@ def _marker_trace(point: tuple[float, float], xname: str, yname: str) -> dict:
     }
 
 
-def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
+def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place, hovered: bool = True) -> dict:
     """A transparent coarse heatmap: hover values and, where asked, the colour bar."""
     right, bottom, top = place
     values = panel.values[np.ix_(index, index)].astype(np.float32)
@@ -191,6 +194,9 @@ def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
         f"{panel.hover_label} = %{{z:.4g}}<extra></extra>",
         "hoverongaps": False,
     }
+    if not hovered:
+        trace["hoverinfo"] = "skip"
+        del trace["hovertemplate"]
     if panel.colourbar:
         trace["colorbar"] = {
             "title": {"text": panel.colourbar, "side": "right"},

@@ -56,6 +56,7 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
         samples=overlay,
         markers=markers,
         height=760,
+        hover=[1],  # values under the cursor on p_X; the probe itemises any point exactly
     )
     st.plotly_chart(figure, key="fv_main_figure", config=PLOT_CONFIG, use_container_width=True)
     st.caption(
@@ -68,7 +69,9 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
 
 def terms_figure(fields: dict) -> None:
     panels = terms_panels(fields["base_log_prob"], fields["log_det_inverse"], fields["log_density"])
-    figure = grid_figure(panels, fields["x"], fields["y"], cols=3, spaces=["x", "x", "x"], height=380)
+    figure = grid_figure(
+        panels, fields["x"], fields["y"], cols=3, spaces=["x", "x", "x"], height=380, hover=[2]
+    )
     st.plotly_chart(figure, key="fv_terms_figure", config=PLOT_CONFIG, use_container_width=True)
     st.caption(
         "The change of variables, term by term: log p_X(x) = log p_Z(f⁻¹(x)) + log|det J_f⁻¹(x)|. "

@@ -1,0 +1,115 @@
+"""Helpers for the browser tests and benchmarks: a live app on loopback and headless Chromium.
+
+Nothing here is needed to use flowviz; it starts ``streamlit run app.py`` as a
+subprocess on a free loopback port and times what a person would see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+# A fingerprint of every plotly chart on the page: the images laid under the axes
+# and the size of each trace, so "the picture changed" can be detected in the browser.
+CHART_FINGERPRINT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {
+  const images = (g.layout && g.layout.images) ? g.layout.images.map(i => i.source.length + ':' + i.source.slice(-48)) : [];
+  const traces = (g.data || []).map(t => (t.z ? t.z.length : 0) + ':' + (t.x ? t.x.length : 0));
+  return images.join('|') + '#' + traces.join(',');
+})"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(port: int | None = None, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on loopback; return the process and its base URL."""
+    port = port or free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as response:
+                if response.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not answer on {url}/_stcore/health within {timeout:.0f} s")
+
+
+def stop_app(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("Debian's chromium is needed: apt-get install -y chromium")
+    return path
+
+
+def wait_idle(page, timeout: float = 30_000) -> None:
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def chart_fingerprints(page) -> list[str]:
+    return page.evaluate(CHART_FINGERPRINT_JS)
+
+
+def time_slider_key(page, slider, key: str, before: list[str], timeout: float = 20_000) -> float:
+    """Milliseconds from a key press on a focused slider until every chart shows new data
+    and the script is idle again."""
+    page.evaluate("before => { window.__fvBefore = before; }", before)
+    start = time.perf_counter()
+    slider.press(key)
+    page.wait_for_function(
+        "() => { const now = (" + CHART_FINGERPRINT_JS + ")();"
+        " const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
+        " && now.length === window.__fvBefore.length && now.length > 0"
+        " && now.every((v, k) => v !== window.__fvBefore[k]); }",
+        polling="raf",
+        timeout=timeout,
+    )
+    return (time.perf_counter() - start) * 1e3
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
