@@ -415,11 +415,12 @@ def assert_below(error: torch.Tensor, tol: float, points: torch.Tensor) -> None:
         pytest.fail(f"error {float(error[k]):.3g} > {tol:g} at {points[k].tolist()}", pytrace=False)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
+REFERENCE_ROWS = [row for row in ROWS if REFERENCE[row[0]] is not None]
+
+
+@pytest.mark.parametrize(("kind", "i"), REFERENCE_ROWS, ids=[f"{kind}-{i}" for kind, i in REFERENCE_ROWS])
 def test_forward_matches_the_formula(kind, i):
     reference = REFERENCE[kind]
-    if reference is None:
-        pytest.skip("checked through its knots in test_spline_knots")
     e = evaluation(kind, i)
     expected = torch.from_numpy(reference(layer_params(kind, i), e.z.numpy()))
     error = ((e.x - expected).abs() / expected.abs().clamp(min=1.0)).amax(-1)
