@@ -431,7 +431,7 @@ class CarriedInterval:
 
 
 def carry_interval(
-    base: LineBase, fmap: LineMap, z_start: float, width: float, resolution: int = 200
+    base: LineBase, fmap: LineMap, z_start: float, width: float, resolution: int = 100
 ) -> CarriedInterval:
     """Carry [z, z + dz] through f; its probability computed on each side by its own integral."""
     z_lo, z_hi = z_start, z_start + width
@@ -585,7 +585,7 @@ class LineCurves:
     mass_in_view_cdf: float  # the same from the base CDF at the preimages of the window's ends
 
 
-def line_curves(base: LineBase, fmap: LineMap, resolution: int = 600) -> LineCurves:
+def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCurves:
     z_range, x_range = view_ranges(base, fmap)
     with torch.no_grad():
         z = grid_with_breaks(*z_range, resolution, base.breakpoints)

@@ -308,7 +308,7 @@ def probe_numbers(at: object) -> None:
     )
     st.metric("z = f⁻¹(x)", fmt(at.z))
     st.metric("p_Z(z)", fmt(at.base_density))
-    st.metric("|d f⁻¹/dx| (the layers' log-derivative)", fmt(math.exp(at.log_det_inverse)))
+    st.metric("|d f⁻¹/dx| (analytic, from the layers)", fmt(math.exp(at.log_det_inverse)))
     st.metric("p_X(x)", fmt(at.density))
 
 

@@ -57,7 +57,7 @@ def report_column(title: str, latex: str, report) -> None:
     st.latex(latex)
     first, second = st.columns(2)
     with first:
-        st.metric("det J (dense, from autograd's J)", f"{report.det_dense:.12g}")
+        st.metric("det J of the dense autograd Jacobian", f"{report.det_dense:.12g}")
         st.metric("log|det J| by slogdet of the dense J", f"{report.slogdet_log_abs:.12g}")
         st.metric("Largest |entry| above the diagonal", f"{report.largest_above_diagonal:.1g}")
     with second:

@@ -40,7 +40,7 @@ def check_numbers(at: AppTest) -> None:
     assert abs(inverse - reciprocal) <= 1e-8 * max(1.0, abs(inverse))
     assert metric(at, "Difference (inverse-function rule)") <= 1e-8 * max(1.0, abs(inverse))
     # p_X(x) = p_Z(z) |d f^-1/dx|, with the numbers as shown.
-    p_z, slope = metric(at, "p_Z(z)"), metric(at, "|d f⁻¹/dx| (the layers' log-derivative)")
+    p_z, slope = metric(at, "p_Z(z)"), metric(at, "|d f⁻¹/dx| (analytic, from the layers)")
     assert metric(at, "p_X(x)") == pytest.approx(p_z * slope, rel=1e-10)
     assert 0.99 < metric(at, "Mass of p_X on the shown x range") <= 1.0 + 1e-9
 

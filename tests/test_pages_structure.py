@@ -33,7 +33,7 @@ def metrics(at: AppTest, label: str) -> list[float]:
 
 def check_determinants(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    dense = metrics(at, "det J (dense, from autograd's J)")
+    dense = metrics(at, "det J of the dense autograd Jacobian")
     diagonal = metrics(at, "Product of the diagonal")
     slogdet = metrics(at, "log|det J| by slogdet of the dense J")
     layer = metrics(at, "log|det J| from the layer (sum of log-diagonal)")

@@ -1,0 +1,55 @@
+"""The structure page in headless Chromium: the layer table, determinants, a keyboard move, the timing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from flowviz.layers import LAYER_CLASSES
+from tests.browser.test_one_d import in_app, metric, wait_for_metric  # noqa: F401 (in_app is a fixture)
+from tests.conftest import exception_boxes, open_page, wait_idle
+
+
+def metrics(page, label: str) -> list[float]:
+    values = page.locator('[data-testid="stMetric"]', has_text=label).locator('[data-testid="stMetricValue"]')
+    return [float(v.replace(",", "").rstrip("×")) for v in values.all_inner_texts()]
+
+
+def check_determinants(page) -> None:
+    assert exception_boxes(page) == []
+    dense = metrics(page, "det J of the dense autograd Jacobian")
+    diagonal = metrics(page, "Product of the diagonal")
+    assert len(dense) == len(diagonal) == 2
+    for d, p in zip(dense, diagonal, strict=True):
+        assert d == pytest.approx(p, rel=1e-10)
+    assert metrics(page, "Largest |entry| above the diagonal") == [0.0, 0.0]
+
+
+def test_table_and_determinants(page, app_url, in_app):  # noqa: F811
+    open_page(page, app_url + "/structure")
+    rows = page.locator("table tbody tr")
+    assert rows.count() == len(LAYER_CLASSES)
+    table_text = page.locator("table").first.inner_text()
+    for name in LAYER_CLASSES:
+        assert name in table_text
+    assert "✗" not in table_text
+    check_determinants(page)
+    dimension = page.get_by_role("slider", name="Dimension D of the two layers")
+    dimension.focus()
+    dimension.press("ArrowRight")
+    page.get_by_text("Affine coupling, D = 7").first.wait_for()
+    wait_idle(page)
+    check_determinants(page)
+
+
+def test_cost_experiment_shows_progress_and_slopes(page, app_url, in_app):  # noqa: F811
+    open_page(page, app_url + "/structure")
+    page.get_by_role("button", name="Run the timing").click()
+    page.wait_for_selector('[data-testid="stProgress"]', state="attached", timeout=10_000)
+    dense = wait_for_metric(page, "Measured slope, dense LU (slogdet)", math.isfinite, timeout=60)
+    triangular = metric(page, "Measured slope, triangular (sum of log-diagonal)")
+    assert math.isfinite(triangular)
+    assert dense > triangular
+    assert exception_boxes(page) == []
+    assert page.locator('[data-testid="stProgress"]').count() == 0  # cleared when done
