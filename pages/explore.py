@@ -35,7 +35,7 @@ def preset_row() -> None:
             key=f"fv_preset_{name}",
             on_click=load_preset,
             args=(name,),
-            use_container_width=True,
+            width="stretch",
         )
 
 

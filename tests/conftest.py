@@ -40,7 +40,10 @@ def page(browser):
 
 
 def open_page(page, url: str) -> None:
+    """Go to a page and wait until its script has run to the end once."""
     page.goto(url)
+    # The app reports "not running" before its first run starts: wait for content, then idle.
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]')
     wait_idle(page)
     page.wait_for_timeout(300)
     wait_idle(page)

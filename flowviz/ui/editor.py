@@ -138,14 +138,14 @@ def _mixture_editor(base: dict) -> dict:
         "Two blobs",
         on_click=_replace_base,
         args=(two_blobs(),),
-        use_container_width=True,
+        width="stretch",
         key=key("base", "blobs"),
     )
     c2.button(
         "Ring of 8",
         on_click=_replace_base,
         args=(ring_of_gaussians(),),
-        use_container_width=True,
+        width="stretch",
         key=key("base", "ring"),
     )
     components = base["components"]
@@ -356,7 +356,7 @@ def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
             args=args,
             disabled=disabled,
             help=help,
-            use_container_width=True,
+            width="stretch",
         )
     on_key = init(key(uid, "on"), layer.get("enabled", True))
     return columns[4].toggle("Layer on", key=on_key, help="Switch the layer off to see the flow without it")
@@ -366,4 +366,4 @@ def add_layer_controls() -> None:
     kinds = list(LAYER_DEFAULTS)
     c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
     kind = c1.selectbox("Layer type to add", kinds, format_func=LAYER_TITLES.get, key="fv_add_kind")
-    c2.button("Add layer", on_click=state.add, args=(kind,), key="fv_add", use_container_width=True)
+    c2.button("Add layer", on_click=state.add, args=(kind,), key="fv_add", width="stretch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import streamlit as st
@@ -11,7 +12,6 @@ from flowviz.spec import parse_spec, spec_to_json
 from flowviz.ui import state
 
 JSON_KEY = "fv_json_text"
-JSON_SHOWN = "fv_json_shown"
 JSON_ERROR = "fv_json_error"
 UPLOAD_KEY = "fv_upload"
 UPLOAD_ERROR = "fv_upload_error"
@@ -47,7 +47,7 @@ def share_panel(spec: dict, token: str) -> None:
         spec_to_json(spec),
         file_name="flow-spec.json",
         mime="application/json",
-        use_container_width=True,
+        width="stretch",
         key="fv_download",
     )
     c2.download_button(
@@ -55,10 +55,10 @@ def share_panel(spec: dict, token: str) -> None:
         python_snippet(spec),
         file_name="flow.py",
         mime="text/x-python",
-        use_container_width=True,
+        width="stretch",
         key="fv_download_py",
     )
-    with st.popover("Export as Python", use_container_width=True):
+    with st.popover("Export as Python", width="stretch"):
         st.code(python_snippet(spec), language="python")
         st.caption("Or from a shell: `python -m flowviz evaluate flow-spec.json --out arrays.npz`")
     st.file_uploader(
@@ -88,38 +88,48 @@ def _load_upload() -> None:
     state.notice("success", f"Loaded the flow from {upload.name}.")
 
 
+def _json_key(spec: dict) -> str:
+    """The text area's key follows the spec: a new spec gets a fresh text area holding its JSON.
+
+    (Writing a widget's value from the script on every run would make the browser
+    drop key presses on other controls while a run is in flight.)
+    """
+    digest = hashlib.sha1(spec_to_json(spec).encode()).hexdigest()[:12]
+    return f"{JSON_KEY}.{digest}"
+
+
 def absorb_json_edit() -> None:
     """Before any control is drawn: adopt a committed edit of the JSON text, or keep its error."""
     ss = st.session_state
-    if JSON_KEY not in ss or ss[JSON_KEY] == ss.get(JSON_SHOWN):
+    spec = state.current_spec()
+    text = ss.get(_json_key(spec))
+    if text is None or text == spec_to_json(spec):
+        ss[JSON_ERROR] = None
         return
     try:
-        spec = parse_spec(ss[JSON_KEY])
+        edited = parse_spec(text)
     except SpecError as error:
         ss[JSON_ERROR] = str(error)
         return
     ss[JSON_ERROR] = None
-    state.replace_spec(spec)
+    state.replace_spec(edited)
     state.notice("success", "Applied the edited JSON.")
 
 
 def json_editor(spec: dict) -> None:
     ss = st.session_state
-    text = spec_to_json(spec)
-    if not ss.get(JSON_ERROR):
-        ss[JSON_KEY] = text
-        ss[JSON_SHOWN] = text
     st.text_area(
         "Flow spec (JSON): edit and press Ctrl+Enter to apply",
-        key=JSON_KEY,
+        value=spec_to_json(spec),
+        key=_json_key(spec),
         height=320,
         help="The whole flow as one JSON document: base, layers, view. Every control above edits it.",
     )
     if ss.get(JSON_ERROR):
         st.error(f"Not applied: {ss[JSON_ERROR]}")
-        st.button("Discard my edit", on_click=_discard_json_edit, key="fv_json_discard")
+        st.button("Discard my edit", on_click=_discard_json_edit, args=(spec,), key="fv_json_discard")
 
 
-def _discard_json_edit() -> None:
+def _discard_json_edit(spec: dict) -> None:
     st.session_state[JSON_ERROR] = None
-    st.session_state.pop(JSON_SHOWN, None)
+    st.session_state.pop(_json_key(spec), None)

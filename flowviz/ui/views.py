@@ -58,7 +58,7 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
         height=760,
         hover=[1],  # values under the cursor on p_X; the probe itemises any point exactly
     )
-    st.plotly_chart(figure, key="fv_main_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.plotly_chart(figure, key="fv_main_figure", config=PLOT_CONFIG, width="stretch")
     st.caption(
         "Top: the base density p_Z with an even grid, and the density p_X after the flow with the same grid "
         "carried along (cells that grow thin the density, cells that shrink concentrate it). "
@@ -72,7 +72,7 @@ def terms_figure(fields: dict) -> None:
     figure = grid_figure(
         panels, fields["x"], fields["y"], cols=3, spaces=["x", "x", "x"], height=380, hover=[2]
     )
-    st.plotly_chart(figure, key="fv_terms_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.plotly_chart(figure, key="fv_terms_figure", config=PLOT_CONFIG, width="stretch")
     st.caption(
         "The change of variables, term by term: log p_X(x) = log p_Z(f⁻¹(x)) + log|det J_f⁻¹(x)|. "
         "The middle term is positive (blue) where f squeezes space, so the density there is higher than "
@@ -84,7 +84,7 @@ def steps_view(steps, xs, ys) -> None:
     figure = steps_figure(
         [s.title for s in steps], [s.density for s in steps], [s.points for s in steps], xs, ys
     )
-    st.plotly_chart(figure, key="fv_steps_figure", config=PLOT_CONFIG, use_container_width=True)
+    st.plotly_chart(figure, key="fv_steps_figure", config=PLOT_CONFIG, width="stretch")
     st.caption(
         "Each layer's step: the density of z_k after the first k layers (one colour scale), with the same "
         "400 samples carried through."
@@ -107,7 +107,7 @@ def probe_table(probe: Probe) -> None:
         }
         for r in probe.rows
     ]
-    st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.dataframe(rows, hide_index=True, width="stretch")
     density = float(np.exp(probe.log_density))
     st.latex(
         rf"\log p_X(x) = \underbrace{{{probe.base_log_prob:.4f}}}_{{\log p_Z(z_0)}}"

@@ -1,0 +1,126 @@
+"""The Explorer in real headless Chromium: links, sliders, presets, uploads, no exception boxes."""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+import flowviz
+from flowviz.devtools import chart_fingerprints, time_slider_key
+from flowviz.presets import FLOW_PRESETS
+from flowviz.spec import decode_token, encode_token, parse_spec
+from tests.conftest import exception_boxes, open_page, wait_idle
+
+SPEC = {
+    "base": {"type": "gaussian", "mean": [0.3, -0.2], "cov": [[1.0, 0.3], [0.3, 0.8]]},
+    "layers": [
+        {"type": "rotation", "degrees": 30},
+        {"type": "planar", "w": [2, 0], "u": [0.8, 0.4], "b": 0},
+    ],
+    "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 128},
+}
+
+
+def mass_text(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Mass in view")
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def spec_in_address(page) -> dict:
+    token = parse_qs(urlparse(page.url).query)["spec"][0]
+    return decode_token(token)
+
+
+def wait_for_spec(page, predicate, timeout: float = 20.0) -> dict:
+    """Poll the address bar until its spec satisfies ``predicate`` and the script is idle."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            spec = spec_in_address(page)
+        except (KeyError, ValueError):
+            spec = None
+        if spec is not None and predicate(spec):
+            wait_idle(page)
+            page.wait_for_timeout(300)
+            wait_idle(page)
+            return spec_in_address(page)
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the address never showed the expected spec: {page.url}")
+
+
+def test_link_round_trip(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(SPEC))}")
+    assert mass_text(page) == f"{float(flowviz.evaluate(SPEC)['mass']):.4f}"
+    slider = page.get_by_role("slider", name="Rotation angle (degrees)")
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    edited = wait_for_spec(page, lambda spec: spec["layers"][0]["degrees"] == 33)
+    shown = mass_text(page)
+    assert shown == f"{float(flowviz.evaluate(edited)['mass']):.4f}"
+    # the address bar reproduces the screen: open it anew
+    copy = page.context.new_page()
+    open_page(copy, page.url)
+    assert mass_text(copy) == shown
+    value = copy.get_by_role("slider", name="Rotation angle (degrees)").input_value()
+    assert float(value) == edited["layers"][0]["degrees"]
+    assert exception_boxes(page) == [] and exception_boxes(copy) == []
+
+
+def test_slider_changes_every_view(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(SPEC))}")
+    page.wait_for_selector(".js-plotly-plot .main-svg")
+    page.wait_for_timeout(500)
+    slider = page.get_by_role("slider", name="Rotation angle (degrees)")
+    before = chart_fingerprints(page)
+    assert before, "no chart on the page"
+    elapsed = time_slider_key(page, slider, "ArrowRight", before)
+    assert elapsed < 10_000
+    assert all(a != b for a, b in zip(before, chart_fingerprints(page), strict=True))
+    assert exception_boxes(page) == []
+
+
+def test_default_page_and_explore_path_have_no_not_found_dialog(page, app_url):
+    for path in ("/", "/explore"):
+        open_page(page, app_url + path)
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.get_by_text("Mass in view").count() >= 1
+        assert exception_boxes(page) == []
+
+
+def test_presets_load_without_errors(page, app_url):
+    open_page(page, f"{app_url}/explore")
+    for name in FLOW_PRESETS:
+        page.get_by_role("button", name=name.capitalize(), exact=True).click()
+        wait_for_spec(page, lambda spec, name=name: spec == FLOW_PRESETS[name][1])
+        assert exception_boxes(page) == [], name
+
+
+def test_bad_token_shows_message_and_default_flow(page, app_url):
+    open_page(page, f"{app_url}/explore?spec=%%%not-base64")
+    assert page.get_by_text("could not be opened").count() >= 1
+    assert mass_text(page)
+    assert exception_boxes(page) == []
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_upload_spec_file(page, app_url, tmp_path, good):
+    open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(SPEC))}")
+    page.get_by_text("Share and export").click()
+    page.wait_for_timeout(300)
+    target = {**SPEC, "layers": [{"type": "swirl", "strength": 2.5}]}
+    if not good:
+        target = {**SPEC, "layers": [{"type": "radial", "alpha": 1, "beta": -3}]}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(target))
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    if good:
+        wait_for_spec(page, lambda spec: spec == parse_spec(target))
+    else:
+        page.get_by_text("That file was not loaded").wait_for(timeout=20_000)
+        assert page.get_by_text("beta").count() >= 1
+        assert spec_in_address(page) == parse_spec(SPEC)
+    assert exception_boxes(page) == []

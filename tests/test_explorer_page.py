@@ -1,0 +1,268 @@
+"""The Explorer page driven through Streamlit's AppTest: state, edits, presets and errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import flowviz
+from flowviz.flow import Flow
+from flowviz.presets import FLOW_PRESETS, LAYER_DEFAULTS, default_spec
+from flowviz.spec import decode_token, encode_token, parse_spec
+
+PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "explore.py")
+ROTATION_SPEC = {
+    "base": {"type": "gaussian", "mean": [0.3, -0.2], "cov": [[1.0, 0.3], [0.3, 0.8]]},
+    "layers": [
+        {"type": "rotation", "degrees": 30},
+        {"type": "planar", "w": [2, 0], "u": [0.8, 0.4], "b": 0},
+    ],
+    "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 96},
+}
+
+
+def open_explorer(spec=None, token: str | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    if spec is not None:
+        at.query_params["spec"] = encode_token(parse_spec(spec))
+    if token is not None:
+        at.query_params["spec"] = token
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def mass_shown(at: AppTest) -> str:
+    metrics = [m for m in at.metric if m.label == "Mass in view"]
+    assert len(metrics) == 1
+    return metrics[0].value
+
+
+def url_spec(at: AppTest) -> dict:
+    return decode_token(
+        at.query_params["spec"][0] if isinstance(at.query_params["spec"], list) else at.query_params["spec"]
+    )
+
+
+def slider(at: AppTest, label: str):
+    found = [s for s in at.slider if s.label == label]
+    assert found, f"no slider labelled {label!r}; labels: {[s.label for s in at.slider]}"
+    return found[0]
+
+
+def select_item(at: AppTest, label_start: str) -> None:
+    """Pick a part of the flow in the stack list by the start of its shown label."""
+    radio = at.radio(key="fv_selected")
+    values = ["base", *at.session_state["fv_uids"]]
+    match = [v for shown, v in zip(radio.options, values, strict=True) if shown.startswith(label_start)]
+    assert match, radio.options
+    radio.set_value(match[0]).run()
+
+
+def json_area(at: AppTest):
+    areas = [t for t in at.text_area if t.key and t.key.startswith("fv_json_text")]
+    assert len(areas) == 1
+    return areas[0]
+
+
+def test_default_flow_opens_with_its_mass_and_url():
+    at = open_explorer()
+    expected = flowviz.evaluate(default_spec())["mass"]
+    assert mass_shown(at) == f"{float(expected):.4f}"
+    assert url_spec(at) == parse_spec(default_spec())
+
+
+def test_link_opens_the_flow_it_carries():
+    at = open_explorer(ROTATION_SPEC)
+    expected = float(flowviz.evaluate(ROTATION_SPEC)["mass"])
+    assert mass_shown(at) == f"{expected:.4f}"
+    assert url_spec(at) == parse_spec(ROTATION_SPEC)
+
+
+def test_token_without_padding_and_with_padding_both_open():
+    token = encode_token(parse_spec(ROTATION_SPEC))
+    padded = token + "=" * (-len(token) % 4)
+    for candidate in (token, padded):
+        at = open_explorer(token=candidate)
+        assert url_spec(at) == parse_spec(ROTATION_SPEC)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-spec!!",
+        encode_token(
+            {"base": {"type": "gaussian"}, "layers": [{"type": "planar", "w": [1, 0], "u": [-2, 0]}]}
+        ),
+        encode_token({"base": {"type": "nope"}, "layers": []}),
+    ],
+)
+def test_bad_token_shows_a_message_and_the_default_flow(token):
+    at = open_explorer(token=token)
+    assert any("could not be opened" in e.value for e in at.error), [e.value for e in at.error]
+    assert url_spec(at) == parse_spec(default_spec())
+
+
+def test_slider_edit_updates_spec_url_and_mass():
+    at = open_explorer(ROTATION_SPEC)
+    slider(at, "Rotation angle (degrees)")  # the first layer is selected on open
+    slider(at, "Rotation angle (degrees)").set_value(75.0).run()
+    assert not at.exception
+    spec = url_spec(at)
+    assert spec["layers"][0]["degrees"] == 75.0
+    expected = float(flowviz.evaluate(spec)["mass"])
+    assert mass_shown(at) == f"{expected:.4f}"
+
+
+def test_planar_that_cannot_be_inverted_is_refused_and_last_good_flow_kept():
+    at = open_explorer(ROTATION_SPEC)
+    select_item(at, "2 ·")
+    before = url_spec(at)
+    slider(at, "Planar push u₁").set_value(-1.0).run()  # w.u = 2 * -1 = -2 <= -1
+    assert not at.exception
+    assert any("w.u" in e.value and "-1" in e.value for e in at.error), [e.value for e in at.error]
+    assert url_spec(at) == before
+
+
+def test_stack_edits_add_move_copy_switch_off_delete():
+    at = open_explorer(ROTATION_SPEC)
+    at.selectbox(key="fv_add_kind").set_value("swirl").run()
+    at.button(key="fv_add").click().run()
+    assert [layer["type"] for layer in url_spec(at)["layers"]] == ["rotation", "planar", "swirl"]
+    # the new layer is selected: move it up
+    up = [b for b in at.button if b.key and b.key.endswith(".up")]
+    up[0].click().run()
+    assert [layer["type"] for layer in url_spec(at)["layers"]] == ["rotation", "swirl", "planar"]
+    dup = [b for b in at.button if b.key and b.key.endswith(".dup")]
+    dup[0].click().run()
+    assert [layer["type"] for layer in url_spec(at)["layers"]] == ["rotation", "swirl", "swirl", "planar"]
+    on = next(t for t in at.toggle if t.label == "Layer on")
+    on.set_value(False).run()
+    spec = url_spec(at)
+    assert spec["layers"][2].get("enabled") is False
+    # switching a layer off removes it from the flow: the mass is that of the remaining layers
+    active = {**spec, "layers": [layer for layer in spec["layers"] if layer.get("enabled", True)]}
+    assert mass_shown(at) == f"{float(flowviz.evaluate(active)['mass']):.4f}"
+    delete = [b for b in at.button if b.key and b.key.endswith(".del")]
+    delete[0].click().run()
+    assert [layer["type"] for layer in url_spec(at)["layers"]] == ["rotation", "swirl", "planar"]
+    assert not at.exception
+
+
+@pytest.mark.parametrize("name", list(FLOW_PRESETS))
+def test_each_preset_loads_whole(name):
+    at = open_explorer()
+    at.button(key=f"fv_preset_{name}").click().run()
+    assert not at.exception
+    assert url_spec(at) == FLOW_PRESETS[name][1]
+    mass = float(mass_shown(at))
+    assert mass == pytest.approx(float(flowviz.evaluate(FLOW_PRESETS[name][1])["mass"]), abs=1e-4)
+    assert mass > 0.97  # each preset's window is chosen to hold its flow
+
+
+def test_every_layer_type_can_be_added_and_edited_without_error():
+    at = open_explorer({"base": {"type": "gaussian"}, "layers": [], "view": {"resolution": 64}})
+    for kind in LAYER_DEFAULTS:
+        at.selectbox(key="fv_add_kind").set_value(kind).run()
+        at.button(key="fv_add").click().run()
+        assert not at.exception, kind
+        assert url_spec(at)["layers"][-1]["type"] == kind
+        # nudge every slider of the new layer to its upper limit and back: never an exception
+        labels = [s.label for s in at.slider if not s.label.startswith(("View", "Grid", "Number of samples"))]
+        for label in labels[:3]:
+            control = slider(at, label)
+            control.set_value(control.max).run()
+            assert not at.exception, (kind, label)
+    assert len(url_spec(at)["layers"]) == len(LAYER_DEFAULTS)
+
+
+def test_base_types_and_mixture_presets():
+    at = open_explorer(
+        {"base": {"type": "gaussian"}, "layers": [{"type": "tanh"}], "view": {"resolution": 64}}
+    )
+    select_item(at, "Base")
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Base distribution p_Z")).set_value(
+        "uniform"
+    ).run()
+    assert url_spec(at)["base"]["type"] == "uniform"
+    at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Base distribution p_Z")).set_value(
+        "mixture"
+    ).run()
+    base = url_spec(at)["base"]
+    assert base["type"] == "mixture" and len(base["components"]) == 2
+    next(b for b in at.button if b.label == "Ring of 8").click().run()
+    base = url_spec(at)["base"]
+    assert len(base["components"]) == 8
+    means = np.array([c["mean"] for c in base["components"]])
+    np.testing.assert_allclose(np.linalg.norm(means, axis=1), 2.5, atol=1e-5)
+    assert not at.exception
+
+
+def test_gaussian_base_sliders_set_mean_and_covariance():
+    at = open_explorer({"base": {"type": "gaussian"}, "layers": [], "view": {"resolution": 64}})
+    slider(at, "Mean μ₁ (x)").set_value(1.0).run()
+    slider(at, "Std. dev. σ₂ (y)").set_value(2.0).run()
+    slider(at, "Correlation ρ").set_value(0.5).run()
+    base = url_spec(at)["base"]
+    assert base["mean"] == [1.0, 0.0]
+    np.testing.assert_allclose(base["cov"], [[1.0, 1.0], [1.0, 4.0]], atol=1e-12)
+
+
+def test_json_editor_applies_valid_and_refuses_invalid():
+    at = open_explorer(ROTATION_SPEC)
+    text = json_area(at)
+    edited = copy.deepcopy(parse_spec(ROTATION_SPEC))
+    edited["layers"][0]["degrees"] = 10.0
+    text.set_value(json.dumps(edited)).run()
+    assert not at.exception
+    assert url_spec(at)["layers"][0]["degrees"] == 10.0
+    broken = json.dumps(edited).replace('"degrees": 10.0', '"degrees": "ten"')
+    json_area(at).set_value(broken).run()
+    assert not at.exception
+    assert any("degrees must be a number" in e.value for e in at.error), [e.value for e in at.error]
+    assert url_spec(at)["layers"][0]["degrees"] == 10.0  # the last good flow stays
+    assert json_area(at).value == broken  # nothing the user wrote is lost
+
+
+def test_view_window_and_resolution_travel_in_the_spec():
+    at = open_explorer(ROTATION_SPEC)
+    next(s for s in at.select_slider if s.label.startswith("Grid resolution")).set_value(128).run()
+    slider(at, "View x-range").set_value((-6.0, 6.0)).run()
+    view = url_spec(at)["view"]
+    assert view == {"xlim": [-6.0, 6.0], "ylim": [-4.0, 4.0], "resolution": 128}
+
+
+def test_more_views_and_probe_numbers():
+    at = open_explorer(ROTATION_SPEC)
+    at.pills(key="fv_extra").set_value(["Change-of-variables terms", "Layer by layer", "Probe a point"]).run()
+    assert not at.exception
+    px = slider(at, "Probe x₁").value
+    py = slider(at, "Probe x₂").value
+    flow = Flow.from_spec(ROTATION_SPEC)
+    import torch
+
+    expected = float(flow.log_prob(torch.tensor([[px, py]], dtype=torch.float64))[0])
+    shown = " ".join(latex.value for latex in at.latex)
+    assert f"{expected:.4f}" in shown
+
+
+def test_trained_flow_handed_over_is_shown_read_only():
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    flow = Flow.from_spec({"base": {"type": "gaussian"}, "layers": [{"type": "swirl", "strength": 2}]})
+    at.session_state["learned_flow"] = {
+        "flow": flow,
+        "title": "a test flow",
+        "data": np.random.default_rng(0).normal(size=(50, 2)),
+    }
+    at.run()
+    assert not at.exception
+    assert any("a test flow" in i.value for i in at.info)
+    assert [m for m in at.metric if m.label == "Mass in view"]
+    at.segmented_control(key="fv_mode").set_value("Hand-built flow").run()
+    assert not at.exception
+    assert at.radio(key="fv_selected")
