@@ -207,16 +207,25 @@ class LineMap:
         lo, hi = sorted(float(v) for v in ends)
         return lo, hi
 
-    def kinks_x(self) -> list[float]:
-        """Where f' jumps or bends, mapped to x: the places p_X may jump or bend."""
-        points: list[float] = []
+    def knots(self) -> tuple[list[float], list[float]]:
+        """The points (z, f(z)) where f' jumps or bends (the knots of a piecewise map), for drawing."""
+        knots_z: list[float] = []
+        knots_x: list[float] = []
         with torch.no_grad():
             for index, step in enumerate(self.steps):
                 u = _kinks(step)
+                z, x = u, u
+                for earlier in reversed(self.steps[:index]):
+                    z = earlier.inverse_1d(z)[0]
                 for later in self.steps[index:]:
-                    u = later.forward_1d(u)[0]
-                points.extend(float(v) for v in u)
-        return points
+                    x = later.forward_1d(x)[0]
+                knots_z.extend(float(v) for v in z)
+                knots_x.extend(float(v) for v in x)
+        return knots_z, knots_x
+
+    def kinks_x(self) -> list[float]:
+        """Where f' jumps or bends, mapped to x: the places p_X may jump or bend."""
+        return self.knots()[1]
 
 
 def _increasing(values: Sequence[float]) -> bool:
@@ -264,7 +273,8 @@ def build_line_map(kind: str, params: Mapping) -> LineMap:
             raise SpecError(f"{kind} map", f"steepness k = {_fmt(steepness)} must be > 0")
         layer = {"tanh": Tanh, "sigmoid": Sigmoid, "exp": Exp}[kind]()
         outer = {"tanh": r"\tanh", "sigmoid": r"\sigma", "exp": r"\exp"}[kind]
-        return LineMap([AffineOnLine(steepness, 0.0), layer], rf"x = {outer}({_fmt(steepness)}\,z)")
+        inner = "z" if steepness == 1 else rf"{_fmt(steepness)}\,z"
+        return LineMap([AffineOnLine(steepness, 0.0), layer], rf"x = {outer}({inner})")
     if kind == "sinh_arcsinh":
         skew, tailweight = float(params["skew"]), float(params["tailweight"])
         if not tailweight > 0:
@@ -287,10 +297,8 @@ def build_line_map(kind: str, params: Mapping) -> LineMap:
         widths = [b - a for a, b in itertools.pairwise(z)]
         heights = [b - a for a, b in itertools.pairwise(x)]
         spline = Spline(widths, heights, spline_derivatives(knots_z, knots_x), bound=SPLINE_BOUND)
-        latex = (
-            r"x = \text{RQ spline through } "
-            + ",\\ ".join(f"({_fmt(a)}, {_fmt(b)})" for a, b in zip(knots_z, knots_x, strict=True))
-            + rf",\ \text{{identity outside }} [-{SPLINE_BOUND:g}, {SPLINE_BOUND:g}]"
+        latex = r"x = \text{spline through the knots } " + ",\\ ".join(
+            f"({_fmt(a)}, {_fmt(b)})" for a, b in zip(knots_z, knots_x, strict=True)
         )
         return LineMap([spline], latex)
     raise SpecError("map", f"unknown map {kind!r}; the maps are {', '.join(MAP_KINDS)}")
@@ -581,6 +589,8 @@ class LineCurves:
     z_range: tuple[float, float]
     x_range: tuple[float, float]
     probe_range: tuple[float, float]
+    knots_z: tuple[float, ...]  # the knots of f (where f' jumps or bends), z and f(z)
+    knots_x: tuple[float, ...]
     mass_in_view: float  # quadrature of p_X over the x window
     mass_in_view_cdf: float  # the same from the base CDF at the preimages of the window's ends
 
@@ -604,6 +614,8 @@ def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCur
         z_range=z_range,
         x_range=x_range,
         probe_range=probe_range(base, fmap),
+        knots_z=tuple(fmap.knots()[0]),
+        knots_x=tuple(fmap.knots()[1]),
         mass_in_view=pushforward_mass(base, fmap, *x_range),
         mass_in_view_cdf=mass_in_window_cdf(base, fmap, *x_range),
     )

@@ -107,6 +107,26 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
     ]
 
 
+def _knot_trace(curves: LineCurves) -> list[go.Scatter]:
+    if not curves.knots_z:
+        return []
+    return [
+        go.Scatter(
+            x=list(curves.knots_z),
+            y=list(curves.knots_x),
+            mode="markers",
+            marker={
+                "symbol": "diamond",
+                "size": 10,
+                "color": "white",
+                "line": {"color": "#222222", "width": 2},
+            },
+            name="knots of f",
+            hovertemplate="knot: z = %{x:.4g}, x = %{y:.4g}<extra></extra>",
+        )
+    ]
+
+
 def _density_traces(
     curves: LineCurves, interval: CarriedInterval, edges: np.ndarray, histogram: np.ndarray, count: int
 ) -> list[go.Scatter]:
@@ -122,7 +142,7 @@ def _density_traces(
             line={"color": HISTOGRAM_EDGE, "width": 1},
             xaxis="x2",
             yaxis="y2",
-            name=f"histogram of f(z) for {count:,} samples z ~ p_Z",
+            name=f"histogram of f(z), {count:,} samples",
             hovertemplate="x ≈ %{y:.3g}<br>sampled density %{x:.4g}<extra></extra>",
         ),
         go.Scatter(
@@ -133,7 +153,7 @@ def _density_traces(
             line={"color": BAND_EDGE, "width": 0},
             xaxis="x2",
             yaxis="y2",
-            name="the same probability on both axes",
+            name="one probability, both axes",
             hoverinfo="skip",
         ),
         go.Scatter(
@@ -142,7 +162,7 @@ def _density_traces(
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x2",
             yaxis="y2",
-            name="densities p_Z and p_X",
+            name="densities p_Z, p_X",
             hovertemplate="x = %{y:.4g}<br>p_X(x) = %{x:.5g}<extra></extra>",
         ),
         go.Scatter(
@@ -180,7 +200,7 @@ def _probe_traces(curves: LineCurves, probe: Probe) -> list[go.Scatter]:
             mode="lines",
             line=dashed,
             hoverinfo="skip",
-            name="the probe point",
+            name="probe point",
         ),
         go.Scatter(
             x=[probe.z],
@@ -265,6 +285,7 @@ def change_of_variables_figure(
     density_top = 1.12 * float(max(np.nanmax(peaks), 1e-12))
     traces = [
         *_graph_traces(curves, interval),
+        *_knot_trace(curves),
         *_density_traces(curves, interval, histogram_edges, histogram_density, sample_count),
         *_probe_traces(curves, probe),
     ]
