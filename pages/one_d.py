@@ -58,9 +58,10 @@ DEFAULTS = {
 }
 
 PRESETS = {
-    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 0.9),
-    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.5),
-    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 0.6),
+    # label, slope a, offset b, probe x (at z = 0.75 or 0.8: beside the shaded interval, not on it)
+    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 1.25),
+    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.65),
+    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 1.1),
 }
 
 

@@ -53,25 +53,8 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
     beam_z = np.concatenate([[interval.z_lo], curves.curve_z[inside], [interval.z_hi]])
     beam_x = np.interp(beam_z, curves.curve_z, curves.curve_x)
     limit = _slope_limit(curves.curve_log_slope)
+    # Stretch colour first, the translucent beams over it, the thin graph line on top.
     return [
-        go.Scatter(  # vertical beam: from the z axis up to the graph
-            x=_f32(np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]])),
-            y=_f32(np.concatenate([[z_bottom], beam_x, [z_bottom]])),
-            fill="toself",
-            fillcolor=BAND_FILL,
-            line={"width": 0},
-            hoverinfo="skip",
-            showlegend=False,
-        ),
-        go.Scatter(  # horizontal beam: from the graph left to the x axis
-            x=_f32(np.concatenate([[z_left], beam_z, [z_left]])),
-            y=_f32(np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]])),
-            fill="toself",
-            fillcolor=BAND_FILL,
-            line={"width": 0},
-            hoverinfo="skip",
-            showlegend=False,
-        ),
         go.Scatter(
             x=_f32(curves.curve_z),
             y=_f32(curves.curve_x),
@@ -93,6 +76,24 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             customdata=_f32(np.exp(curves.curve_log_slope)),
             hovertemplate="z = %{x:.4g}<br>x = f(z) = %{y:.4g}<br>|f′(z)| = %{customdata:.4g}<extra></extra>",
             name="stretch of f",
+            showlegend=False,
+        ),
+        go.Scatter(  # vertical beam: from the z axis up to the graph
+            x=_f32(np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]])),
+            y=_f32(np.concatenate([[z_bottom], beam_x, [z_bottom]])),
+            fill="toself",
+            fillcolor=BAND_FILL,
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(  # horizontal beam: from the graph left to the x axis
+            x=_f32(np.concatenate([[z_left], beam_z, [z_left]])),
+            y=_f32(np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]])),
+            fill="toself",
+            fillcolor=BAND_FILL,
+            line={"width": 0},
+            hoverinfo="skip",
             showlegend=False,
         ),
         go.Scatter(
