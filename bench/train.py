@@ -39,7 +39,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -188,8 +188,16 @@ def bench_sets() -> dict[str, BenchSet]:
 class FlowvizLearner:
     name = "flowviz"
 
-    def __init__(self, train_x: np.ndarray, seconds: float, model: ModelConfig, train: TrainConfig) -> None:
-        self.trainer = Trainer(train_x, model, with_overrides(train, seconds=seconds, steps=None))
+    def __init__(
+        self,
+        train_x: np.ndarray,
+        seconds: float,
+        model: ModelConfig,
+        train: TrainConfig,
+        steps: int | None = None,
+    ) -> None:
+        budget = {"seconds": None, "steps": steps} if steps else {"seconds": seconds, "steps": None}
+        self.trainer = Trainer(train_x, model, replace(train, **budget))
 
     @property
     def done(self) -> bool:
@@ -227,7 +235,7 @@ class FlowvizLearner:
 class ZukoLearner:
     name = "zuko"
 
-    def __init__(self, train_x: np.ndarray, seconds: float, seed: int) -> None:
+    def __init__(self, train_x: np.ndarray, seconds: float, seed: int, steps: int | None = None) -> None:
         import zuko
 
         torch.manual_seed(seed)
@@ -236,11 +244,14 @@ class ZukoLearner:
         self.x = torch.as_tensor(train_x, dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed)
         self.budget = seconds
+        self.step_budget = steps
         self.seconds = 0.0
         self.steps = 0
 
     @property
     def done(self) -> bool:
+        if self.step_budget:
+            return self.steps >= self.step_budget
         return self.seconds >= self.budget
 
     def run_for(self, seconds: float) -> None:
@@ -292,9 +303,9 @@ def run_set(bench: BenchSet, args, model: ModelConfig, train: TrainConfig) -> di
     if bench.quadrature_check is not None:
         result["quadrature_max_change_when_doubled"] = bench.quadrature_check(test_x[:2000])
 
-    learners = [FlowvizLearner(train_x, args.seconds, model, train)]
+    learners = [FlowvizLearner(train_x, args.seconds, model, train, args.steps)]
     if not args.no_zuko:
-        learners.append(ZukoLearner(train_x, args.seconds, args.seed))
+        learners.append(ZukoLearner(train_x, args.seconds, args.seed, args.steps))
     while not all(learner.done for learner in learners):
         for learner in learners:
             if not learner.done:
@@ -337,6 +348,7 @@ def print_table(results: list[dict]) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock training budget per learner")
+    parser.add_argument("--steps", type=int, help="a step budget instead of seconds (for tuning)")
     parser.add_argument("--sets", default="all", help="comma-separated set names, or all")
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per alternating slice")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for both learners")
@@ -364,6 +376,7 @@ def main(argv=None) -> int:
     report = {
         "what": "test NLL minus true entropy (nats) after a fixed wall-clock budget; see bench/train.py",
         "seconds": args.seconds,
+        "steps": args.steps,
         "slice": args.slice,
         "threads": args.threads,
         "n_train": args.n_train,

@@ -58,7 +58,107 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"evaluate": cmd_evaluate}
+def _positive(kind: type, name: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0 of the given kind (int or float)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (value > 0 and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import math
+
+    import torch
+
+    from flowviz.data import read_csv
+    from flowviz.model_io import model_bytes
+    from flowviz.train import ModelConfig, TrainConfig, Trainer
+
+    points = read_csv(Path(args.data))
+    out = Path(args.out)
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise SpecError(str(out), f"cannot write: the folder {str(out.parent)!r} does not exist")
+    torch.set_num_threads(args.threads)
+    trainer = Trainer(
+        points,
+        ModelConfig(kind=args.model),
+        TrainConfig(seconds=args.seconds, steps=args.steps, seed=args.seed),
+    )
+    print(
+        f"training a {args.model} flow on {len(points)} points from {args.data} "
+        f"({len(trainer.train_points)} to train, {len(trainer.val_points)} to validate)",
+        file=sys.stderr,
+    )
+    for record in trainer.progress(slice_seconds=1.0):
+        val = f"{record.val_nll:.4f}" if record.val_nll is not None else "-"
+        print(
+            f"step {record.step:6d}  train NLL {record.train_nll:8.4f}  val NLL {val:>8}  "
+            f"{record.steps_per_second:6.0f} steps/s  lr {record.lr:.2e}",
+            file=sys.stderr,
+        )
+        for event in record.events:
+            print(f"  note: {event}", file=sys.stderr)
+    title = f"{args.model} flow trained on {Path(args.data).name}"
+    data = model_bytes(trainer.result(title))
+    write_atomically(out, lambda handle: handle.write(data))
+    best = trainer.best_val_nll
+    best_text = f", best validation NLL {best:.4f} at step {trainer.best_step}" if best is not None else ""
+    if best is not None and not math.isfinite(best):
+        best_text = ""
+    print(
+        f"wrote {out}: {trainer.step_count} steps in {trainer.active_seconds:.1f} s{best_text}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from flowviz.data import read_csv
+    from flowviz.model_io import load_model
+    from flowviz.train import mean_nll
+
+    model = load_model(Path(args.model))
+    points = read_csv(Path(args.data))
+    nll = mean_nll(model.flow, points)
+    print(f"mean negative log-likelihood of {len(points)} points, nats per point:", file=sys.stderr)
+    print(repr(nll))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from flowviz.data import csv_text
+    from flowviz.grid import as_float64
+    from flowviz.model_io import load_model
+
+    if args.n > MAX_SAMPLES:
+        raise SpecError("--n", f"{args.n}, but at most {MAX_SAMPLES} samples can be drawn at once")
+    model = load_model(Path(args.model))
+    with torch.no_grad():
+        samples = as_float64(model.flow).sample(args.n, seed=args.seed).numpy()
+    text = csv_text(samples)
+    write_atomically(Path(args.out), lambda handle: handle.write(text), mode="w")
+    print(f"wrote {args.out}: {args.n} samples", file=sys.stderr)
+    return 0
+
+
+MAX_SAMPLES = 10_000_000
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "evaluate": cmd_evaluate,
+    "train": cmd_train,
+    "score": cmd_score,
+    "sample": cmd_sample,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +183,73 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--resolution", type=int, metavar="N", help="grid points per axis (overrides the spec's view)"
     )
+    _add_training_commands(commands)
     return parser
+
+
+def _add_training_commands(commands) -> None:
+    data_help = "CSV file: two numeric columns x, y, one point per line, an optional header line"
+    train = commands.add_parser(
+        "train",
+        help="train a flow on 2D points from a CSV file and save the model",
+        description="Fit a normalizing flow to the points in DATA.csv by maximum likelihood "
+        "(Adam, cosine learning-rate schedule, 10%% of the points held out to keep the best model). "
+        "Training stops after --seconds of wall clock or --steps steps, whichever comes first. "
+        "Progress goes to standard error; MODEL is written only when training has finished.",
+    )
+    train.add_argument("data", metavar="DATA.csv", help=data_help)
+    train.add_argument(
+        "--out", required=True, metavar="MODEL", help="where to write the model (.safetensors)"
+    )
+    train.add_argument(
+        "--seconds",
+        type=_positive(float, "--seconds"),
+        default=30.0,
+        metavar="S",
+        help="training time limit in seconds of wall clock (default 30)",
+    )
+    train.add_argument(
+        "--steps",
+        type=_positive(int, "--steps"),
+        metavar="N",
+        help="at most N optimisation steps (default: no limit)",
+    )
+    train.add_argument(
+        "--model",
+        choices=["nsf", "realnvp"],
+        default="nsf",
+        help="nsf: neural spline couplings (default); realnvp: affine couplings",
+    )
+    train.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
+    train.add_argument(
+        "--threads",
+        type=_positive(int, "--threads"),
+        default=1,
+        metavar="T",
+        help="torch threads (default 1)",
+    )
+
+    score = commands.add_parser(
+        "score",
+        help="print the mean negative log-likelihood of CSV points under a trained model",
+        description="Print the mean negative log-likelihood -log p(x) of the points in DATA.csv under MODEL, "
+        "in nats per point, in the data's own coordinates, as the last line of standard output.",
+    )
+    score.add_argument("model", metavar="MODEL", help="a model file written by 'train'")
+    score.add_argument("data", metavar="DATA.csv", help=data_help)
+
+    sample = commands.add_parser(
+        "sample",
+        help="draw samples from a trained model into a CSV file",
+        description="Draw N points from MODEL (base samples pushed through the flow) and write them "
+        "to OUT.csv with an x,y header.",
+    )
+    sample.add_argument("model", metavar="MODEL", help="a model file written by 'train'")
+    sample.add_argument(
+        "--n", type=_positive(int, "--n"), required=True, metavar="N", help="how many samples"
+    )
+    sample.add_argument("--out", required=True, metavar="OUT.csv", help="where to write the samples")
+    sample.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

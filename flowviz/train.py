@@ -27,8 +27,12 @@ or from a thread; the CLI and the benchmark just iterate.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -271,8 +275,15 @@ class Trainer:
             torch.manual_seed(train.seed)
             self.flow = build_model(model, self.mean, self.scale).to(dtype)
         self.flow.train()
-        self._x_train = torch.as_tensor(self.train_points, dtype=dtype)
-        self._x_val = torch.as_tensor(self.val_points[: train.max_val_points], dtype=dtype)
+        # The couplings are trained on u = (x - mu) / sigma, standardised in float64 before
+        # the cast, plus the constant log(sigma_1 sigma_2): the same likelihood as the whole
+        # flow's, and data given in other units (x * 50 + 400) give the very same u, so
+        # the very same training, to the last bit of float32.
+        mean_, scale_ = np.asarray(self.mean), np.asarray(self.scale)
+        self._x_train = torch.as_tensor((self.train_points - mean_) / scale_, dtype=dtype)
+        self._x_val = torch.as_tensor((self.val_points[: train.max_val_points] - mean_) / scale_, dtype=dtype)
+        self._inner = self.flow.prefix(len(self.flow.layers) - 1)
+        self._log_scale = float(np.log(scale_).sum())
         self._generator = torch.Generator().manual_seed(train.seed)
         self._params = [p for p in self.flow.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self._params, lr=train.lr, fused=True)
@@ -348,12 +359,14 @@ class Trainer:
         lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = negative_log_likelihood(self.flow, self._batch()).mean()
+        loss = self._nll(self._batch()).mean()
         value = float(loss.detach())
         if not math.isfinite(value):
             self._restore_last_good(f"the loss was {value}")
             self.step_count += 1
             return
+        with torch.no_grad():  # these weights gave a finite loss: the new last good state
+            torch._foreach_copy_(self._last_good, self._params)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = float(torch.nn.utils.clip_grad_norm_(self._params, self.config.clip))
@@ -361,11 +374,13 @@ class Trainer:
             self._restore_last_good(f"the gradient was {norm}")
             self.step_count += 1
             return
-        with torch.no_grad():
-            torch._foreach_copy_(self._last_good, self._params)
         self.optimizer.step()
         self.step_count += 1
         self._slice_losses.append(value)
+
+    def _nll(self, standardised: Tensor) -> Tensor:
+        """-log p(x) in the data's coordinates, from the standardised points u."""
+        return negative_log_likelihood(self._inner, standardised) + self._log_scale
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -375,7 +390,7 @@ class Trainer:
             self.val_nll = None
             return None
         self.flow.eval()
-        value = float(negative_log_likelihood(self.flow, self._x_val).mean())
+        value = float(self._nll(self._x_val).mean())
         self.flow.train()
         self.val_nll = value
         self._last_val_step = self.step_count
@@ -480,3 +495,224 @@ class Trainer:
 def with_overrides(config, **changes):
     """A frozen config with some fields changed (None values leave a field as it is)."""
     return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+# --------------------------------------------------------------------------- training beside a server
+
+
+def _lower_priority(niceness: int) -> None:
+    """Raise this process's nice value: the operating system then prefers every page and browser."""
+    if niceness > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+
+
+def _child_main(
+    points, model: ModelConfig, train: TrainConfig, connection, niceness: int, idle_exit: float
+) -> None:
+    """The training process: runs the Trainer in slices and answers the parent's requests between them.
+
+    Requests: "snapshot" (answered with the records since the last answer and the
+    current weights), "pause", "resume", "stop", "close". The process sends nothing
+    unasked, so a page that stops asking never fills the pipe; once training is
+    over it waits ``idle_exit`` seconds for a last request, then exits.
+    """
+    _lower_priority(niceness)
+    torch.set_num_threads(1)
+    state, error, sent = "running", None, 0
+    trainer = None
+    try:
+        trainer = Trainer(points, model, train)
+    except Exception as problem:  # reported to the page, never raised there
+        state, error = "failed", f"{type(problem).__name__}: {problem}"
+    last_request = time.monotonic()
+    while True:
+        try:
+            timeout = 0.0 if state == "running" else 0.25
+            while connection.poll(timeout):
+                request = connection.recv()
+                last_request = time.monotonic()
+                timeout = 0.0
+                if request == "snapshot":
+                    records = trainer.history[sent:] if trainer else []
+                    sent += len(records)
+                    connection.send(_report(trainer, state, error, records))
+                elif request == "pause" and state == "running":
+                    state = "paused"
+                elif request == "resume" and state == "paused":
+                    state = "running"
+                elif request == "stop" and state in ("running", "paused"):
+                    state = "stopped"
+                    trainer.validate()
+                elif request == "close":
+                    return
+        except (EOFError, OSError):  # the server went away
+            return
+        if state == "running":
+            try:
+                trainer.run_for(0.1)
+                if trainer.done:
+                    state = "done"
+            except Exception as problem:
+                state, error = "failed", f"{type(problem).__name__}: {problem}"
+        elif time.monotonic() - last_request > idle_exit and state != "paused":
+            return
+
+
+def _report(trainer: Trainer | None, state: str, error: str | None, records: list[Progress]) -> dict:
+    report: dict = {"state": state, "error": error, "records": records}
+    if trainer is None:
+        return report
+    report.update(
+        step=trainer.step_count,
+        fraction_done=trainer.fraction_done,
+        best_step=trainer.best_step,
+        architecture=trainer.architecture(),
+        summary=trainer.summary(),
+        weights={k: v.detach().clone() for k, v in trainer.flow.state_dict().items()},
+        best_weights=trainer._best_state,
+    )
+    return report
+
+
+class TrainingProcess:
+    """Train in a separate, lower-priority process, so no page waits for it.
+
+    A thread in the server would share the GIL with every session's script: the
+    training would hand the interpreter back and forth with the pages at every
+    tensor operation (slowing both), and its intra-op threads would compete for
+    the same cores. A process has its own interpreter; its raised nice value
+    makes the operating system serve the pages first. The page keeps this
+    object in its session state and calls :meth:`snapshot` to redraw.
+    """
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        model: ModelConfig,
+        train: TrainConfig,
+        niceness: int = 10,
+        idle_exit: float = 300.0,
+    ) -> None:
+        self.points = check_points(points)
+        self.model_config = model.check()
+        self.config = train.check()
+        context = multiprocessing.get_context("spawn")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(
+            target=_child_main,
+            args=(self.points, model, train, child_end, niceness, idle_exit),
+            name="flowviz-training",
+            daemon=True,
+        )
+        self._lock = threading.Lock()
+        self.history: list[Progress] = []
+        self.events: list[str] = []
+        self.state = "starting"
+        self.error: str | None = None
+        self.step_count = 0
+        self.fraction_done = 0.0
+        self.best_step = 0
+        self.architecture: dict | None = None
+        self.summary: dict = {}
+        self._weights: dict[str, Tensor] | None = None
+        self._best_weights: dict[str, Tensor] | None = None
+
+    # ---------------------------------------------------------------- control
+
+    def start(self) -> None:
+        self._process.start()
+
+    def _send(self, message: str) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self._connection.send(message)
+
+    def pause(self) -> None:
+        self._send("pause")
+        if self.state == "running":
+            self.state = "paused"
+
+    def resume(self) -> None:
+        self._send("resume")
+        if self.state == "paused":
+            self.state = "running"
+
+    def stop(self) -> None:
+        """Stop for good; the best model so far is kept (ask :meth:`snapshot` once more to fetch it)."""
+        self._send("stop")
+
+    def close(self) -> None:
+        """End the process (after a last snapshot, if the model is wanted)."""
+        self._send("close")
+        self._process.join(timeout=2.0)
+        if self._process.is_alive():
+            self._process.terminate()
+
+    @property
+    def active(self) -> bool:
+        """Whether the model may still change (starting, running or paused)."""
+        return self.state in ("starting", "running", "paused")
+
+    # ---------------------------------------------------------------- reading
+
+    def poll(self, timeout: float = 5.0) -> None:
+        """Ask the process where it is; update history, state and weights (no-op once it has ended)."""
+        with self._lock:
+            if not self._process.is_alive() and self.state != "starting":
+                if self.active:
+                    self.state, self.error = "failed", self.error or "the training process ended unexpectedly"
+                return
+            if (
+                self.state == "starting"
+                and not self._process.is_alive()
+                and self._process.exitcode is not None
+            ):
+                self.state, self.error = "failed", "the training process could not start"
+                return
+            try:
+                self._connection.send("snapshot")
+                if not self._connection.poll(timeout):
+                    return  # still starting (importing torch), or busy: keep the last picture
+                report = self._connection.recv()
+            except (OSError, EOFError):
+                if self.active:
+                    self.state, self.error = "failed", "the training process ended unexpectedly"
+                return
+            self._update(report)
+
+    def _update(self, report: dict) -> None:
+        self.state = report["state"]
+        self.error = report["error"]
+        records = report["records"]
+        self.history.extend(records)
+        for record in records:
+            self.events.extend(record.events)
+        if "weights" in report:
+            self.step_count = report["step"]
+            self.fraction_done = report["fraction_done"]
+            self.best_step = report["best_step"]
+            self.architecture = report["architecture"]
+            self.summary = report["summary"]
+            self._weights = report["weights"]
+            self._best_weights = report["best_weights"]
+
+    def _flow(self, weights: dict[str, Tensor] | None) -> Flow | None:
+        if self.architecture is None or weights is None:
+            return None
+        architecture = self.architecture
+        flow = build_model(self.model_config, architecture["mean"], architecture["scale"]).float()
+        flow.load_state_dict(weights)
+        return flow.eval()
+
+    def snapshot(self) -> tuple[list[Progress], Flow | None]:
+        """Poll, then return the records so far and the flow as it is now (None before the first answer)."""
+        self.poll(timeout=1.0)
+        return list(self.history), self._flow(self._weights)
+
+    def result(self, title: str = "") -> TrainedModel | None:
+        """The model with the best validation NLL (the latest without validation), or None if there is none."""
+        weights = self._best_weights if self._best_weights is not None else self._weights
+        flow = self._flow(weights)
+        if flow is None:
+            return None
+        return TrainedModel(flow, dict(self.architecture), title, dict(self.summary))

@@ -1,4 +1,569 @@
-import streamlit as st
+"""Train a flow on 2D data you draw, pick or upload, and watch it learn.
 
-st.title("train")
-st.write(st.query_params.to_dict())
+The page is a shell over the core: flowviz.data makes the points, flowviz.train
+trains (in a background thread per session, the model in st.session_state, never
+in a shared cache), flowviz.plots.train draws, flowviz.model_io saves and loads.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import streamlit as st
+import torch
+
+from flowviz.data import (
+    TOY_SETS,
+    CanvasWindow,
+    check_points,
+    drawing_to_points,
+    drop_last_object,
+    read_csv,
+    toy_set,
+)
+from flowviz.errors import SpecError
+from flowviz.grid import as_float64, evaluate_flow
+from flowviz.model_io import load_model, model_bytes
+from flowviz.plots import train as plots
+from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+
+ss = st.session_state
+WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
+DRAW, PRESET, UPLOAD = "Draw on a canvas", "Pick a toy data set", "Upload a CSV file"
+POINTS, FREE = "Points: each click adds one", "Free draw: points along each stroke"
+KINDS = {"nsf": "Neural spline (NSF)", "realnvp": "Affine (RealNVP)"}
+DEFAULT_MODEL = ModelConfig()
+DEFAULT_TRAIN = TrainConfig()
+LIVE_RESOLUTION = 96
+FINAL_RESOLUTION = 200
+EMPTY_DRAWING = {"objects": []}
+
+
+def _init(key: str, value):
+    if key not in ss:
+        ss[key] = value
+    return key
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _undo_drawing() -> None:
+    ss.tr_drawing = drop_last_object(ss.get("tr_drawing"))
+    ss.tr_canvas_seed = ss.tr_drawing
+    ss.tr_canvas_version = ss.get("tr_canvas_version", 0) + 1
+
+
+def _clear_drawing() -> None:
+    ss.tr_drawing = dict(EMPTY_DRAWING)
+    ss.tr_canvas_seed = ss.tr_drawing
+    ss.tr_canvas_version = ss.get("tr_canvas_version", 0) + 1
+
+
+@st.cache_data(show_spinner=False)
+def _canvas_background() -> bytes:
+    return plots.canvas_background(WINDOW)
+
+
+def drawn_data() -> tuple[np.ndarray, str]:
+    tool = st.radio("Drawing tool", [POINTS, FREE], horizontal=True, key=_init("tr_tool", POINTS))
+    spacing, jitter = 0.1, 0.0
+    if tool == FREE:
+        left, right = st.columns(2)
+        spacing = left.slider(
+            "Spacing of points along a stroke (data units)",
+            0.02,
+            0.5,
+            step=0.01,
+            key=_init("tr_spacing", 0.08),
+            help="One point every this far along each stroke, measured along its length.",
+        )
+        jitter = right.slider(
+            "Jitter around strokes (standard deviation, data units)",
+            0.0,
+            0.5,
+            step=0.01,
+            key=_init("tr_jitter", 0.08),
+            help="Each point is moved by Gaussian noise of this size, so a stroke becomes a fuzzy band.",
+        )
+    version = ss.get("tr_canvas_version", 0)
+    canvas_key = f"tr_canvas_{version}"
+    if canvas_key not in ss:  # a fresh canvas (first visit, back from another page, undo, clear)
+        ss.tr_canvas_seed = ss.get("tr_drawing") or dict(EMPTY_DRAWING)
+    st.caption(
+        "The canvas shows the window [-4, 4] × [-4, 4]; grid lines every 1 unit. "
+        + ("Click to add points." if tool == POINTS else "Drag to draw strokes.")
+    )
+    try:
+        from streamlit_drawable_canvas import st_canvas
+
+        result = st_canvas(
+            drawing_mode="point" if tool == POINTS else "freedraw",
+            stroke_width=1 if tool == POINTS else 3,
+            stroke_color="#c62828" if tool == POINTS else "#1565c0",
+            fill_color="#c62828",
+            background_image=_canvas_background(),
+            width=WINDOW.width,
+            height=WINDOW.height,
+            point_display_radius=3,
+            initial_drawing=ss.tr_canvas_seed,
+            key=canvas_key,
+        )
+        if result.json_data is not None:
+            ss.tr_drawing = result.json_data
+    except Exception as error:  # the canvas is an optional extra: never let it break the page
+        st.warning(f"The drawing canvas could not be shown ({type(error).__name__}); pick a toy set instead.")
+    left, right = st.columns(2)
+    left.button("Undo last point or stroke", on_click=_undo_drawing, width="stretch")
+    right.button("Clear the drawing", on_click=_clear_drawing, width="stretch")
+    points = drawing_to_points(ss.get("tr_drawing"), WINDOW, spacing=spacing, jitter=jitter, seed=0)
+    return points, f"your drawing ({len(points)} points)"
+
+
+def preset_data() -> tuple[np.ndarray, str]:
+    name = st.selectbox(
+        "Toy data set",
+        list(TOY_SETS),
+        format_func=lambda k: TOY_SETS[k].title,
+        key=_init("tr_preset", "two_moons"),
+    )
+    toy = TOY_SETS[name]
+    left, right = st.columns(2)
+    n = left.slider("Number of points", 100, 5000, step=100, key=_init("tr_preset_n", 1000))
+    noise = right.slider(
+        "Noise (standard deviation added to each point)",
+        0.0,
+        toy.max_noise,
+        step=0.01,
+        key=_init(f"tr_preset_noise_{name}", toy.noise),
+    )
+    seed = st.number_input(
+        "Random seed of the data set", 0, 1_000_000, step=1, key=_init("tr_preset_seed", 0)
+    )
+    points = toy_set(name, int(n), float(noise), int(seed))
+    return points, f"{toy.title} ({n} points, noise {noise:g})"
+
+
+def uploaded_data() -> tuple[np.ndarray | None, str]:
+    upload = st.file_uploader(
+        "CSV file with two numeric columns (x, y), one point per line; a header line is optional",
+        type=["csv", "txt"],
+        key="tr_csv_file",
+    )
+    if upload is not None and ss.get("tr_csv_seen") != (upload.name, upload.size, upload.file_id):
+        ss.tr_csv_seen = (upload.name, upload.size, upload.file_id)
+        try:
+            ss.tr_csv = (upload.name, read_csv(upload.getvalue(), name=upload.name))
+            ss.tr_csv_error = None
+        except SpecError as error:
+            ss.tr_csv_error = str(error)
+    if ss.get("tr_csv_error"):
+        st.error(f"**This file cannot be used:** {ss.tr_csv_error}")
+    if not ss.get("tr_csv"):
+        st.info("Upload a CSV file to train on it. Example:\n\n```\nx,y\n0.5,1.2\n-0.3,0.8\n```")
+        return None, "no file"
+    name, points = ss.tr_csv
+    note = " (the last file that could be read)" if ss.get("tr_csv_error") else ""
+    st.caption(f"**{html.escape(name)}**{note}: {len(points)} points; the first rows:")
+    st.dataframe({"x": points[:8, 0], "y": points[:8, 1]}, height=200, width="content")
+    return points, f"{name} ({len(points)} points)"
+
+
+def data_section() -> tuple[np.ndarray | None, str, str | None]:
+    """The points to train on, a description, and why they cannot be used (or None)."""
+    source = st.radio(
+        "Where the data comes from", [DRAW, PRESET, UPLOAD], horizontal=True, key=_init("tr_source", PRESET)
+    )
+    if source == DRAW:
+        points, title = drawn_data()
+    elif source == PRESET:
+        points, title = preset_data()
+    else:
+        points, title = uploaded_data()
+    if points is None:
+        return None, title, "no data yet"
+    try:
+        check_points(points, "the data")
+    except SpecError as error:
+        reason = error.reason
+        if len(points) < 2:
+            reason = "draw at least 2 points (or pick a toy data set) to train a flow"
+        st.warning(f"**Not ready to train:** {reason}.")
+        return points, title, reason
+    return points, title, None
+
+
+# --------------------------------------------------------------------------- model and training settings
+
+
+def settings_section() -> tuple[ModelConfig, TrainConfig]:
+    kind = st.radio(
+        "Coupling layer type",
+        list(KINDS),
+        format_func=KINDS.get,
+        horizontal=True,
+        key=_init("tr_kind", DEFAULT_MODEL.kind),
+        help="NSF: each coupling bends one coordinate by a monotone rational-quadratic spline "
+        "(Durkan et al. 2019). RealNVP: it scales and shifts it (Dinh et al. 2017).",
+    )
+    left, right = st.columns(2)
+    layers = left.slider("Coupling layers", 1, 12, key=_init("tr_layers", DEFAULT_MODEL.layers))
+    hidden = right.select_slider(
+        "Hidden units in each coupling's network",
+        [16, 32, 64, 128, 256],
+        key=_init("tr_hidden", DEFAULT_MODEL.hidden),
+    )
+    bins = left.slider(
+        "Spline bins K (NSF only)",
+        2,
+        32,
+        key=_init("tr_bins", DEFAULT_MODEL.bins),
+        disabled=kind != "nsf",
+        help="More bins: a more flexible bend per layer.",
+    )
+    right.write("")
+    actnorm = right.checkbox(
+        "ActNorm after each coupling",
+        key=_init("tr_actnorm", DEFAULT_MODEL.actnorm),
+        help="A learned per-coordinate scale and shift, initialised from the first batch (Glow, Kingma & Dhariwal 2018).",
+    )
+    lr = left.select_slider(
+        "Learning rate (peak of the schedule)",
+        [1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2],
+        format_func=lambda v: f"{v:g}",
+        key=_init("tr_lr", DEFAULT_TRAIN.lr),
+        help="Adam; a short warm-up, then a cosine decay to 1% of this over the steps.",
+    )
+    batch = right.select_slider(
+        "Batch size (points per step)",
+        [64, 128, 256, 512, 1024, 2048],
+        key=_init("tr_batch", DEFAULT_TRAIN.batch_size),
+    )
+    steps = st.select_slider(
+        "Training steps",
+        [100, 250, 500, 1000, 2000, 3000, 5000, 10000],
+        key=_init("tr_steps", DEFAULT_TRAIN.steps),
+    )
+    model = ModelConfig(
+        kind=kind,
+        layers=int(layers),
+        hidden=int(hidden),
+        depth=DEFAULT_MODEL.depth,
+        bins=int(bins),
+        bound=DEFAULT_MODEL.bound,
+        actnorm=bool(actnorm),
+        mixing=DEFAULT_MODEL.mixing,
+    )
+    train = TrainConfig(
+        lr=float(lr),
+        batch_size=int(batch),
+        steps=int(steps),
+        val_every=max(10, int(steps) // 40),
+        warmup=DEFAULT_TRAIN.warmup,
+    )
+    return model, train
+
+
+# --------------------------------------------------------------------------- training controls
+
+
+def _start(points: np.ndarray, title: str, model: ModelConfig, train: TrainConfig) -> None:
+    _stop_job()
+    job = TrainingProcess(points, model, train)
+    kind = "NSF" if model.kind == "nsf" else "RealNVP"
+    ss.tr_job = job
+    ss.tr_job_data = np.asarray(points)
+    ss.tr_job_title = f"{kind} flow ({model.layers} couplings) trained on {title}"
+    ss.tr_model = None
+    job.start()
+
+
+def _stop_job() -> None:
+    job = ss.get("tr_job")
+    if job is not None:
+        job.close()
+
+
+def _reset() -> None:
+    _stop_job()
+    for key in ("tr_job", "tr_job_data", "tr_model", "tr_model_data", "tr_views"):
+        ss.pop(key, None)
+
+
+def controls(points, title, data_problem, model, train) -> None:
+    job: TrainingProcess | None = ss.get("tr_job")
+    state = job.state if job else "ready"
+    columns = st.columns(5)
+    start_help = None if data_problem is None else f"Not ready: {data_problem}."
+    if columns[0].button(
+        "Start training",
+        type="primary",
+        disabled=data_problem is not None or state in ("starting", "running", "paused"),
+        help=start_help,
+        width="stretch",
+    ):
+        try:
+            _start(points, title, model, train)
+        except SpecError as error:
+            st.error(f"**Cannot start:** {error}")
+        st.rerun()
+    if columns[1].button("Pause", disabled=state != "running", width="stretch"):
+        job.pause()
+        st.rerun()
+    if columns[2].button("Resume", disabled=state != "paused", width="stretch"):
+        job.resume()
+        st.rerun()
+    if columns[3].button("Stop", disabled=state not in ("starting", "running", "paused"), width="stretch"):
+        job.stop()
+        job.poll()
+        st.rerun()
+    if columns[4].button(
+        "Reset",
+        disabled=job is None and ss.get("tr_model") is None,
+        width="stretch",
+        on_click=_reset,
+    ):
+        st.rerun()
+
+
+# --------------------------------------------------------------------------- live view
+
+
+def _grid(flow, window: dict, resolution: int) -> dict:
+    return evaluate_flow(flow, {**window, "resolution": resolution})
+
+
+@torch.no_grad()
+def _samples(flow, n: int, seed: int = 1) -> np.ndarray:
+    return as_float64(flow).sample(n, seed=seed).numpy()
+
+
+def _progress_text(job: TrainingProcess, history) -> str:
+    words = {
+        "starting": "Starting the training process",
+        "running": "Training",
+        "paused": "Paused",
+        "stopped": "Stopped",
+        "done": "Done",
+        "failed": "Failed",
+    }
+    parts = [f"{words.get(job.state, job.state)}: step {job.step_count} of {job.config.steps}"]
+    last = history[-1] if history else None
+    recent = [r for r in history[-10:] if r.steps_per_second > 0]
+    if recent and job.state == "running":
+        parts.append(f"{np.median([r.steps_per_second for r in recent]):.0f} steps/s")
+    if last is not None:
+        finite = [r.train_nll for r in history[-5:] if np.isfinite(r.train_nll)]
+        if finite:
+            parts.append(f"training NLL {finite[-1]:.3f}")
+        if last.val_nll is not None:
+            parts.append(f"validation NLL {last.val_nll:.3f}")
+        parts.append(f"learning rate {last.lr:.1e}")
+    return " · ".join(parts)
+
+
+def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
+    job: TrainingProcess | None = ss.get("tr_job")
+    window = plots.data_window(ss.get("tr_job_data") if job is not None else data)
+    if job is None:
+        left, right = st.columns(2)
+        with left:
+            if data is not None and len(data):
+                fig = plots.samples_figure(np.zeros((0, 2)), data, window)
+                fig.update_layout(title={"text": f"Your data: {len(data)} points"})
+                st.plotly_chart(fig, width="stretch", key="tr_data_preview")
+        right.info(
+            "Press **Start training**. The flow starts as a Gaussian fitted to the data's mean and spread; "
+            "every step moves its layers to raise the likelihood of the points. Curves, density and samples "
+            "update twice a second."
+        )
+        return
+
+    @st.fragment(run_every=0.5 if job.active else None)
+    def live() -> None:
+        history, flow = job.snapshot()
+        if job.error:
+            st.error(f"Training failed: {job.error}. Press Reset and try other settings.")
+        st.progress(min(1.0, job.fraction_done), text=_progress_text(job, history))
+        for event in job.events:
+            st.warning(event, icon="⚠️")
+        if flow is None:
+            st.info("Starting the training process (a few seconds)…")
+        else:
+            columns = st.columns(3)
+            try:
+                columns[0].plotly_chart(
+                    plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
+                )
+                grid = _grid(flow, window, LIVE_RESOLUTION)
+                columns[1].plotly_chart(
+                    plots.density_figure(grid, ss.tr_job_data), width="stretch", key="tr_density"
+                )
+                columns[2].plotly_chart(
+                    plots.samples_figure(_samples(flow, 1500), ss.tr_job_data, window),
+                    width="stretch",
+                    key="tr_samples",
+                )
+            except Exception as error:
+                st.error(f"Could not draw the current model: {error}")
+        if not job.active and ss.get("tr_live_was_active", False):
+            ss.tr_live_was_active = False
+            st.rerun(scope="app")
+        ss.tr_live_was_active = job.active
+
+    live()
+
+
+# --------------------------------------------------------------------------- after training
+
+
+def _current_model() -> TrainedModel | None:
+    job: TrainingProcess | None = ss.get("tr_job")
+    if job is not None and not job.active and ss.get("tr_model_job") != id(job):
+        model = job.result(ss.get("tr_job_title", "trained flow"))
+        if model is not None and job.step_count > 0:
+            ss.tr_model = model
+            ss.tr_model_data = ss.get("tr_job_data")
+            ss.pop("tr_views", None)
+        ss.tr_model_job = id(job)
+        job.close()
+    return ss.get("tr_model")
+
+
+def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
+    """Pictures of a finished model, computed once per model and kept in this session."""
+    key = id(model)
+    cached = ss.get("tr_views")
+    if cached and cached.get("key") == key:
+        return cached
+    flow64 = as_float64(model.flow)
+    window = plots.data_window(data)
+    views: dict = {"key": key, "window": window}
+    with torch.no_grad():
+        views["grid"] = _grid(flow64, window, FINAL_RESOLUTION)
+        views["samples"] = flow64.sample(2000, seed=2).numpy()
+        if data is not None:
+            views["latent"] = flow64.inverse(torch.as_tensor(data, dtype=torch.float64)).numpy()
+        z0 = flow64.sample_base(600, seed=3)
+        views["trace"] = [p.numpy() for p in flow64.trace_forward(z0)]
+    names = ["z₀ ~ N(0, I)"]
+    for k, layer in enumerate(model.flow.layers, start=1):
+        if k == len(model.flow.layers):
+            names.append(f"{k}: undo standardisation → x")
+        else:
+            names.append(f"{k}: {layer.type_name or type(layer).__name__}")
+    views["names"] = names
+    ss.tr_views = views
+    return views
+
+
+def _open_in_explorer(model: TrainedModel, data) -> None:
+    ss["learned_flow"] = {"flow": model.flow, "title": model.title, "data": data}
+    st.switch_page("pages/explore.py")
+
+
+def results_section() -> None:
+    model = _current_model()
+    if model is None:
+        return
+    data = ss.get("tr_model_data")
+    st.subheader("4 · What the flow learned")
+    st.markdown(f"**{html.escape(model.title or 'A trained flow')}**")
+    steps = model.training.get("steps")
+    best = model.training.get("best_val_nll")
+    facts = []
+    if steps:
+        facts.append(f"{steps} steps")
+    if best is not None:
+        facts.append(
+            f"best validation NLL {best:.3f} nats per point (step {model.training.get('best_step')})"
+        )
+    if facts:
+        st.caption("; ".join(facts) + ". The model kept is the one with the best validation NLL.")
+    left, middle, right = st.columns([1.2, 1.4, 2])
+    if left.button("Open in Explorer", type="primary", width="stretch"):
+        _open_in_explorer(model, data)
+    try:
+        payload = model_bytes(model)
+        middle.download_button(
+            "Download the model (.safetensors)",
+            payload,
+            file_name="flowviz-model.safetensors",
+            mime="application/octet-stream",
+            width="stretch",
+        )
+    except Exception as error:
+        middle.error(f"Could not prepare the download: {error}")
+    right.caption(
+        "The Explorer shows this flow with every view (density, volume change, the two terms, "
+        "deformed grid, samples); its learned layers are read-only there."
+    )
+    try:
+        views = _views(model, data)
+    except Exception as error:
+        st.error(f"Could not draw the trained model: {error}")
+        return
+    columns = st.columns(3)
+    columns[0].plotly_chart(
+        plots.density_figure(views["grid"], data, "Learned density p(x)"),
+        width="stretch",
+        key="tr_final_density",
+    )
+    columns[1].plotly_chart(
+        plots.samples_figure(views["samples"], data, views["window"]),
+        width="stretch",
+        key="tr_final_samples",
+    )
+    if "latent" in views:
+        columns[2].plotly_chart(plots.latent_figure(views["latent"]), width="stretch", key="tr_latent")
+    else:
+        columns[2].info(
+            "A loaded model comes without its data: there is nothing to map back to latent space."
+        )
+    st.markdown(
+        "**The trace through the layers**: 600 base samples z₀, coloured by their angle, after each layer."
+    )
+    st.plotly_chart(plots.trace_figure(views["trace"], views["names"]), width="stretch", key="tr_trace")
+
+
+def load_section() -> None:
+    with st.expander("Load a model saved from this page", expanded=False):
+        upload = st.file_uploader("Model file (.safetensors) downloaded from this page", key="tr_model_file")
+        if upload is not None and ss.get("tr_model_seen") != (upload.name, upload.size, upload.file_id):
+            ss.tr_model_seen = (upload.name, upload.size, upload.file_id)
+            try:
+                loaded = load_model(upload.getvalue(), name=upload.name)
+                _stop_job()
+                ss.pop("tr_job", None)
+                ss.tr_model = loaded
+                ss.tr_model_data = None
+                ss.tr_model_error = None
+                ss.pop("tr_views", None)
+                st.rerun()
+            except SpecError as error:
+                ss.tr_model_error = str(error)
+        if ss.get("tr_model_error"):
+            st.error(f"**This file cannot be loaded:** {ss.tr_model_error}")
+
+
+# --------------------------------------------------------------------------- the page
+
+st.title("Train a flow on your own data")
+st.caption(
+    "Draw points, pick a toy set or upload a CSV; a normalizing flow learns their density by maximum "
+    "likelihood, log p(x) = log N(f⁻¹(x); 0, I) + log|det J_{f⁻¹}(x)|, and you watch it happen."
+)
+data_column, settings_column = st.columns([1.1, 1], gap="large")
+with data_column:
+    st.subheader("1 · Data")
+    points, data_title, data_problem = data_section()
+with settings_column:
+    st.subheader("2 · Model and training")
+    model_config, train_config = settings_section()
+    load_section()
+
+st.subheader("3 · Training")
+controls(points, data_title, data_problem, model_config, train_config)
+live_section(points, data_problem)
+results_section()

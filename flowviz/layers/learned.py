@@ -38,10 +38,13 @@ ACTNORM_REFERENCE = (
 )
 
 
-# Without autograd (grids, scoring), points go through the networks in chunks of this
-# many: the hidden activations of a 256^2 grid would otherwise be tens of MB per
-# tensor, which the allocator maps fresh (page faults) at every operation.
-EVALUATION_CHUNK = 16384
+# Without autograd (grids, scoring), big batches go through a coupling in chunks of
+# this many points: the per-point tables of a 256^2 grid would otherwise be tens of
+# MB per tensor, which the allocator maps fresh (page faults) at every operation.
+EVALUATION_CHUNK = 8192
+# From this many points on, a one-hidden-layer network is evaluated as the
+# piecewise-linear function it is (see MLP.piecewise_linear).
+PIECEWISE_FROM = 2048
 
 
 class MLP(torch.nn.Module):
@@ -49,6 +52,13 @@ class MLP(torch.nn.Module):
 
     The last layer starts at zero, so every coupling starts as the identity map
     and training begins from the base density, standardised to the data.
+
+    With one hidden layer the network of a scalar is piecewise linear,
+    theta(t) = sum_i W2[:, i] relu(w_i t + b_i) + b2: between consecutive
+    breakpoints t_i = -b_i / w_i the same units are on, so theta(t) = a_j t + c_j
+    on interval j. Without autograd and for many points (a 256^2 grid) it is
+    evaluated that way, one lookup and one multiply-add per output instead of a
+    matrix product: the same function, a few times faster.
     """
 
     def __init__(self, out_features: int, hidden: int = 64, depth: int = 2) -> None:
@@ -61,12 +71,40 @@ class MLP(torch.nn.Module):
         torch.nn.init.zeros_(last.weight)
         torch.nn.init.zeros_(last.bias)
         self.net = torch.nn.Sequential(*blocks, last)
+        self.depth = depth
 
     def forward(self, t: Tensor) -> Tensor:
-        if t.numel() <= EVALUATION_CHUNK or torch.is_grad_enabled():
+        if t.numel() < PIECEWISE_FROM or torch.is_grad_enabled():
             return self.net(t.unsqueeze(-1))
+        if self.depth == 1:
+            return self.piecewise_linear(t)
         flat = t.reshape(-1, 1)
         out = torch.cat([self.net(chunk) for chunk in flat.split(EVALUATION_CHUNK)])
+        return out.reshape(*t.shape, -1)
+
+    def pieces(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Breakpoints (m,), sorted, and the slopes a_j, intercepts c_j (m + 1, out) of a one-hidden-layer net."""
+        first, last = self.net[0], self.net[-1]
+        w, b = first.weight[:, 0], first.bias
+        moving = w != 0
+        breakpoints = torch.sort(-b[moving] / w[moving]).values
+        # A point inside each interval (and beyond both ends) tells which units are on there.
+        inner = (breakpoints[1:] + breakpoints[:-1]) / 2
+        if len(breakpoints):
+            probes = torch.cat([breakpoints[:1] - 1.0, inner, breakpoints[-1:] + 1.0])
+        else:
+            probes = torch.zeros(1, dtype=w.dtype)
+        on = (probes[:, None] * w + b > 0).to(w.dtype)  # (m + 1, hidden)
+        slopes = (on * w) @ last.weight.T
+        intercepts = (on * b) @ last.weight.T + last.bias
+        return breakpoints, slopes, intercepts
+
+    def piecewise_linear(self, t: Tensor) -> Tensor:
+        """The one-hidden-layer network evaluated as a_j t + c_j, j the interval of t."""
+        breakpoints, slopes, intercepts = self.pieces()
+        flat = t.reshape(-1).contiguous()
+        interval = torch.searchsorted(breakpoints, flat)
+        out = torch.addcmul(intercepts[interval], slopes[interval], flat.unsqueeze(-1))
         return out.reshape(*t.shape, -1)
 
 
@@ -183,6 +221,14 @@ class NeuralSplineCoupling(Bijector):
         return widths, heights, slopes
 
     def _couple(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        count = v.shape[:-1].numel()
+        if count <= EVALUATION_CHUNK or torch.is_grad_enabled():
+            return self._couple_points(v, inverse)
+        parts = [self._couple_points(chunk, inverse) for chunk in v.reshape(-1, 2).split(EVALUATION_CHUNK)]
+        out = torch.cat([part[0] for part in parts]).reshape(v.shape)
+        return out, torch.cat([part[1] for part in parts]).reshape(v.shape[:-1])
+
+    def _couple_points(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         v_c, v_o = v[..., self.condition_on], v[..., self.other]
         widths, heights, slopes = self.spline_parameters(v_c)
         out, log_deriv = rational_quadratic_spline(v_o, widths, heights, slopes, self.bound, inverse=inverse)

@@ -1,0 +1,166 @@
+"""Does one person's training stall another person's page?
+
+One app server, two browsers (two sessions). Browser B sits on the Explorer and
+presses an arrow key on a slider; we time key press -> every chart shows new data
+and the script is idle (the Explorer's own latency measure). That is done
+``--presses`` times with nobody training, then again while browser A trains a flow
+on the Train page (two moons, 1000 points, a long run) in its background thread.
+The training's own speed is read from A's progress line at the end.
+
+Run: ``.venv/bin/python bench/concurrency.py``; writes bench/results/train_concurrency.json.
+The machine is shared: both conditions run in the same process, alternating in
+blocks, and the report gives medians and 95th percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import CHROMIUM_FLAGS, IDLE, start_app  # noqa: E402
+
+FINGERPRINT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {
+  const images = (g.layout && g.layout.images) ? g.layout.images.map(i => i.source.length + ':' + i.source.slice(-48)) : [];
+  const traces = (g.data || []).map(t => (t.z ? t.z.length : 0) + ':' + (t.x ? t.x.length : 0)
+      + ':' + (t.x && t.x.length ? t.x[0] : '') + ':' + (t.y && t.y.length ? t.y[t.y.length - 1] : ''));
+  return images.join('|') + '#' + traces.join(',');
+})"""
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def open_app(page, url: str, path: str = "") -> None:
+    page.goto(url + "/" + path)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    wait_idle(page)
+
+
+def timed_press(page, slider, key: str, timeout: float = 30_000) -> float:
+    """Milliseconds from a key press on a focused slider until the charts changed and the script is idle."""
+    before = page.evaluate(FINGERPRINT_JS)
+    page.evaluate("before => { window.__fvBefore = before; }", before)
+    started = time.perf_counter()
+    slider.press(key)
+    page.wait_for_function(
+        "() => { const now = (" + FINGERPRINT_JS + ")();"
+        " const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
+        " && now.length === window.__fvBefore.length && now.length > 0"
+        " && now.some((v, k) => v !== window.__fvBefore[k]); }",
+        polling="raf",
+        timeout=timeout,
+    )
+    return (time.perf_counter() - started) * 1e3
+
+
+def measure(page, slider, presses: int) -> list[float]:
+    times = []
+    for i in range(presses):
+        times.append(timed_press(page, slider, "ArrowRight" if i % 2 == 0 else "ArrowLeft"))
+        page.wait_for_timeout(150)
+    return times
+
+
+def start_training(page) -> None:
+    page.get_by_text("Pick a toy data set").first.click()
+    wait_idle(page)
+    steps = page.get_by_role("slider", name="Training steps")
+    steps.focus()
+    steps.press("End")  # the longest run: it keeps training while we measure
+    wait_idle(page)
+    page.get_by_role("button", name="Start training", exact=True).click()
+    page.wait_for_selector("text=/steps\\/s/", timeout=60_000)
+
+
+def summary(times: list[float]) -> dict:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"n": len(times), "p50_ms": statistics.median(times), "p95_ms": p95, "all_ms": times}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presses", type=int, default=16, help="key presses per block")
+    parser.add_argument("--blocks", type=int, default=2, help="alternating idle/training blocks")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_concurrency.json"))
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    proc, url = start_app()
+    idle: list[float] = []
+    busy: list[float] = []
+    rates: list[float] = []
+    try:
+        with sync_playwright() as playwright:
+            browser_a = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
+            )
+            browser_b = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
+            )
+            trainer_page = browser_a.new_page(viewport={"width": 1400, "height": 1000})
+            viewer = browser_b.new_page(viewport={"width": 1400, "height": 1000})
+            for page in (trainer_page, viewer):
+                page.set_default_timeout(60_000)
+            open_app(viewer, url)
+            open_app(trainer_page, url)
+            open_app(trainer_page, url, "train")
+            slider = viewer.get_by_role("slider").first
+            slider.focus()
+            measure(viewer, slider, 3)  # warm-up
+            for _ in range(args.blocks):
+                idle += measure(viewer, slider, args.presses)
+                start_training(trainer_page)
+                trainer_page.wait_for_timeout(2000)
+                busy += measure(viewer, slider, args.presses)
+                text = trainer_page.locator("text=/steps\\/s/").first.inner_text()
+                match = re.search(r"(\d+) steps/s", text)
+                if match:
+                    rates.append(float(match.group(1)))
+                main_area = trainer_page.locator('[data-testid="stMain"]')
+                main_area.get_by_role("button", name="Stop", exact=True).click()
+                wait_idle(trainer_page)
+                main_area.get_by_role("button", name="Reset", exact=True).click()
+                wait_idle(trainer_page)
+            browser_a.close()
+            browser_b.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    report = {
+        "what": "Explorer slider key press -> charts updated and script idle, in a second browser, "
+        "without and with another session training on the Train page",
+        "without_training": summary(idle),
+        "with_training": summary(busy),
+        "training_steps_per_second_seen": rates,
+        "machine": {"cpus": os.cpu_count(), "load_average_after": os.getloadavg()},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'':<18}{'p50 ms':>8}{'p95 ms':>8}{'n':>4}")
+    for name in ("without_training", "with_training"):
+        row = report[name]
+        print(f"{name:<18}{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{row['n']:>4}")
+    print(f"training speed seen while measuring: {rates} steps/s")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The train / score / sample commands, run as a person runs them: subprocesses.
+
+Happy paths with small --steps; then every kind of bad input: exit status 2, one
+clear line on standard error, no traceback, and nothing written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowviz.data import csv_text, read_csv, toy_set
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def flowviz(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flowviz", *map(str, args)],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    points = toy_set("two_moons", 600, seed=5)
+    (folder / "moons.csv").write_text(csv_text(points))
+    (folder / "moons_px.csv").write_text(csv_text(points * 50.0 + 400.0))
+    bad = {
+        "empty.csv": "",
+        "one_column.csv": "x\n1\n2\n3\n",
+        "text.csv": "x,y\n1,2\n3,four\n",
+        "nan.csv": "1,2\nnan,3\n4,5\n",
+        "inf.csv": "1,2\n3,inf\n4,5\n",
+        "one_point.csv": "x,y\n1,2\n",
+        "no_spread.csv": "1,2\n1,3\n1,4\n",
+    }
+    for name, text in bad.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(work) -> dict[str, Path]:
+    """Models trained in parallel on the same points in two units (for the 2 log 50 check)."""
+    jobs = {
+        "moons": ("moons.csv", "moons.safetensors"),
+        "moons_px": ("moons_px.csv", "moons_px.safetensors"),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(
+            zip(
+                jobs,
+                pool.map(
+                    lambda job: flowviz(
+                        "train", job[0], "--out", job[1], "--steps", "100", "--seed", "3", cwd=work
+                    ),
+                    jobs.values(),
+                ),
+                strict=True,
+            )
+        )
+    for name, result in results.items():
+        assert result.returncode == 0, result.stderr
+        assert (work / jobs[name][1]).exists()
+    return {name: work / out for name, (_, out) in jobs.items()} | {"stderr": results["moons"].stderr}
+
+
+@pytest.fixture(scope="module")
+def runs(work, trained) -> dict[str, subprocess.CompletedProcess]:
+    """The happy-path commands after training, run in parallel."""
+    calls = {
+        "score": ["score", trained["moons"], "moons.csv"],
+        "score_px": ["score", trained["moons_px"], "moons_px.csv"],
+        "sample": ["sample", trained["moons"], "--n", "500", "--out", "samples.csv", "--seed", "7"],
+        "sample_again": ["sample", trained["moons"], "--n", "500", "--out", "again.csv", "--seed", "7"],
+    }
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda call: flowviz(*call, cwd=work), calls.values()))
+    return dict(zip(calls, results, strict=True))
+
+
+def test_train_reports_progress_and_writes_the_model(trained):
+    stderr = trained["stderr"]
+    assert "train NLL" in stderr and "steps/s" in stderr
+    assert "wrote moons.safetensors: 100 steps" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_score_prints_the_nll_as_the_last_line(runs):
+    result = runs["score"]
+    assert result.returncode == 0, result.stderr
+    value = float(result.stdout.strip().splitlines()[-1])
+    assert 0.5 < value < 3.0  # two moons, noise 0.1: entropy about 1.4 nats
+
+
+def test_nll_is_in_the_data_units_pixels_shift_it_by_2_log_50(runs):
+    plain, pixels = runs["score"], runs["score_px"]
+    shift = float(pixels.stdout.splitlines()[-1]) - float(plain.stdout.splitlines()[-1])
+    # Standardisation makes both runs see the same points, to float32 rounding.
+    assert shift == pytest.approx(2 * math.log(50.0), abs=0.01)
+
+
+def test_sample_writes_n_points_as_csv(work, runs):
+    assert runs["sample"].returncode == 0, runs["sample"].stderr
+    samples = read_csv(work / "samples.csv")
+    assert samples.shape == (500, 2)
+    assert (work / "samples.csv").read_text().startswith("x,y\n")
+    assert runs["sample_again"].returncode == 0
+    assert np.array_equal(read_csv(work / "again.csv"), samples)  # the seed fixes the draws
+    data = read_csv(work / "moons.csv")
+    assert np.abs(samples.mean(0) - data.mean(0)).max() < 0.3
+
+
+@pytest.mark.parametrize("command", [None, "train", "score", "sample"])
+def test_help_explains_each_command(command, capsys):
+    from flowviz.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"] if command else ["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage:" in text and len(text) > 200
+    if command is None:
+        assert all(word in text for word in ("train", "score", "sample", "evaluate"))
+
+
+BAD_CALLS = {
+    "train: empty file": (["train", "empty.csv", "--out", "out/m.safetensors"], "empty"),
+    "train: one column": (["train", "one_column.csv", "--out", "out/m.safetensors"], "1 column"),
+    "train: text": (["train", "text.csv", "--out", "out/m.safetensors"], "'four' is not a number"),
+    "train: NaN": (["train", "nan.csv", "--out", "out/m.safetensors"], "not a finite number"),
+    "train: inf": (["train", "inf.csv", "--out", "out/m.safetensors"], "not a finite number"),
+    "train: one point": (["train", "one_point.csv", "--out", "out/m.safetensors"], "only 1 point"),
+    "train: no spread": (["train", "no_spread.csv", "--out", "out/m.safetensors"], "no spread in x"),
+    "train: missing file": (["train", "missing.csv", "--out", "out/m.safetensors"], "no such file"),
+    "train: zero seconds": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--seconds", "0"],
+        "positive",
+    ),
+    "train: seconds not a number": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--seconds", "soon"],
+        "must be a number",
+    ),
+    "train: negative steps": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--steps", "-5"],
+        "positive",
+    ),
+    "train: unknown model": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--model", "maf"],
+        "invalid choice",
+    ),
+    "train: no such folder": (["train", "moons.csv", "--out", "nowhere/m.safetensors"], "does not exist"),
+    "score: a CSV as the model": (["score", "moons.csv", "moons.csv"], "not a flowviz model"),
+    "score: truncated model": (["score", "truncated.safetensors", "moons.csv"], "truncated"),
+    "score: missing model": (["score", "missing.safetensors", "moons.csv"], "no such file"),
+    "score: bad data": (["score", "model_copy.safetensors", "nan.csv"], "not a finite number"),
+    "sample: not a model": (
+        ["sample", "moons.csv", "--n", "10", "--out", "out/s.csv"],
+        "not a flowviz model",
+    ),
+    "sample: zero points": (
+        ["sample", "model_copy.safetensors", "--n", "0", "--out", "out/s.csv"],
+        "positive",
+    ),
+    "sample: no such folder": (
+        ["sample", "model_copy.safetensors", "--n", "10", "--out", "nowhere/s.csv"],
+        "does not exist",
+    ),
+}
+
+
+SUBPROCESS_CASES = [
+    "train: empty file",
+    "train: NaN",
+    "train: no spread",
+    "score: truncated model",
+    "sample: zero points",
+]
+
+
+def _prepare_bad_inputs(work: Path, trained) -> None:
+    data = trained["moons"].read_bytes()
+    (work / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    (work / "model_copy.safetensors").write_bytes(data)
+    (work / "out").mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def bad_results(work, trained) -> dict[str, tuple[subprocess.CompletedProcess, list[str]]]:
+    """A representative set of bad calls as real processes (in parallel): status, stderr, no traceback."""
+    _prepare_bad_inputs(work, trained)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda name: flowviz(*BAD_CALLS[name][0], cwd=work), SUBPROCESS_CASES))
+    left = sorted(p.name for p in (work / "out").iterdir())
+    return {name: (result, left) for name, result in zip(SUBPROCESS_CASES, results, strict=True)}
+
+
+@pytest.mark.parametrize("case", SUBPROCESS_CASES)
+def test_bad_input_in_a_real_process_exits_2_with_one_line(bad_results, case):
+    result, left_in_out = bad_results[case]
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert BAD_CALLS[case][1] in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert left_in_out == []  # no model, no samples, no temporary file
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_every_bad_input_exits_2_with_one_line_and_writes_nothing(work, trained, case, capsys, monkeypatch):
+    """The whole table through the same entry point, in this process (each subprocess costs seconds)."""
+    from flowviz.cli import main
+
+    _prepare_bad_inputs(work, trained)
+    monkeypatch.chdir(work)
+    capsys.readouterr()
+    status = main(BAD_CALLS[case][0])
+    out, err = capsys.readouterr()
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert BAD_CALLS[case][1] in lines[0]
+    assert out == ""
+    assert sorted(p.name for p in (work / "out").iterdir()) == []

@@ -1,0 +1,197 @@
+"""Model files: a bit-exact round trip, and every foreign, damaged or edited file refused without running it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+
+from flowviz.errors import SpecError
+from flowviz.model_io import load_model, model_bytes
+from flowviz.train import ModelConfig, TrainConfig, Trainer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _trained(kind: str = "nsf", actnorm: bool = False) -> Trainer:
+    points = np.random.default_rng(0).standard_normal((300, 2)) * [3.0, 0.5] + [10.0, -2.0]
+    model = ModelConfig(kind=kind, layers=3, hidden=12, depth=1, bins=5, actnorm=actnorm, mixing="rotation")
+    trainer = Trainer(points, model, TrainConfig(steps=15, val_every=5))
+    trainer.step(15)
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def saved() -> tuple[Trainer, bytes]:
+    trainer = _trained()
+    return trainer, model_bytes(trainer.result("nsf on test points"))
+
+
+@pytest.mark.parametrize(("kind", "actnorm"), [("nsf", False), ("realnvp", True)])
+def test_round_trip_is_bit_exact(tmp_path, kind, actnorm):
+    trainer = _trained(kind, actnorm)
+    original = trainer.result(f"{kind} flow")
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(model_bytes(original))
+    loaded = load_model(path)
+    assert loaded.title == f"{kind} flow"
+    assert loaded.architecture == original.architecture
+    assert loaded.training["steps"] == 15
+    before, after = original.flow.state_dict(), loaded.flow.state_dict()
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        assert value.dtype == after[name].dtype and torch.equal(value, after[name]), name
+    x = torch.randn(500, 2) * 3 + torch.tensor([10.0, -2.0])
+    with torch.no_grad():
+        assert torch.equal(original.flow.log_prob(x), loaded.flow.log_prob(x))
+    assert not loaded.flow.training
+    reloaded = load_model(model_bytes(loaded))  # saving a loaded model changes nothing
+    with torch.no_grad():
+        assert torch.equal(reloaded.flow.log_prob(x), original.flow.log_prob(x))
+
+
+def test_loading_from_bytes(saved):
+    trainer, data = saved
+    assert load_model(data).architecture == trainer.architecture()
+
+
+def _refused(data: bytes, match: str, tmp_path) -> str:
+    path = tmp_path / "suspect.safetensors"
+    path.write_bytes(data)
+    with pytest.raises(SpecError, match=match) as error:
+        load_model(path)
+    message = str(error.value)
+    assert "suspect.safetensors" in message and "\n" not in message
+    return message
+
+
+class _Payload:
+    """Unpickling this would create a file: proof that something from the file ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickles_are_refused_without_being_run(tmp_path):
+    marker = tmp_path / "ran"
+    _refused(pickle.dumps(_Payload(str(marker))), "not a flowviz model", tmp_path)
+    buffer = tmp_path / "torch.pt"
+    torch.save({"payload": _Payload(str(marker)), "w": torch.ones(2)}, buffer)
+    _refused(buffer.read_bytes(), "not a flowviz model", tmp_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "too short"),
+        (b"1234567", "too short"),
+        (b"x,y\n1,2\n3,4\n", "not a flowviz model"),
+        (struct.pack("<Q", 10) + b"not json!!", "not valid JSON"),
+        (struct.pack("<Q", 4) + b"[1] ", "not a JSON object"),
+        (struct.pack("<Q", 1000) + b"{}", "truncated"),
+    ],
+)
+def test_foreign_files_are_refused(tmp_path, data, match):
+    _refused(data, match, tmp_path)
+
+
+def test_a_safetensors_file_that_is_not_a_model(tmp_path):
+    plain = safetensors.torch.save({"weight": torch.ones(3)})
+    _refused(plain, "not a flowviz model", tmp_path)
+    other = safetensors.torch.save({"weight": torch.ones(3)}, metadata={"format": "pt"})
+    _refused(other, "not a flowviz model", tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.9, 0.999])
+def test_truncated_files_are_refused(tmp_path, saved, keep):
+    _, data = saved
+    _refused(data[: int(len(data) * keep)], "truncated", tmp_path)
+
+
+def test_a_changed_weight_fails_the_checksum(tmp_path, saved):
+    _, data = saved
+    tampered = bytearray(data)
+    tampered[-10] ^= 0x01
+    _refused(bytes(tampered), "checksum", tmp_path)
+
+
+def _rewrite(data: bytes, change_metadata=None, change_tensors=None) -> bytes:
+    (size,) = struct.unpack("<Q", data[:8])
+    metadata = json.loads(data[8 : 8 + size])["__metadata__"]
+    tensors = safetensors.torch.load(data)
+    if change_metadata:
+        change_metadata(metadata)
+    if change_tensors:
+        change_tensors(tensors)
+    return safetensors.torch.save(tensors, metadata=metadata)
+
+
+def test_edited_architecture_or_metadata_is_refused(tmp_path, saved):
+    _, data = saved
+
+    def more_bins(metadata):
+        architecture = json.loads(metadata["architecture"])
+        architecture["model"]["bins"] = 9
+        metadata["architecture"] = json.dumps(architecture)
+
+    _refused(_rewrite(data, more_bins), "weights .* have shape", tmp_path)
+
+    def shifted_mean(metadata):
+        architecture = json.loads(metadata["architecture"])
+        architecture["mean"] = [0.0, 0.0]
+        metadata["architecture"] = json.dumps(architecture, sort_keys=True, separators=(",", ":"))
+
+    _refused(_rewrite(data, shifted_mean), "checksum", tmp_path)
+
+    def bad_kind(metadata):
+        metadata["architecture"] = metadata["architecture"].replace('"nsf"', '"maf"')
+
+    _refused(_rewrite(data, bad_kind), "architecture.model.kind", tmp_path)
+    _refused(_rewrite(data, lambda m: m.update(format_version="7")), "version", tmp_path)
+    _refused(
+        _rewrite(data, lambda m: m.update(architecture="{")), "architecture: is not valid JSON", tmp_path
+    )
+    _refused(_rewrite(data, lambda m: m.pop("checksum")), "no 'checksum'", tmp_path)
+
+    def zero_scale(metadata):
+        architecture = json.loads(metadata["architecture"])
+        architecture["scale"] = [1.0, 0.0]
+        metadata["architecture"] = json.dumps(architecture)
+
+    _refused(_rewrite(data, zero_scale), "architecture.scale", tmp_path)
+
+
+def test_missing_extra_or_non_finite_weights_are_refused(tmp_path, saved):
+    _, data = saved
+    name = next(iter(safetensors.torch.load(data)))
+    _refused(_rewrite(data, change_tensors=lambda t: t.pop(name)), "missing", tmp_path)
+    _refused(_rewrite(data, change_tensors=lambda t: t.update(extra=torch.ones(1))), "unexpected", tmp_path)
+
+    def poison(tensors):
+        tensors[name] = torch.full_like(tensors[name], float("nan"))
+
+    _refused(_rewrite(data, change_tensors=poison), "NaN", tmp_path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(SpecError, match="no such file"):
+        load_model(tmp_path / "nothing.safetensors")
+    with pytest.raises(SpecError, match="folder"):
+        load_model(tmp_path)

@@ -1,0 +1,195 @@
+"""Training: it learns, it keeps the best model, it survives NaN, and likelihoods stay in the data's units."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from flowviz.errors import SpecError
+from flowviz.grid import evaluate_flow
+from flowviz.train import ModelConfig, TrainConfig, Trainer, build_model, mean_nll
+
+SMALL = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6, bound=4.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _correlated_gaussian(n: int, seed: int = 0, rho: float = 0.9):
+    """Points from N(mu, Sigma) with correlation rho, and the true entropy 1 + log 2 pi + log det Sigma / 2."""
+    covariance = np.array([[4.0, rho * 2.0 * 0.5], [rho * 2.0 * 0.5, 0.25]])
+    points = np.random.default_rng(seed).multivariate_normal([3.0, -1.0], covariance, size=n)
+    entropy = 1.0 + math.log(2 * math.pi) + 0.5 * math.log(np.linalg.det(covariance))
+    return points, entropy
+
+
+@pytest.mark.parametrize("kind", ["nsf", "realnvp"])
+def test_training_brings_the_nll_down_to_the_entropy(kind):
+    points, entropy = _correlated_gaussian(4000)
+    test_points, _ = _correlated_gaussian(4000, seed=1)
+    model = ModelConfig(kind=kind, layers=4, hidden=32, depth=1, bins=8, mixing="alternate")
+    trainer = Trainer(points, model, TrainConfig(steps=300, lr=1e-2, batch_size=512, val_every=50))
+    before = mean_nll(trainer.best_flow(), test_points)
+    # The untrained flow is the per-coordinate standardisation: it misses the correlation,
+    # by -log(1 - rho^2) / 2 = 0.83 nats.
+    assert before - entropy == pytest.approx(-0.5 * math.log(1 - 0.9**2), abs=0.05)
+    records = list(trainer.progress(slice_seconds=0.5))
+    assert records[-1].done and trainer.step_count == 300
+    after = mean_nll(trainer.best_flow(), test_points)
+    assert after - entropy < 0.05
+    assert after < before - 0.7
+
+
+def test_nll_is_in_the_data_coordinates_scaling_by_50_shifts_it_by_2_log_50():
+    points, _ = _correlated_gaussian(600, seed=2)
+    pixels = points * 50.0 + 400.0
+    config = TrainConfig(steps=60, batch_size=256, val_every=20)
+    nlls = []
+    for data in (points, pixels):
+        trainer = Trainer(data, SMALL, config, dtype=torch.float64)
+        untrained = mean_nll(trainer.current_flow(), data)
+        trainer.step(60)
+        nlls.append((untrained, mean_nll(trainer.best_flow(), data)))
+    shift = 2 * math.log(50.0)
+    # The untrained flow is exactly the standardisation: the shift is exact.
+    assert nlls[1][0] - nlls[0][0] == pytest.approx(shift, abs=1e-9)
+    # Training sees the same standardised points (to rounding), so it stays exact after training too.
+    assert nlls[1][1] - nlls[0][1] == pytest.approx(shift, abs=1e-6)
+    assert nlls[0][1] < nlls[0][0]
+
+
+def test_standardisation_is_a_counted_affine_layer_at_the_data_end():
+    flow = build_model(SMALL, mean=(400.0, -3.0), scale=(50.0, 0.5)).double()
+    x = torch.tensor([[400.0, -3.0]], dtype=torch.float64)
+    # At the mean, z = 0: log p = log N(0; 0, I) - log(50 * 0.5).
+    with torch.no_grad():
+        log_p = float(flow.log_prob(x))
+    assert log_p == pytest.approx(-math.log(2 * math.pi) - math.log(25.0), abs=1e-12)
+    grid = evaluate_flow(flow, {"xlim": [200.0, 600.0], "ylim": [-5.0, -1.0], "resolution": 200})
+    assert float(grid["mass"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_nan_guard_restores_the_last_good_weights_and_says_so():
+    points, _ = _correlated_gaussian(500, seed=3)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=100, val_every=1000))
+    trainer.step(5)
+    good = [p.detach().clone() for p in trainer.flow.parameters()]
+    trainer.step(1)  # a finite loss: these weights become the last good state, then move on
+    lr_before = trainer.learning_rate()
+    with torch.no_grad():
+        next(trainer.flow.parameters()).fill_(float("nan"))  # a step gone wrong
+    record = trainer.step(1)
+    assert len(record.events) == 1
+    assert "restored the last good weights" in record.events[0] and "nan" in record.events[0].lower()
+    for restored, kept in zip(trainer.flow.parameters(), good, strict=True):
+        assert torch.equal(restored.detach(), kept)
+    assert trainer.learning_rate() == pytest.approx(lr_before / 2, rel=0.05)
+    record = trainer.step(5)
+    assert record.events == [] and math.isfinite(record.train_nll)
+    assert all(torch.isfinite(p).all() for p in trainer.flow.parameters())
+    assert trainer.events == [trainer.history[-2].events[0]]
+
+
+def test_nan_in_the_gradient_is_caught_too():
+    points, _ = _correlated_gaussian(300, seed=4)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=100))
+    trainer.step(3)
+    good = [p.detach().clone() for p in trainer.flow.parameters()]
+    handle = next(trainer.flow.parameters()).register_hook(lambda g: g * float("inf"))
+    record = trainer.step(1)
+    handle.remove()
+    assert "gradient" in record.events[0]
+    for restored, kept in zip(trainer.flow.parameters(), good, strict=True):
+        assert torch.equal(restored.detach(), kept)
+
+
+def test_the_best_validation_model_is_kept():
+    points, _ = _correlated_gaussian(1000, seed=5)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=1000, val_every=10**6))
+    trainer.step(40)
+    best = trainer.validate()
+    with torch.no_grad():
+        for parameter in trainer.flow.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    worse = trainer.validate()
+    assert worse > best
+    assert trainer.best_val_nll == best and trainer.best_step == 40
+    kept = trainer.best_flow()
+    x_val = torch.as_tensor(trainer.val_points)
+    assert mean_nll(kept, x_val) == pytest.approx(best, abs=1e-4)
+    assert mean_nll(trainer.current_flow(), x_val) == pytest.approx(worse, abs=1e-4)
+
+
+def test_learning_rate_schedule_warms_up_then_follows_a_cosine():
+    points, _ = _correlated_gaussian(100)
+    trainer = Trainer(points, SMALL, TrainConfig(lr=1e-2, steps=1000, warmup=0.1, final_lr=0.01))
+    assert trainer.learning_rate(0.0) < 1e-3
+    assert trainer.learning_rate(0.1) == pytest.approx(1e-2)
+    assert trainer.learning_rate(0.55) == pytest.approx(1e-2 * (0.01 + 0.99 * 0.5))
+    assert trainer.learning_rate(1.0) == pytest.approx(1e-4)
+
+
+def test_budget_in_seconds_and_steps_whichever_comes_first():
+    points, _ = _correlated_gaussian(200)
+    by_steps = Trainer(points, SMALL, TrainConfig(steps=7, seconds=60))
+    records = list(by_steps.progress(0.05))
+    assert by_steps.step_count == 7 and records[-1].done
+    by_time = Trainer(points, SMALL, TrainConfig(steps=None, seconds=0.3))
+    list(by_time.progress(0.05))
+    assert by_time.done and 0.3 <= by_time.active_seconds < 1.5
+    assert by_time.fraction_done == 1.0
+
+
+def test_progress_records_carry_the_numbers_a_page_draws():
+    points, _ = _correlated_gaussian(400)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=30, val_every=10))
+    record = trainer.step(10)
+    assert record.step == 10 and record.val_nll is not None and record.best_val_nll is not None
+    assert record.steps_per_second > 0 and record.lr > 0 and record.seconds > 0
+    assert math.isfinite(record.train_nll)
+    assert len(trainer.val_points) == 40 and len(trainer.train_points) == 360
+
+
+def test_training_is_reproducible_with_a_seed():
+    points, _ = _correlated_gaussian(300)
+    states = []
+    for _ in range(2):
+        trainer = Trainer(points, SMALL, TrainConfig(steps=20, seed=11))
+        trainer.step(20)
+        states.append(trainer.flow.state_dict())
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name])
+
+
+def test_tiny_data_sets_train_without_a_validation_split():
+    points = np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0]])
+    trainer = Trainer(
+        points, ModelConfig(kind="realnvp", layers=2, hidden=8, actnorm=True), TrainConfig(steps=20)
+    )
+    record = trainer.step(20)
+    assert len(trainer.val_points) == 0 and record.val_nll is None and record.done
+    assert math.isfinite(mean_nll(trainer.best_flow(), points))
+
+
+def test_bad_data_and_settings_are_refused_with_a_reason():
+    with pytest.raises(SpecError, match="only 1 point"):
+        Trainer(np.array([[1.0, 2.0]]))
+    with pytest.raises(SpecError, match="no spread in y"):
+        Trainer(np.array([[1.0, 2.0], [3.0, 2.0], [4.0, 2.0]]))
+    with pytest.raises(SpecError, match=r"model\.bins"):
+        ModelConfig(bins=1).check()
+    with pytest.raises(SpecError, match=r"model\.kind"):
+        ModelConfig(kind="maf").check()
+    with pytest.raises(SpecError, match="learning rate"):
+        TrainConfig(lr=0).check()
+    with pytest.raises(SpecError, match="budget"):
+        TrainConfig(steps=None, seconds=None).check()
