@@ -70,9 +70,9 @@ class ModelConfig:
     """
 
     kind: str = "nsf"
-    layers: int = 6
+    layers: int = 5
     hidden: int = 64
-    depth: int = 2
+    depth: int = 1
     bins: int = 12
     bound: float = 4.0
     actnorm: bool = False
@@ -193,7 +193,7 @@ class TrainConfig:
     """
 
     lr: float = 5e-3
-    batch_size: int = 1024
+    batch_size: int = 512
     steps: int | None = 2000
     seconds: float | None = None
     schedule: str = "cosine"  # cosine | constant

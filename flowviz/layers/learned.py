@@ -73,17 +73,23 @@ class MLP(torch.nn.Module):
         self.net = torch.nn.Sequential(*blocks, last)
         self.depth = depth
 
-    def forward(self, t: Tensor) -> Tensor:
-        if t.numel() < PIECEWISE_FROM or torch.is_grad_enabled():
+    def forward(self, t: Tensor, pieces: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """theta(t) for every t; ``pieces`` (from :meth:`pieces`) may be passed in when evaluating in chunks."""
+        if pieces is None and (t.numel() < PIECEWISE_FROM or torch.is_grad_enabled()):
             return self.net(t.unsqueeze(-1))
         if self.depth == 1:
-            return self.piecewise_linear(t)
+            return self.piecewise_linear(t, pieces)
         flat = t.reshape(-1, 1)
         out = torch.cat([self.net(chunk) for chunk in flat.split(EVALUATION_CHUNK)])
         return out.reshape(*t.shape, -1)
 
-    def pieces(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Breakpoints (m,), sorted, and the slopes a_j, intercepts c_j (m + 1, out) of a one-hidden-layer net."""
+    def pieces(self) -> tuple[Tensor, Tensor] | None:
+        """Breakpoints (m,), sorted, and the table [a_j | c_j] (m + 1, 2 out) of a one-hidden-layer net.
+
+        None for deeper networks, which are not piecewise linear in so few pieces.
+        """
+        if self.depth != 1:
+            return None
         first, last = self.net[0], self.net[-1]
         w, b = first.weight[:, 0], first.bias
         moving = w != 0
@@ -97,14 +103,15 @@ class MLP(torch.nn.Module):
         on = (probes[:, None] * w + b > 0).to(w.dtype)  # (m + 1, hidden)
         slopes = (on * w) @ last.weight.T
         intercepts = (on * b) @ last.weight.T + last.bias
-        return breakpoints, slopes, intercepts
+        return breakpoints, torch.cat([slopes, intercepts], -1)
 
-    def piecewise_linear(self, t: Tensor) -> Tensor:
+    def piecewise_linear(self, t: Tensor, pieces: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """The one-hidden-layer network evaluated as a_j t + c_j, j the interval of t."""
-        breakpoints, slopes, intercepts = self.pieces()
+        breakpoints, table = self.pieces() if pieces is None else pieces
         flat = t.reshape(-1).contiguous()
-        interval = torch.searchsorted(breakpoints, flat)
-        out = torch.addcmul(intercepts[interval], slopes[interval], flat.unsqueeze(-1))
+        rows = torch.nn.functional.embedding(torch.searchsorted(breakpoints, flat), table)
+        size = table.shape[-1] // 2
+        out = torch.addcmul(rows[:, size:], rows[:, :size], flat.unsqueeze(-1))
         return out.reshape(*t.shape, -1)
 
 
@@ -211,9 +218,9 @@ class NeuralSplineCoupling(Bijector):
         self.min_slope = float(min_slope)
         self.conditioner = MLP(3 * self.bins - 1, hidden, depth)
 
-    def spline_parameters(self, z_c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def spline_parameters(self, z_c: Tensor, pieces=None) -> tuple[Tensor, Tensor, Tensor]:
         """widths (..., K), heights (..., K), slopes at the knots (..., K + 1) for each z_c."""
-        raw = self.conditioner(z_c)
+        raw = self.conditioner(z_c, pieces)
         k = self.bins
         widths = spline_bin_sizes(raw[..., :k], self.bound, self.min_bin_size)
         heights = spline_bin_sizes(raw[..., k : 2 * k], self.bound, self.min_bin_size)
@@ -224,13 +231,15 @@ class NeuralSplineCoupling(Bijector):
         count = v.shape[:-1].numel()
         if count <= EVALUATION_CHUNK or torch.is_grad_enabled():
             return self._couple_points(v, inverse)
-        parts = [self._couple_points(chunk, inverse) for chunk in v.reshape(-1, 2).split(EVALUATION_CHUNK)]
+        pieces = self.conditioner.pieces()  # once for all chunks
+        chunks = v.reshape(-1, 2).split(EVALUATION_CHUNK)
+        parts = [self._couple_points(chunk, inverse, pieces) for chunk in chunks]
         out = torch.cat([part[0] for part in parts]).reshape(v.shape)
         return out, torch.cat([part[1] for part in parts]).reshape(v.shape[:-1])
 
-    def _couple_points(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+    def _couple_points(self, v: Tensor, inverse: bool, pieces=None) -> tuple[Tensor, Tensor]:
         v_c, v_o = v[..., self.condition_on], v[..., self.other]
-        widths, heights, slopes = self.spline_parameters(v_c)
+        widths, heights, slopes = self.spline_parameters(v_c, pieces)
         out, log_deriv = rational_quadratic_spline(v_o, widths, heights, slopes, self.bound, inverse=inverse)
         parts = (v_c, out) if self.condition_on == 0 else (out, v_c)
         return torch.stack(parts, -1), log_deriv
