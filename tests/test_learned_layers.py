@@ -242,7 +242,8 @@ def test_big_batches_without_autograd_give_the_same_map(depth):
     with torch.no_grad():
         x_fast, log_det_fast = layer.forward_and_log_det(z)
         z_fast, log_det_inverse_fast = layer.inverse_and_log_det(x_fast)
-    assert torch.max(torch.abs(x_fast - x_direct.detach())) <= 1e-12
-    assert torch.max(torch.abs(log_det_fast - log_det_direct.detach())) <= 1e-12
+    # Same function, other order of the sums: equal to rounding, amplified where slopes are steep.
+    assert torch.max(torch.abs(x_fast - x_direct.detach())) <= 1e-11
+    assert torch.max(torch.abs(log_det_fast - log_det_direct.detach())) <= 1e-10
     assert torch.max(torch.abs(z_fast - z)) <= 1e-9
     assert torch.max(torch.abs(log_det_inverse_fast - log_det_inverse_direct.detach())) <= 1e-10
