@@ -512,8 +512,9 @@ def _child_main(
 ) -> None:
     """The training process: runs the Trainer in slices and answers the parent's requests between them.
 
-    Requests: "snapshot" (answered with the records since the last answer and the
-    current weights), "pause", "resume", "stop", "close". The process sends nothing
+    Requests are (what, sequence number): "snapshot" (answered with the records since
+    the last answer and the current weights, and the request's number), "pause",
+    "resume", "stop", "close". The process sends nothing
     unasked, so a page that stops asking never fills the pipe; once training is
     over it waits ``idle_exit`` seconds for a last request, then exits.
     """
@@ -530,13 +531,13 @@ def _child_main(
         try:
             timeout = 0.0 if state == "running" else 0.25
             while connection.poll(timeout):
-                request = connection.recv()
+                request, sequence = connection.recv()
                 last_request = time.monotonic()
                 timeout = 0.0
                 if request == "snapshot":
                     records = trainer.history[sent:] if trainer else []
                     sent += len(records)
-                    connection.send(_report(trainer, state, error, records))
+                    connection.send(_report(trainer, state, error, records) | {"sequence": sequence})
                 elif request == "pause" and state == "running":
                     state = "paused"
                 elif request == "resume" and state == "paused":
@@ -605,7 +606,7 @@ class TrainingProcess:
             name="flowviz-training",
             daemon=True,
         )
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.history: list[Progress] = []
         self.events: list[str] = []
         self.state = "starting"
@@ -617,15 +618,23 @@ class TrainingProcess:
         self.summary: dict = {}
         self._weights: dict[str, Tensor] | None = None
         self._best_weights: dict[str, Tensor] | None = None
+        self._sequence = 0  # of the last message sent
+        self._last_command = 0  # sequence number of the last pause / resume / stop
+        self._waiting = False  # a snapshot request is still unanswered
 
     # ---------------------------------------------------------------- control
 
     def start(self) -> None:
         self._process.start()
 
-    def _send(self, message: str) -> None:
-        with contextlib.suppress(OSError, EOFError):
-            self._connection.send(message)
+    def _send(self, message: str) -> int:
+        with self._lock:
+            self._sequence += 1
+            with contextlib.suppress(OSError, EOFError):
+                self._connection.send((message, self._sequence))
+            if message != "snapshot":
+                self._last_command = self._sequence
+            return self._sequence
 
     def pause(self) -> None:
         self._send("pause")
@@ -670,10 +679,13 @@ class TrainingProcess:
                 self.state, self.error = "failed", "the training process could not start"
                 return
             try:
-                self._connection.send("snapshot")
+                if not self._waiting:  # one request at a time: answers never pile up or go stale
+                    self._send("snapshot")
+                    self._waiting = True
                 if not self._connection.poll(timeout):
                     return  # still starting (importing torch), or busy: keep the last picture
                 report = self._connection.recv()
+                self._waiting = False
             except (OSError, EOFError):
                 if self.active:
                     self.state, self.error = "failed", "the training process ended unexpectedly"
@@ -681,7 +693,10 @@ class TrainingProcess:
             self._update(report)
 
     def _update(self, report: dict) -> None:
-        self.state = report["state"]
+        # An answer to a request sent before the last command may predate it: keep its
+        # records and weights, but not its state (a "running" from before "pause").
+        if report["sequence"] > self._last_command:
+            self.state = report["state"]
         self.error = report["error"]
         records = report["records"]
         self.history.extend(records)

@@ -504,6 +504,13 @@ def results_section() -> None:
     except Exception as error:
         st.error(f"Could not draw the trained model: {error}")
         return
+    try:
+        _result_figures(views, data)
+    except Exception as error:  # a picture that fails must not take the page with it
+        st.error(f"Could not draw the trained model: {error}")
+
+
+def _result_figures(views: dict, data) -> None:
     columns = st.columns(3)
     columns[0].plotly_chart(
         plots.density_figure(views["grid"], data, "Learned density p(x)"),
@@ -522,7 +529,9 @@ def results_section() -> None:
             "A loaded model comes without its data: there is nothing to map back to latent space."
         )
     st.markdown(
-        "**The trace through the layers**: 600 base samples z₀, coloured by their angle, after each layer."
+        "**The trace through the layers**: 600 base samples z₀, coloured by their angle in z₀, after each layer "
+        "(rotations turn the plane so the next coupling bends another direction; the last layer undoes the "
+        "standardisation)."
     )
     st.plotly_chart(plots.trace_figure(views["trace"], views["names"]), width="stretch", key="tr_trace")
 

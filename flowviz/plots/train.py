@@ -269,7 +269,7 @@ def trace_figure(steps: Sequence[np.ndarray], names: Sequence[str], columns: int
         fig.update_layout(
             {
                 f"xaxis{axis}": {
-                    "domain": [x0, x0 + width],
+                    "domain": [max(0.0, x0), min(1.0, x0 + width)],
                     "range": window["xlim"],
                     "showticklabels": False,
                     "showgrid": False,
@@ -279,7 +279,7 @@ def trace_figure(steps: Sequence[np.ndarray], names: Sequence[str], columns: int
                     "constrain": "domain",
                 },
                 f"yaxis{axis}": {
-                    "domain": [y1 - tall, y1],
+                    "domain": [max(0.0, y1 - tall), min(1.0, y1)],
                     "range": window["ylim"],
                     "showticklabels": False,
                     "showgrid": False,

@@ -1,0 +1,228 @@
+"""The Train page in Streamlit's AppTest: data from presets, drawings and files; training; hand-over.
+
+The page runs inside the app (app.py's navigation), as a person reaches it.
+Drawings are injected as the canvas's own JSON in the session state.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from flowviz.data import CanvasWindow, points_to_drawing, toy_set
+from flowviz.model_io import model_bytes
+from flowviz.train import ModelConfig, TrainConfig, Trainer
+
+TIMEOUT = 120
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception
+    return at
+
+
+def _button(at: AppTest, label: str):
+    for button in at.button:
+        if button.label == label:
+            return button
+    raise AssertionError(f"no button {label!r}; buttons: {[b.label for b in at.button]}")
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a list, or {"dtype", "bdata"} (base64 of the raw numbers)."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value, dtype=float)
+
+
+def _preview_title(at: AppTest) -> str:
+    for spec in _charts(at):
+        title = spec.get("layout", {}).get("title", {}).get("text", "")
+        if title.startswith("Your data"):
+            return title
+    raise AssertionError("no data preview chart")
+
+
+def _wait_for(at: AppTest, done, seconds: float = 90.0) -> None:
+    started = time.time()
+    while not done() and time.time() - started < seconds:
+        time.sleep(0.5)
+        at.run()
+    assert done(), "timed out"
+
+
+def _close_job(at: AppTest) -> None:
+    job = at.session_state["tr_job"] if "tr_job" in at.session_state else None  # noqa: SIM401
+    if job is not None:
+        job.close()
+
+
+def test_every_control_is_labelled_and_the_page_is_calm():
+    at = _page()
+    labels = [s.label for s in at.slider] + [s.label for s in at.select_slider] + [r.label for r in at.radio]
+    assert all(label.strip() for label in labels)
+    for expected in ("Coupling layers", "Spline bins K (NSF only)", "Learning rate (peak of the schedule)"):
+        assert expected in labels
+    assert not at.error and not at.exception
+    assert [s.value for s in at.subheader][:3] == ["1 · Data", "2 · Model and training", "3 · Training"]
+
+
+def test_presets_with_size_and_noise():
+    at = _page()
+    at.selectbox(key="tr_preset").set_value("circles").run()
+    at.slider(key="tr_preset_n").set_value(400).run()
+    assert _preview_title(at) == "Your data: 400 points"
+    noise = at.slider(key="tr_preset_noise_circles")
+    assert noise.label == "Noise (standard deviation added to each point)"
+    noise.set_value(0.0).run()
+    spec = next(s for s in _charts(at) if s["layout"]["title"]["text"].startswith("Your data"))
+    x, y = _array(spec["data"][0]["x"]), _array(spec["data"][0]["y"])
+    radii = np.sort(np.unique(np.round(np.hypot(x, y), 6)))
+    assert np.allclose(radii, [1.25, 2.5])  # without noise: exactly the two rings
+    assert not _button(at, "Start training").disabled
+
+
+def test_points_drawn_on_the_canvas_become_the_data():
+    at = _page()
+    points = np.array([[0.0, 0.0], [1.0, 2.0], [-2.0, 1.5], [3.0, -1.0]])
+    at.session_state["tr_drawing"] = points_to_drawing(points, CanvasWindow(440, 440))
+    at.radio(key="tr_source").set_value("Draw on a canvas").run()
+    assert not at.exception
+    assert _preview_title(at) == "Your data: 4 points"
+    spec = next(s for s in _charts(at) if s["layout"]["title"]["text"].startswith("Your data"))
+    drawn = np.stack([_array(spec["data"][0]["x"]), _array(spec["data"][0]["y"])], -1)
+    assert np.allclose(drawn, points, atol=1e-9)
+    _button(at, "Undo last point or stroke").click().run()
+    assert _preview_title(at) == "Your data: 3 points"
+    _button(at, "Clear the drawing").click().run()
+    assert any("Not ready to train" in w.value for w in at.warning)
+    assert _button(at, "Start training").disabled
+
+
+def test_free_drawing_spreads_points_along_strokes_with_jitter():
+    at = _page()
+    stroke = {
+        "type": "path",
+        "path": [["M", 55, 220], ["L", 385, 220]],  # 6 data units long at 55 px per unit
+        "left": 53.5,
+        "top": 218.5,
+        "width": 330,
+        "height": 0,
+        "strokeWidth": 3,
+        "scaleX": 1,
+        "scaleY": 1,
+    }
+    at.session_state["tr_drawing"] = {"objects": [stroke]}
+    at.radio(key="tr_source").set_value("Draw on a canvas").run()
+    at.radio(key="tr_tool").set_value("Free draw: points along each stroke").run()
+    at.slider(key="tr_spacing").set_value(0.1).run()
+    at.slider(key="tr_jitter").set_value(0.0).run()
+    assert _preview_title(at) == "Your data: 60 points"
+    assert any("no spread in y" in w.value for w in at.warning)  # a straight line has no area
+    at.slider(key="tr_jitter").set_value(0.2).run()
+    assert not at.warning and not at.exception
+
+
+def test_csv_upload_preview_errors_and_the_last_good_file_is_kept():
+    at = _page()
+    at.radio(key="tr_source").set_value("Upload a CSV file").run()
+    at.file_uploader(key="tr_csv_file").set_value(
+        ("points.csv", b"x,y\n1,2\n3,5\n-1,0.5\n", "text/csv")
+    ).run()
+    assert not at.exception and not at.error
+    assert _preview_title(at) == "Your data: 3 points"
+    assert at.dataframe
+    at.file_uploader(key="tr_csv_file").set_value(("bad.csv", b"x,y\n1,2\nnan,3\n", "text/csv")).run()
+    assert not at.exception
+    assert any("bad.csv, line 3" in e.value and "not a finite number" in e.value for e in at.error)
+    assert _preview_title(at) == "Your data: 3 points"  # the last good file stays in use
+    at.file_uploader(key="tr_csv_file").set_value(("empty.csv", b"", "text/csv")).run()
+    assert any("the file is empty" in e.value for e in at.error)
+
+
+def test_a_short_training_then_the_explorer_gets_the_flow():
+    at = _page()
+    at.slider(key="tr_preset_n").set_value(300).run()
+    at.select_slider(key="tr_steps").set_value(100).run()
+    _button(at, "Start training").click().run()
+    job = at.session_state["tr_job"]
+    try:
+        _wait_for(at, lambda: not job.active)
+        at.run()
+        assert not at.exception and not at.error
+        assert job.state == "done" and job.step_count == 100
+        assert "4 · What the flow learned" in [s.value for s in at.subheader]
+        titles = [spec["layout"]["title"]["text"] for spec in _charts(at) if "title" in spec["layout"]]
+        assert any(t.startswith("Learned density") for t in titles)
+        assert any(t.startswith("NLL") for t in titles)
+        assert any("z = f⁻¹(x)" in t for t in titles)
+        assert at.get("download_button")
+        _button(at, "Open in Explorer").click().run()
+        assert not at.exception
+        handed = at.session_state["learned_flow"]
+        assert set(handed) == {"flow", "title", "data"}
+        assert handed["data"].shape == (300, 2)
+        assert "Two moons" in handed["title"]
+    finally:
+        _close_job(at)
+
+
+def test_pause_resume_and_stop_keep_the_best_model():
+    at = _page()
+    at.slider(key="tr_preset_n").set_value(300).run()
+    at.select_slider(key="tr_steps").set_value(10000).run()
+    _button(at, "Start training").click().run()
+    job = at.session_state["tr_job"]
+    try:
+        _wait_for(at, lambda: job.step_count >= 30)
+        _button(at, "Pause").click().run()
+        at.run()
+        paused_at = job.step_count
+        time.sleep(1.0)
+        at.run()
+        assert job.state == "paused" and job.step_count <= paused_at + 25  # at most the slice in flight
+        assert not _button(at, "Resume").disabled
+        _button(at, "Resume").click().run()
+        _wait_for(at, lambda: job.step_count > paused_at + 30)
+        _button(at, "Stop").click().run()
+        at.run()
+        assert job.state == "stopped"
+        assert "4 · What the flow learned" in [s.value for s in at.subheader]
+        assert not at.exception
+    finally:
+        _close_job(at)
+
+
+@pytest.fixture(scope="module")
+def saved_model() -> bytes:
+    trainer = Trainer(toy_set("circles", 300), ModelConfig(layers=2, hidden=16), TrainConfig(steps=20))
+    trainer.step(20)
+    return model_bytes(trainer.result("a flow trained on circles"))
+
+
+def test_models_upload_again_and_bad_files_are_refused(saved_model):
+    at = _page()
+    uploader = at.file_uploader(key="tr_model_file")
+    uploader.set_value(("notes.safetensors", b"not a model at all", "application/octet-stream")).run()
+    assert not at.exception
+    assert any("cannot be loaded" in e.value and "not a flowviz model" in e.value for e in at.error)
+    at.file_uploader(key="tr_model_file").set_value(
+        ("m.safetensors", saved_model, "application/octet-stream")
+    ).run()
+    at.run()
+    assert not at.exception
+    assert "4 · What the flow learned" in [s.value for s in at.subheader]
+    assert any("a flow trained on circles" in m.value for m in at.markdown)
