@@ -203,6 +203,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     max_val_points: int = 4096
     val_every: int = 100
+    patience: int | None = None  # stop after this many validations without a new best (None: never)
     seed: int = 0
 
     def check(self) -> TrainConfig:
@@ -296,6 +297,7 @@ class Trainer:
         self._best_state: dict[str, Tensor] | None = None
         self.val_nll: float | None = None
         self._last_val_step = -1
+        self._validations_since_best = 0
         self.history: list[Progress] = []
         self._pending_events: list[str] = []
         self._slice_losses: list[float] = []
@@ -320,7 +322,13 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.fraction_done >= 1.0
+        return self.fraction_done >= 1.0 or self.stopped_early
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the validation NLL has not improved for ``patience`` validations (early stopping)."""
+        patience = self.config.patience
+        return patience is not None and self._validations_since_best >= patience
 
     def learning_rate(self, fraction: float | None = None) -> float:
         """lr(p): a linear warm-up over the first ``warmup`` of the budget, then a cosine down to ``final_lr``."""
@@ -398,6 +406,9 @@ class Trainer:
             self.best_val_nll = value
             self.best_step = self.step_count
             self._best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+            self._validations_since_best = 0
+        else:
+            self._validations_since_best += 1
         return value
 
     def step(self, n: int = 1) -> Progress:
@@ -482,6 +493,7 @@ class Trainer:
             "seconds": round(self.active_seconds, 3),
             "best_step": self.best_step,
             "best_val_nll": self.best_val_nll,
+            "stopped_early": self.stopped_early,
             "train_points": len(self.train_points),
             "val_points": len(self.val_points),
             "events": self.events,

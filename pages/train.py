@@ -24,6 +24,8 @@ from flowviz.data import (
 )
 from flowviz.errors import SpecError
 from flowviz.grid import as_float64, evaluate_flow
+from flowviz.layers.learned import NeuralSplineCoupling
+from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
 from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
@@ -94,7 +96,9 @@ def drawn_data() -> tuple[np.ndarray, str]:
     st.caption(
         "The canvas shows the window [-4, 4] × [-4, 4]; grid lines every 1 unit. "
         + ("Click to add points." if tool == POINTS else "Drag to draw strokes.")
+        + " The canvas's own toolbar (above it) also undoes and redoes."
     )
+    st.write("")  # room for the canvas toolbar
     try:
         from streamlit_drawable_canvas import st_canvas
 
@@ -228,6 +232,12 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         key=_init("tr_actnorm", DEFAULT_MODEL.actnorm),
         help="A learned per-coordinate scale and shift, initialised from the first batch (Glow, Kingma & Dhariwal 2018).",
     )
+    early = right.checkbox(
+        "Stop early when the validation NLL stops improving",
+        key=_init("tr_early", True),
+        help="10% of the points are held out; when their NLL has not improved for a quarter of the "
+        "steps, training stops. The model with the best validation NLL is kept either way.",
+    )
     lr = left.select_slider(
         "Learning rate (peak of the schedule)",
         [1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2],
@@ -260,6 +270,7 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         batch_size=int(batch),
         steps=int(steps),
         val_every=max(10, int(steps) // 40),
+        patience=10 if early else None,
         warmup=DEFAULT_TRAIN.warmup,
     )
     return model, train
@@ -348,7 +359,8 @@ def _progress_text(job: TrainingProcess, history) -> str:
         "done": "Done",
         "failed": "Failed",
     }
-    parts = [f"{words.get(job.state, job.state)}: step {job.step_count} of {job.config.steps}"]
+    word = "Stopped early" if job.summary.get("stopped_early") else words.get(job.state, job.state)
+    parts = [f"{word}: step {job.step_count} of {job.config.steps}"]
     last = history[-1] if history else None
     recent = [r for r in history[-10:] if r.steps_per_second > 0]
     if recent and job.state == "running":
@@ -361,6 +373,26 @@ def _progress_text(job: TrainingProcess, history) -> str:
             parts.append(f"validation NLL {last.val_nll:.3f}")
         parts.append(f"learning rate {last.lr:.1e}")
     return " · ".join(parts)
+
+
+def _finished_text(job: TrainingProcess) -> str:
+    how = {
+        "done": "Training finished",
+        "stopped": f"Stopped at step {job.step_count}",
+        "failed": "Training failed",
+    }.get(job.state, "Training ended")
+    if job.summary.get("stopped_early"):
+        how = (
+            f"Stopped early at step {job.step_count}: the validation NLL (on points held out from training) "
+            "had stopped improving, a sign that the flow was starting to learn the training points by heart"
+        )
+    best = job.summary.get("best_val_nll")
+    kept = (
+        f"The model kept is the one with the best validation NLL, {best:.3f}, from step {job.best_step}."
+        if best is not None
+        else "The model kept is the last one (too few points to hold some out for validation)."
+    )
+    return f"{how}. {kept} Its pictures are below, in section 4."
 
 
 def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
@@ -385,7 +417,8 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
         history, flow = job.snapshot()
         if job.error:
             st.error(f"Training failed: {job.error}. Press Reset and try other settings.")
-        st.progress(min(1.0, job.fraction_done), text=_progress_text(job, history))
+        fraction = 1.0 if job.state == "done" else min(1.0, job.fraction_done)
+        st.progress(fraction, text=_progress_text(job, history))
         for event in job.events:
             st.warning(event, icon="⚠️")
         if flow is None:
@@ -396,15 +429,18 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
                 columns[0].plotly_chart(
                     plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
                 )
-                grid = _grid(flow, window, LIVE_RESOLUTION)
-                columns[1].plotly_chart(
-                    plots.density_figure(grid, ss.tr_job_data), width="stretch", key="tr_density"
-                )
-                columns[2].plotly_chart(
-                    plots.samples_figure(_samples(flow, 1500), ss.tr_job_data, window),
-                    width="stretch",
-                    key="tr_samples",
-                )
+                if job.active:
+                    grid = _grid(flow, window, LIVE_RESOLUTION)
+                    columns[1].plotly_chart(
+                        plots.density_figure(grid, ss.tr_job_data), width="stretch", key="tr_density"
+                    )
+                    columns[2].plotly_chart(
+                        plots.samples_figure(_samples(flow, 1500), ss.tr_job_data, window),
+                        width="stretch",
+                        key="tr_samples",
+                    )
+                else:
+                    columns[1].info(_finished_text(job))
             except Exception as error:
                 st.error(f"Could not draw the current model: {error}")
         if not job.active and ss.get("tr_live_was_active", False):
@@ -431,6 +467,18 @@ def _current_model() -> TrainedModel | None:
     return ss.get("tr_model")
 
 
+def _layer_name(layer) -> str:
+    """A short name for a trained layer: what it does to which coordinate."""
+    subscript = "₁₂"
+    if hasattr(layer, "condition_on") and hasattr(layer, "other"):
+        kind = "spline" if isinstance(layer, NeuralSplineCoupling) else "affine"
+        return f"{kind} coupling: x{subscript[layer.other]} given x{subscript[layer.condition_on]}"
+    if isinstance(layer, Rotation):
+        degrees = float(torch.rad2deg(torch.atan2(layer.matrix[1, 0], layer.matrix[0, 0])))
+        return f"rotation by {degrees:.0f}°"
+    return layer.type_name or type(layer).__name__
+
+
 def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     """Pictures of a finished model, computed once per model and kept in this session."""
     key = id(model)
@@ -449,10 +497,8 @@ def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
         views["trace"] = [p.numpy() for p in flow64.trace_forward(z0)]
     names = ["z₀ ~ N(0, I)"]
     for k, layer in enumerate(model.flow.layers, start=1):
-        if k == len(model.flow.layers):
-            names.append(f"{k}: undo standardisation → x")
-        else:
-            names.append(f"{k}: {layer.type_name or type(layer).__name__}")
+        last = k == len(model.flow.layers)
+        names.append(f"{k}: " + ("undo standardisation → x" if last else _layer_name(layer)))
     views["names"] = names
     ss.tr_views = views
     return views
@@ -561,7 +607,8 @@ def load_section() -> None:
 st.title("Train a flow on your own data")
 st.caption(
     "Draw points, pick a toy set or upload a CSV; a normalizing flow learns their density by maximum "
-    "likelihood, log p(x) = log N(f⁻¹(x); 0, I) + log|det J_{f⁻¹}(x)|, and you watch it happen."
+    r"likelihood, $\log p(x) = \log \mathcal{N}(f^{-1}(x); 0, I) + \log|\det J_{f^{-1}}(x)|$, "
+    "and you watch it happen."
 )
 data_column, settings_column = st.columns([1.1, 1], gap="large")
 with data_column:

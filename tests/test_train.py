@@ -193,3 +193,14 @@ def test_bad_data_and_settings_are_refused_with_a_reason():
         TrainConfig(lr=0).check()
     with pytest.raises(SpecError, match="budget"):
         TrainConfig(steps=None, seconds=None).check()
+
+
+def test_early_stopping_when_validation_stops_improving():
+    points, _ = _correlated_gaussian(40, seed=8)  # few points: a flexible flow learns them by heart
+    model = ModelConfig(kind="nsf", layers=4, hidden=64, depth=1, bins=16)
+    trainer = Trainer(points, model, TrainConfig(steps=3000, lr=2e-2, val_every=10, patience=5))
+    list(trainer.progress(0.5))
+    assert trainer.stopped_early and trainer.done
+    assert trainer.step_count < 3000
+    assert trainer.step_count == trainer.best_step + 5 * 10
+    assert trainer.summary()["stopped_early"] is True

@@ -3,7 +3,8 @@ the data, samples against the data, the data pulled back to latent space, and th
 trace of the points through the layers.
 
 Colours keep their meaning from :mod:`flowviz.plots.common`: densities in Viridis,
-training data in DATA_COLOUR (red), the flow's samples in SAMPLE_COLOUR (orange).
+training data in DATA_COLOUR (red), the flow's samples in SAMPLE_COLOUR (white,
+on a dark ground here as on the density pictures).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from flowviz.plots.common import (
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#d62728"
 LATENT_COLOUR = "rgba(60, 60, 160, 0.55)"
+SAMPLES_GROUND = "#2d2d38"
 MAX_POINTS_SHOWN = 3000
 FONT = {"size": 12}
 
@@ -51,28 +53,30 @@ def _square_axes(fig: go.Figure, window: Mapping, x_title: str = "x₁", y_title
     )
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380, legend: bool = True) -> go.Figure:
+def _layout(
+    fig: go.Figure, title: str, height: int = 380, legend: bool = True, ground: str = "white"
+) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.02, "font": {"size": 14}},
         height=height,
-        margin={"l": 50, "r": 20, "t": 40, "b": 45},
+        margin={"l": 50, "r": 20, "t": 40, "b": 80},
         font=FONT,
-        plot_bgcolor="white",
+        plot_bgcolor=ground,
         showlegend=legend,
-        legend={"orientation": "h", "y": -0.16, "x": 0.0, "itemsizing": "constant"},
+        legend={"orientation": "h", "y": -0.2, "x": 0.0, "yanchor": "top", "itemsizing": "constant"},
         uirevision="keep",
     )
     return fig
 
 
-def _scatter(points: np.ndarray, name: str, colour: str, size: float = 4.0) -> go.Scatter:
+def _scatter(
+    points: np.ndarray, name: str, colour: str, size: float = 4.0, outline: bool = False
+) -> go.Scatter:
+    marker = {"size": size, "color": colour}
+    if outline:  # white markers need an edge to show in a white legend
+        marker["line"] = {"color": "rgba(110, 110, 110, 0.9)", "width": 0.5}
     return go.Scatter(
-        x=points[:, 0],
-        y=points[:, 1],
-        mode="markers",
-        name=name,
-        marker={"size": size, "color": colour},
-        hoverinfo="skip",
+        x=points[:, 0], y=points[:, 1], mode="markers", name=name, marker=marker, hoverinfo="skip"
     )
 
 
@@ -134,7 +138,9 @@ def loss_figure(history: Sequence, best_step: int | None = None, height: int = 3
         fig.update_yaxes(range=[low - pad, high + pad])
     fig.update_xaxes(**axis_style("training step"), rangemode="tozero")
     fig.update_yaxes(**axis_style("NLL, nats per point"))
-    return _layout(fig, "NLL, nats per point (lower is better)", height)
+    _layout(fig, "NLL, nats per point (lower is better)", height)
+    fig.update_layout(margin={"b": 95}, legend={"y": -0.3})
+    return fig
 
 
 # --------------------------------------------------------------------------- density and samples
@@ -191,12 +197,14 @@ def samples_figure(
 ) -> go.Figure:
     """Samples of the flow beside the training data: do they cover the same shape?"""
     fig = go.Figure()
+    fig.add_trace(_scatter(_thin(samples, seed=1), "samples of the flow", SAMPLE_COLOUR, 3.5, outline=True))
     shown = _thin(data)
-    if len(shown):
-        fig.add_trace(_scatter(shown, "training data", DATA_COLOUR, 3.5))
-    fig.add_trace(_scatter(_thin(samples, seed=1), "samples of the flow", SAMPLE_COLOUR, 4.0))
+    if len(shown):  # on top: the data are what the samples should cover
+        fig.add_trace(_scatter(shown, "training data", DATA_COLOUR, 4.5))
     _square_axes(fig, window)
-    return _layout(fig, "Samples of the flow (orange), data (red)", height)
+    # Samples are white everywhere (they sit on density pictures): a dark ground shows them here too.
+    fig.update_layout(plot_bgcolor=SAMPLES_GROUND)
+    return _layout(fig, "Samples of the flow (white), data (red)", height, ground=SAMPLES_GROUND)
 
 
 # --------------------------------------------------------------------------- latent space and trace
@@ -274,6 +282,7 @@ def trace_figure(steps: Sequence[np.ndarray], names: Sequence[str], columns: int
                     "showticklabels": False,
                     "showgrid": False,
                     "zeroline": False,
+                    "showline": False,
                     "mirror": True,
                     "linecolor": "#bbb",
                     "constrain": "domain",
@@ -284,9 +293,11 @@ def trace_figure(steps: Sequence[np.ndarray], names: Sequence[str], columns: int
                     "showticklabels": False,
                     "showgrid": False,
                     "zeroline": False,
+                    "showline": False,
                     "mirror": True,
                     "linecolor": "#bbb",
                     "scaleanchor": f"x{axis}",
+                    "constrain": "domain",
                 },
             }
         )
