@@ -48,6 +48,11 @@ def _array(value) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
+def _trace(spec: dict, name: str) -> np.ndarray:
+    trace = next(t for t in spec["data"] if t.get("name") == name)
+    return np.stack([_array(trace["x"]), _array(trace["y"])], -1)
+
+
 def _preview_title(at: AppTest) -> str:
     for spec in _charts(at):
         title = spec.get("layout", {}).get("title", {}).get("text", "")
@@ -89,7 +94,7 @@ def test_presets_with_size_and_noise():
     assert noise.label == "Noise (standard deviation added to each point)"
     noise.set_value(0.0).run()
     spec = next(s for s in _charts(at) if s["layout"]["title"]["text"].startswith("Your data"))
-    x, y = _array(spec["data"][0]["x"]), _array(spec["data"][0]["y"])
+    x, y = _trace(spec, "training data").T
     radii = np.sort(np.unique(np.round(np.hypot(x, y), 6)))
     assert np.allclose(radii, [1.25, 2.5])  # without noise: exactly the two rings
     assert not _button(at, "Start training").disabled
@@ -103,7 +108,7 @@ def test_points_drawn_on_the_canvas_become_the_data():
     assert not at.exception
     assert _preview_title(at) == "Your data: 4 points"
     spec = next(s for s in _charts(at) if s["layout"]["title"]["text"].startswith("Your data"))
-    drawn = np.stack([_array(spec["data"][0]["x"]), _array(spec["data"][0]["y"])], -1)
+    drawn = _trace(spec, "training data")
     assert np.allclose(drawn, points, atol=1e-9)
     _button(at, "Undo last point or stroke").click().run()
     assert _preview_title(at) == "Your data: 3 points"
