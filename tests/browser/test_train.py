@@ -1,0 +1,57 @@
+"""The Train page in Chromium: draw points by clicking the canvas, train briefly, watch the density change."""
+
+from __future__ import annotations
+
+import math
+
+from tests.conftest import exception_boxes, open_page, wait_idle
+
+DENSITY_IMAGE_JS = """() => {
+  const plot = Array.from(document.querySelectorAll('.js-plotly-plot')).find(
+      g => g.layout && g.layout.title && String(g.layout.title.text).includes('Learned density'));
+  if (!plot || !plot.layout.images || !plot.layout.images.length) return null;
+  const source = plot.layout.images[0].source;
+  return source.length + ':' + source.slice(-64);
+}"""
+
+
+def _density_image(page) -> str | None:
+    return page.evaluate(DENSITY_IMAGE_JS)
+
+
+def test_draw_by_clicking_train_and_watch_the_density_change(app_url, page):
+    open_page(page, app_url)  # through the app's navigation first, as a visitor arrives
+    open_page(page, app_url + "/train")
+    page.get_by_text("Draw on a canvas", exact=True).click()
+    wait_idle(page)
+    canvas = page.locator("canvas.upper-canvas").first
+    box = canvas.bounding_box()
+    assert box and box["width"] >= 400
+    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    clicks = 30
+    for i in range(clicks):
+        angle = 2 * math.pi * i / clicks
+        radius = 150 if i % 2 else 75  # two rings
+        page.mouse.click(centre_x + radius * math.cos(angle), centre_y + radius * math.sin(angle))
+        page.wait_for_timeout(60)
+    page.wait_for_timeout(800)
+    wait_idle(page)
+    page.get_by_text(f"Your data: {clicks} points").first.wait_for(timeout=30_000)
+
+    steps = page.get_by_role("slider", name="Training steps")
+    steps.focus()
+    steps.press("Home")  # the shortest run
+    wait_idle(page)
+    page.get_by_role("button", name="Start training", exact=True).click()
+
+    page.wait_for_function(f"({DENSITY_IMAGE_JS})() !== null", timeout=60_000)
+    first = _density_image(page)
+    page.wait_for_function(
+        f"(first) => {{ const now = ({DENSITY_IMAGE_JS})(); return now !== null && now !== first; }}",
+        arg=first,
+        timeout=60_000,
+    )
+    page.get_by_text("4 · What the flow learned").wait_for(timeout=120_000)
+    wait_idle(page)
+    assert page.get_by_role("button", name="Open in Explorer").is_visible()
+    assert exception_boxes(page) == []
