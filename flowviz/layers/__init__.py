@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from flowviz.layers.base import Bijector, Elementwise
 from flowviz.layers.coupling import AffineCoupling
 from flowviz.layers.elementwise import Exp, LeakyReLU, PiecewiseLinear, Sigmoid, SinhArcsinh, Softplus, Tanh
+from flowviz.layers.learned import MLP, ActNorm, AffineConditioner, NeuralSplineCoupling, realnvp_coupling
 from flowviz.layers.linear import Affine, Rotation, Scale, Shift, Swap
 from flowviz.layers.planar_radial import Planar, Radial
 from flowviz.layers.spline import Spline
@@ -45,8 +46,15 @@ def build_layer(layer: Mapping) -> Bijector:
     return cls(**params)
 
 
+# Learned layers (flowviz.layers.learned) share the Bijector contract but are not spec
+# layers: they are exported here and deliberately left out of LAYER_CLASSES.
 __all__ = [
     "LAYER_CLASSES",
+    "MLP",
+    "ActNorm",
+    "AffineConditioner",
+    "NeuralSplineCoupling",
+    "realnvp_coupling",
     "Bijector",
     "Elementwise",
     "build_layer",
