@@ -215,6 +215,7 @@ def test_gaussian_base_sliders_set_mean_and_covariance():
 
 def test_json_editor_applies_valid_and_refuses_invalid():
     at = open_explorer(ROTATION_SPEC)
+    at.segmented_control(key="fv_extras").set_value(["Formulas", "JSON"]).run()
     text = json_area(at)
     edited = copy.deepcopy(parse_spec(ROTATION_SPEC))
     edited["layers"][0]["degrees"] = 10.0

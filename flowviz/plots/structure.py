@@ -129,7 +129,7 @@ def structure_table(structures: Sequence[LayerStructure]) -> str:
     for s in structures:
         agree = "✓" if s.tag_agrees else "✗ (disagrees)"
         volume = (
-            ("yes, |det J| = 1 ✓" if s.volume_agrees else "yes, but |det J| ≠ 1 ✗")
+            (r"yes, \|det J\| = 1 ✓" if s.volume_agrees else r"yes, but \|det J\| ≠ 1 ✗")
             if s.volume_preserving
             else "no"
         )

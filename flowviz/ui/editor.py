@@ -304,7 +304,7 @@ def layer_editor(layer: dict, uid: str) -> dict:
                     fields.set_value(draft, control.path, _number_control(control, draft, uid))
                 draft[group] = fields.tidy_function(draft[group])
         return draft
-    columns = st.columns(2) if len(controls) > 3 else [st.container()]
+    columns = st.columns(2) if len(controls) > 6 else [st.container()]
     for i, control in enumerate(controls):
         with columns[i % len(columns)]:
             fields.set_value(draft, control.path, _number_control(control, draft, uid))
@@ -346,7 +346,7 @@ def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
         (":material/content_copy:", "dup", state.duplicate, (uid,), False, "Duplicate this layer"),
         (":material/delete:", "del", state.remove, (uid,), False, "Remove this layer"),
     ]
-    columns = st.columns([1, 1, 1, 1, 2.6], vertical_alignment="center")
+    columns = st.columns(4, vertical_alignment="center", gap="small")
     for column, (icon, name, action, args, disabled, help) in zip(columns, actions, strict=False):
         column.button(
             "",
@@ -359,11 +359,17 @@ def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
             width="stretch",
         )
     on_key = init(key(uid, "on"), layer.get("enabled", True))
-    return columns[4].toggle("Layer on", key=on_key, help="Switch the layer off to see the flow without it")
+    return st.toggle(
+        "Layer on",
+        key=on_key,
+        help="Switch the layer off to see the flow without it",
+        on_change=lambda: state.set_enabled(uid, st.session_state[on_key]),
+    )
 
 
 def add_layer_controls() -> None:
     kinds = list(LAYER_DEFAULTS)
-    c1, c2 = st.columns([3, 1.2], vertical_alignment="bottom")
-    kind = c1.selectbox("Layer type to add", kinds, format_func=LAYER_TITLES.get, key="fv_add_kind")
-    c2.button("Add layer", on_click=state.add, args=(kind,), key="fv_add", width="stretch")
+    kind = st.selectbox("Layer type to add", kinds, format_func=LAYER_TITLES.get, key="fv_add_kind")
+    st.button(
+        "Add layer", on_click=state.add, args=(kind,), key="fv_add", width="stretch", icon=":material/add:"
+    )

@@ -86,6 +86,7 @@ def _load_upload() -> None:
         return
     state.replace_spec(spec)
     state.notice("success", f"Loaded the flow from {upload.name}.")
+    ss[state.FULL_RERUN] = True  # the stack list outside the views must show the new flow
 
 
 def _json_key(spec: dict) -> str:
@@ -98,22 +99,23 @@ def _json_key(spec: dict) -> str:
     return f"{JSON_KEY}.{digest}"
 
 
-def absorb_json_edit() -> None:
-    """Before any control is drawn: adopt a committed edit of the JSON text, or keep its error."""
+def absorb_json_edit() -> bool:
+    """Before any control is drawn: adopt a committed edit of the JSON text (True), or keep its error."""
     ss = st.session_state
     spec = state.current_spec()
     text = ss.get(_json_key(spec))
     if text is None or text == spec_to_json(spec):
         ss[JSON_ERROR] = None
-        return
+        return False
     try:
         edited = parse_spec(text)
     except SpecError as error:
         ss[JSON_ERROR] = str(error)
-        return
+        return False
     ss[JSON_ERROR] = None
     state.replace_spec(edited)
     state.notice("success", "Applied the edited JSON.")
+    return True
 
 
 def json_editor(spec: dict) -> None:

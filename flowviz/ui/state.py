@@ -24,6 +24,7 @@ NEXT_UID = "fv_next_uid"
 SELECTED = "fv_selected"
 NOTICE = "fv_notice"  # (kind, text) shown once at the top of the page
 BASE = "base"
+FULL_RERUN = "fv_full_rerun"  # set by callbacks inside the views when the whole page must redraw
 
 
 def _uid() -> str:

@@ -8,6 +8,7 @@ import streamlit as st
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
 from flowviz.ui.editor import init
+from flowviz.ui.live_chart import live_chart
 from flowviz.views import Probe, probe_point, steps_of_flow
 
 MASS_LABEL = "Mass in view"
@@ -19,7 +20,8 @@ def mass_readout(mass: float, host=st) -> None:
     host.metric(
         MASS_LABEL,
         f"{mass:.4f}",
-        help="The probability the visible window holds: the sum of p_X(x) times the cell area over the grid.",
+        help="The probability the visible window holds: the sum of p_X(x) times the cell area over the grid. "
+        "A grid sum, so a density with sharp peaks can read a little above 1; a finer grid brings it closer.",
     )
 
 
@@ -58,7 +60,7 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
         height=760,
         hover=[1],  # values under the cursor on p_X; the probe itemises any point exactly
     )
-    st.plotly_chart(figure, key="fv_main_figure", config=PLOT_CONFIG, width="stretch")
+    live_chart(figure, "fv_main_figure", 760, "Base and pushed-forward densities, volume change", PLOT_CONFIG)
     st.caption(
         "Top: the base density p_Z with an even grid, and the density p_X after the flow with the same grid "
         "carried along (cells that grow thin the density, cells that shrink concentrate it). "
@@ -72,7 +74,7 @@ def terms_figure(fields: dict) -> None:
     figure = grid_figure(
         panels, fields["x"], fields["y"], cols=3, spaces=["x", "x", "x"], height=380, hover=[2]
     )
-    st.plotly_chart(figure, key="fv_terms_figure", config=PLOT_CONFIG, width="stretch")
+    live_chart(figure, "fv_terms_figure", 380, "The terms of the change of variables", PLOT_CONFIG)
     st.caption(
         "The change of variables, term by term: log p_X(x) = log p_Z(f⁻¹(x)) + log|det J_f⁻¹(x)|. "
         "The middle term is positive (blue) where f squeezes space, so the density there is higher than "
@@ -84,7 +86,9 @@ def steps_view(steps, xs, ys) -> None:
     figure = steps_figure(
         [s.title for s in steps], [s.density for s in steps], [s.points for s in steps], xs, ys
     )
-    st.plotly_chart(figure, key="fv_steps_figure", config=PLOT_CONFIG, width="stretch")
+    live_chart(
+        figure, "fv_steps_figure", figure["layout"]["height"], "The density after each layer", PLOT_CONFIG
+    )
     st.caption(
         "Each layer's step: the density of z_k after the first k layers (one colour scale), with the same "
         "400 samples carried through."
@@ -125,9 +129,9 @@ def render_views(fields: dict, view: dict, names: list[str], flow_factory, sampl
     mass = float(fields["mass"])
     c1, c2, c3, c4 = st.columns([1.1, 1, 1, 1.3], vertical_alignment="center")
     mass_readout(mass, c1)
-    log_scale = c2.toggle("Log-scale density", key="fv_log", help="Shows heavy tails and faint structure.")
+    log_scale = c2.toggle("Log scale", key="fv_log", help="Shows heavy tails and faint structure.")
     show_samples = c3.toggle(
-        "Show samples", key=init("fv_samples_on", False), help="Base draws z₀ and their images f(z₀)."
+        "Samples", key=init("fv_samples_on", False), help="Base draws z₀ and their images f(z₀)."
     )
     n_samples = c4.slider("Number of samples", 100, 5000, step=100, key=init("fv_samples_n", 500))
     mass_warning(mass)

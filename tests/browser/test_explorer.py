@@ -109,7 +109,8 @@ def test_bad_token_shows_message_and_default_flow(page, app_url):
 @pytest.mark.parametrize("good", [True, False])
 def test_upload_spec_file(page, app_url, tmp_path, good):
     open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(SPEC))}")
-    page.get_by_text("Share and export").click()
+    page.get_by_role("button", name="Share", exact=True).click()
+    wait_idle(page)
     page.wait_for_timeout(300)
     target = {**SPEC, "layers": [{"type": "swirl", "strength": 2.5}]}
     if not good:
