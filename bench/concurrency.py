@@ -3,9 +3,12 @@
 One app server, two browsers (two sessions). Browser B sits on the Explorer and
 presses an arrow key on a slider; we time key press -> every chart shows new data
 and the script is idle (the Explorer's own latency measure). That is done
-``--presses`` times with nobody training, then again while browser A trains a flow
-on the Train page (two moons, 1000 points, a long run) in its background thread.
-The training's own speed is read from A's progress line at the end.
+``--presses`` times with nobody training; again while browser A trains a flow on
+the Train page (two moons, 1000 points, a long run) and watches it (its page
+redraws the curves, density and samples twice a second); and again after A has
+left, the training process going on alone. All on the same 2 cores: the server,
+the training process and both browsers. The training's speed is read from A's
+progress line.
 
 Run: ``.venv/bin/python bench/concurrency.py``; writes bench/results/train_concurrency.json.
 The machine is shared: both conditions run in the same process, alternating in
@@ -15,10 +18,12 @@ blocks, and the report gives medians and 95th percentiles.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -85,6 +90,55 @@ def start_training(page) -> None:
     page.wait_for_selector("text=/steps\\/s/", timeout=60_000)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def training_pids(server_pid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == server_pid and b"multiprocessing" in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU share (in cores) of the server and of its training processes over a measured phase."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.started = time.perf_counter()
+        self.server0 = cpu_seconds(server_pid)
+        self.training0 = {pid: cpu_seconds(pid) for pid in training_pids(server_pid)}
+
+    def shares(self) -> dict:
+        wall = time.perf_counter() - self.started
+        server = (cpu_seconds(self.server_pid) - self.server0) / wall
+        training = sum(
+            cpu_seconds(pid) - self.training0.get(pid, 0.0) for pid in training_pids(self.server_pid)
+        )
+        return {"server_cores": round(server, 3), "training_cores": round(training / wall, 3)}
+
+
+def stop_training_processes(server_pid: int) -> None:
+    """End the training processes that the bench's own server started (found by parent id)."""
+    for pid in training_pids(server_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
 def summary(times: list[float]) -> dict:
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -103,6 +157,12 @@ def main(argv=None) -> int:
     proc, url = start_app()
     idle: list[float] = []
     busy: list[float] = []
+    unwatched: list[float] = []
+    cpu: dict[str, list[dict]] = {
+        "without_training": [],
+        "with_training": [],
+        "with_training_nobody_watching": [],
+    }
     rates: list[float] = []
     try:
         with sync_playwright() as playwright:
@@ -123,19 +183,26 @@ def main(argv=None) -> int:
             slider.focus()
             measure(viewer, slider, 3)  # warm-up
             for _ in range(args.blocks):
+                meter = CpuMeter(proc.pid)
                 idle += measure(viewer, slider, args.presses)
+                cpu["without_training"].append(meter.shares())
                 start_training(trainer_page)
                 trainer_page.wait_for_timeout(2000)
+                meter = CpuMeter(proc.pid)
                 busy += measure(viewer, slider, args.presses)
+                cpu["with_training"].append(meter.shares())
                 text = trainer_page.locator("text=/steps\\/s/").first.inner_text()
                 match = re.search(r"(\d+) steps/s", text)
                 if match:
                     rates.append(float(match.group(1)))
-                main_area = trainer_page.locator('[data-testid="stMain"]')
-                main_area.get_by_role("button", name="Stop", exact=True).click()
-                wait_idle(trainer_page)
-                main_area.get_by_role("button", name="Reset", exact=True).click()
-                wait_idle(trainer_page)
+                # The trainer leaves: the process trains on, but no page redraws it twice a second.
+                trainer_page.goto("about:blank")
+                viewer.wait_for_timeout(2000)
+                meter = CpuMeter(proc.pid)
+                unwatched += measure(viewer, slider, args.presses)
+                cpu["with_training_nobody_watching"].append(meter.shares())
+                stop_training_processes(proc.pid)
+                open_app(trainer_page, url, "train")
             browser_a.close()
             browser_b.close()
     finally:
@@ -147,16 +214,24 @@ def main(argv=None) -> int:
         "without and with another session training on the Train page",
         "without_training": summary(idle),
         "with_training": summary(busy),
+        "with_training_nobody_watching": summary(unwatched),
         "training_steps_per_second_seen": rates,
+        "cpu_cores_used_per_phase": cpu,
         "machine": {"cpus": os.cpu_count(), "load_average_after": os.getloadavg()},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'':<18}{'p50 ms':>8}{'p95 ms':>8}{'n':>4}")
-    for name in ("without_training", "with_training"):
+    print(f"{'':<32}{'p50 ms':>8}{'p95 ms':>8}{'n':>4}{'server':>10}{'training':>10}  (CPU, cores)")
+    for name in ("without_training", "with_training", "with_training_nobody_watching"):
         row = report[name]
-        print(f"{name:<18}{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{row['n']:>4}")
+        shares = cpu[name]
+        server = statistics.mean(c["server_cores"] for c in shares) if shares else float("nan")
+        training = statistics.mean(c["training_cores"] for c in shares) if shares else float("nan")
+        print(
+            f"{name:<32}{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{row['n']:>4}"
+            f"{server:>10.2f}{training:>10.2f}"
+        )
     print(f"training speed seen while measuring: {rates} steps/s")
     print(f"wrote {out}", file=sys.stderr)
     return 0

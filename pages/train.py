@@ -23,7 +23,7 @@ from flowviz.data import (
     toy_set,
 )
 from flowviz.errors import SpecError
-from flowviz.grid import as_float64, evaluate_flow
+from flowviz.grid import as_float64, evaluate_flow, grid_points
 from flowviz.layers.learned import NeuralSplineCoupling
 from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
@@ -38,6 +38,8 @@ KINDS = {"nsf": "Neural spline (NSF)", "realnvp": "Affine (RealNVP)"}
 DEFAULT_MODEL = ModelConfig()
 DEFAULT_TRAIN = TrainConfig()
 LIVE_RESOLUTION = 96
+# Pictures redrawn twice a second need no hover or zoom: static plots cost the browser less.
+LIVE_CHART = {"staticPlot": True}
 FINAL_RESOLUTION = 200
 EMPTY_DRAWING = {"objects": []}
 
@@ -346,6 +348,14 @@ def _grid(flow, window: dict, resolution: int) -> dict:
 
 
 @torch.no_grad()
+def _live_grid(flow, window: dict, resolution: int) -> dict:
+    """The density alone, in the flow's own float32: all a live picture needs, at a third of the cost."""
+    xs, ys, points = grid_points({**window, "resolution": resolution})
+    log_density = flow.log_prob(points.to(torch.float32)).double().reshape(len(ys), len(xs)).numpy()
+    return {"x": xs, "y": ys, "log_density": log_density, "density": np.exp(log_density)}
+
+
+@torch.no_grad()
 def _samples(flow, n: int, seed: int = 1) -> np.ndarray:
     return as_float64(flow).sample(n, seed=seed).numpy()
 
@@ -427,17 +437,24 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
             columns = st.columns(3)
             try:
                 columns[0].plotly_chart(
-                    plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
+                    plots.loss_figure(history, job.best_step or None),
+                    width="stretch",
+                    key="tr_loss",
+                    config=LIVE_CHART if job.active else None,
                 )
                 if job.active:
-                    grid = _grid(flow, window, LIVE_RESOLUTION)
+                    grid = _live_grid(flow, window, LIVE_RESOLUTION)
                     columns[1].plotly_chart(
-                        plots.density_figure(grid, ss.tr_job_data), width="stretch", key="tr_density"
+                        plots.density_figure(grid, ss.tr_job_data),
+                        width="stretch",
+                        key="tr_density",
+                        config=LIVE_CHART,
                     )
                     columns[2].plotly_chart(
-                        plots.samples_figure(_samples(flow, 1500), ss.tr_job_data, window),
+                        plots.samples_figure(_samples(flow, 800), ss.tr_job_data, window),
                         width="stretch",
                         key="tr_samples",
+                        config=LIVE_CHART,
                     )
                 else:
                     columns[1].info(_finished_text(job))
