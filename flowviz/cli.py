@@ -193,7 +193,7 @@ def _add_training_commands(commands) -> None:
         "train",
         help="train a flow on 2D points from a CSV file and save the model",
         description="Fit a normalizing flow to the points in DATA.csv by maximum likelihood "
-        "(Adam, cosine learning-rate schedule, 10%% of the points held out to keep the best model). "
+        "(Adam, cosine learning-rate schedule, 10% of the points held out to keep the best model). "
         "Training stops after --seconds of wall clock or --steps steps, whichever comes first. "
         "Progress goes to standard error; MODEL is written only when training has finished.",
     )
