@@ -235,7 +235,7 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         help="A learned per-coordinate scale and shift, initialised from the first batch (Glow, Kingma & Dhariwal 2018).",
     )
     early = right.checkbox(
-        "Stop early when the validation NLL stops improving",
+        "Early stopping on the validation NLL",
         key=_init("tr_early", True),
         help="10% of the points are held out; when their NLL has not improved for a quarter of the "
         "steps, training stops. The model with the best validation NLL is kept either way.",
