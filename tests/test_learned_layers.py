@@ -246,4 +246,5 @@ def test_big_batches_without_autograd_give_the_same_map(depth):
     assert torch.max(torch.abs(x_fast - x_direct.detach())) <= 1e-11
     assert torch.max(torch.abs(log_det_fast - log_det_direct.detach())) <= 1e-10
     assert torch.max(torch.abs(z_fast - z)) <= 1e-9
+    assert torch.max(torch.abs(z_fast - z_direct.detach())) <= 1e-9
     assert torch.max(torch.abs(log_det_inverse_fast - log_det_inverse_direct.detach())) <= 1e-10
