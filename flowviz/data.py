@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,9 +420,3 @@ def csv_text(points: np.ndarray) -> str:
     """The points as CSV text with an ``x,y`` header, each number written to round-trip exactly."""
     lines = ["x,y"] + [f"{x!r},{y!r}" for x, y in np.asarray(points, dtype=np.float64).tolist()]
     return "\n".join(lines) + "\n"
-
-
-def concatenate(parts: Iterable[np.ndarray]) -> np.ndarray:
-    """Stack point arrays, skipping empty ones."""
-    chunks = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in parts if len(p)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, 2))
