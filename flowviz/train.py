@@ -16,13 +16,20 @@ Training minimises the mean negative log-likelihood
 
 with Adam (Kingma & Ba, 2015), a warm-up then cosine learning-rate schedule over
 the step or time budget, gradient-norm clipping, a held-out validation split
-whose best model is kept, and a guard that restores the last good state when a
-step produces NaN or infinity (and says so in the progress record).
+whose best model is kept (optionally stopping early when it stops improving),
+and a guard that restores the last good state when a step produces NaN or
+infinity (and says so in the progress record).
+
+The default model (5 spline couplings with K = 12 bins on [-4, 4], one-hidden-layer
+conditioners of 64 units, a fixed rotation between couplings, batch 512, peak
+learning rate 5e-3) was chosen on bench/train.py: for 2D data, CPU steps per second
+matter as much as capacity, and a 30-second run should end near the truth.
 
 :class:`Trainer` runs the loop: ``step(n)`` does n steps, ``run_for(seconds)``
 a time slice, and iterating over ``progress()`` yields a :class:`Progress`
-record after each slice until the budget is spent. A page drives it in slices
-or from a thread; the CLI and the benchmark just iterate.
+record after each slice until the budget is spent; the CLI and the benchmark
+just iterate. :class:`TrainingProcess` runs a Trainer in a separate, lower-priority
+process for a page, which asks it for snapshots to redraw.
 """
 
 from __future__ import annotations
