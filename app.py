@@ -1,4 +1,4 @@
-"""flowviz: the Streamlit shell. Navigation only; each page lives in pages/."""
+"""flowviz: the Streamlit shell. Navigation only; each page lives in app_pages/."""
 
 import streamlit as st
 import torch
@@ -13,10 +13,12 @@ st.set_page_config(page_title="flowviz: normalizing flows you can see", page_ico
 pages = [
     # The Explorer answers at "/" (default page) and at "/explore": Streamlit serves a default
     # page only at the root, so the second address is the same script as a hidden page.
-    st.Page("pages/explore.py", title="Explorer (2D)", icon="🧭", url_path="home", default=True),
-    st.Page("pages/explore.py", title="Explorer (2D)", icon="🧭", url_path="explore", visibility="hidden"),
-    st.Page("pages/one_d.py", title="Change of variables (1D)", icon="📏", url_path="1d"),
-    st.Page("pages/train.py", title="Train a flow", icon="🎯", url_path="train"),
-    st.Page("pages/structure.py", title="Jacobian structure", icon="🧱", url_path="structure"),
+    st.Page("app_pages/explore.py", title="Explorer (2D)", icon="🧭", url_path="home", default=True),
+    st.Page(
+        "app_pages/explore.py", title="Explorer (2D)", icon="🧭", url_path="explore", visibility="hidden"
+    ),
+    st.Page("app_pages/one_d.py", title="Change of variables (1D)", icon="📏", url_path="1d"),
+    st.Page("app_pages/train.py", title="Train a flow", icon="🎯", url_path="train"),
+    st.Page("app_pages/structure.py", title="Jacobian structure", icon="🧱", url_path="structure"),
 ]
 st.navigation(pages, position="top").run()

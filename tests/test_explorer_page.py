@@ -15,7 +15,7 @@ from flowviz.flow import Flow
 from flowviz.presets import FLOW_PRESETS, LAYER_DEFAULTS, default_spec
 from flowviz.spec import decode_token, encode_token, parse_spec
 
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "explore.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "explore.py")
 ROTATION_SPEC = {
     "base": {"type": "gaussian", "mean": [0.3, -0.2], "cov": [[1.0, 0.3], [0.3, 0.8]]},
     "layers": [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "one_d.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "one_d.py"
 K = "one_d."
 
 

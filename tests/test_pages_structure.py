@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from flowviz.layers import LAYER_CLASSES
 
-PAGE = Path(__file__).resolve().parents[1] / "pages" / "structure.py"
+PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "structure.py"
 K = "structure."
 
 

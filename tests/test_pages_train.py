@@ -25,7 +25,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 def _page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert not at.exception
     return at
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 import flowviz
-from flowviz.devtools import chart_fingerprints, time_slider_key
+from flowviz.devtools import chart_fingerprints, start_app, stop_app, time_slider_key
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import decode_token, encode_token, parse_spec
 from tests.conftest import exception_boxes, open_page, wait_idle
@@ -83,12 +83,23 @@ def test_slider_changes_every_view(page, app_url):
     assert exception_boxes(page) == []
 
 
-def test_default_page_and_explore_path_have_no_not_found_dialog(page, app_url):
-    for path in ("/", "/explore"):
-        open_page(page, app_url + path)
-        assert page.get_by_text("Page not found").count() == 0
+@pytest.mark.parametrize("first", ["/1d", "/explore", "/train"])
+def test_first_visit_to_a_fresh_server_gets_the_app(browser, first):
+    """Whatever address a fresh server sees first, it answers through app.py's navigation."""
+    proc, url = start_app()
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        for path in (first, "/explore", "/"):
+            open_page(page, url + path)
+            assert page.get_by_text("Page not found").count() == 0, path
+            # the top navigation of app.py, not a folder listing
+            assert page.get_by_role("link", name="Explorer (2D)").count() >= 1, path
+            assert exception_boxes(page) == [], path
         assert page.get_by_text("Mass in view").count() >= 1
-        assert exception_boxes(page) == []
+        context.close()
+    finally:
+        stop_app(proc)
 
 
 def test_presets_load_without_errors(page, app_url):

@@ -16,15 +16,6 @@ PRESETS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def in_app(browser, app_url):
-    """Open the app's root once: until app.py has run, Streamlit treats pages/ as old-style pages."""
-    context = browser.new_context()
-    tab = context.new_page()
-    open_page(tab, app_url + "/")
-    context.close()
-
-
 def metric(page, label: str) -> float:
     label_box = page.locator(
         '[data-testid="stMetricLabel"]', has_text=re.compile("^" + re.escape(label) + "$")
@@ -60,7 +51,7 @@ def check_numbers(page) -> None:
     assert abs(inverse - reciprocal) <= 1e-8 * max(1.0, abs(inverse))
 
 
-def test_presets_show_the_classic_densities(page, app_url, in_app):
+def test_presets_show_the_classic_densities(page, app_url):
     open_page(page, app_url + "/1d")
     assert page.locator("h1", has_text="Change of variables on a line").count() == 1
     check_numbers(page)
@@ -72,7 +63,7 @@ def test_presets_show_the_classic_densities(page, app_url, in_app):
         assert metric(page, "Probability in [z, z+dz] (base CDF)") == pytest.approx(0.25, abs=1e-9)
 
 
-def test_keyboard_moves_the_probe_and_the_interval(page, app_url, in_app):
+def test_keyboard_moves_the_probe_and_the_interval(page, app_url):
     open_page(page, app_url + "/1d")
     page.get_by_role("button", name=PRESETS[1][0]).click()  # compressing: x = 0.5 z + 0.25
     wait_for_metric(page, "p_X(x)", lambda v: v == pytest.approx(2.0))

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from flowviz.layers import LAYER_CLASSES
-from tests.browser.test_one_d import in_app, metric, wait_for_metric  # noqa: F401 (in_app is a fixture)
+from tests.browser.test_one_d import metric, wait_for_metric
 from tests.conftest import exception_boxes, open_page, wait_idle
 
 
@@ -26,7 +26,7 @@ def check_determinants(page) -> None:
     assert metrics(page, "Largest |entry| above the diagonal") == [0.0, 0.0]
 
 
-def test_table_and_determinants(page, app_url, in_app):  # noqa: F811
+def test_table_and_determinants(page, app_url):
     open_page(page, app_url + "/structure")
     rows = page.locator("table tbody tr")
     assert rows.count() == len(LAYER_CLASSES)
@@ -43,7 +43,7 @@ def test_table_and_determinants(page, app_url, in_app):  # noqa: F811
     check_determinants(page)
 
 
-def test_cost_experiment_shows_progress_and_slopes(page, app_url, in_app):  # noqa: F811
+def test_cost_experiment_shows_progress_and_slopes(page, app_url):
     open_page(page, app_url + "/structure")
     page.get_by_role("button", name="Run the timing").click()
     page.wait_for_selector('[data-testid="stProgress"]', state="attached", timeout=10_000)

@@ -20,7 +20,6 @@ def _density_image(page) -> str | None:
 
 
 def test_draw_by_clicking_train_and_watch_the_density_change(app_url, page):
-    open_page(page, app_url)  # through the app's navigation first, as a visitor arrives
     open_page(page, app_url + "/train")
     page.get_by_text("Draw on a canvas", exact=True).click()
     wait_idle(page)

@@ -523,7 +523,7 @@ def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
 
 def _open_in_explorer(model: TrainedModel, data) -> None:
     ss["learned_flow"] = {"flow": model.flow, "title": model.title, "data": data}
-    st.switch_page("pages/explore.py")
+    st.switch_page("app_pages/explore.py")
 
 
 def results_section() -> None:
