@@ -59,6 +59,7 @@ def sidebar(spec: dict) -> None:
             editor.layer_actions(selected, spec["layers"][index], index, len(ids))
         editor.add_layer_controls()
         st.markdown("#### View")
+        ui_views.view_options()
         view_settings(spec)
 
 
@@ -132,6 +133,15 @@ def show_views(spec: dict) -> None:
 @st.fragment
 def explorer() -> None:
     """What a slider of the flow changes: only this part reruns when one moves."""
+    import sys
+    import time
+
+    t0 = time.time()
+    _explorer()
+    print(f"FRAG start {t0 * 1e3:.0f} end {time.time() * 1e3:.0f}", file=sys.stderr, flush=True)
+
+
+def _explorer() -> None:
     if share.absorb_json_edit() or st.session_state.pop(state.FULL_RERUN, False):
         st.rerun()  # a whole new flow: redraw the stack list too
     notice = state.take_notice()
@@ -142,9 +152,10 @@ def explorer() -> None:
             getattr(st, notice[0])(notice[1])
     with controls, st.container(border=True):
         spec = selected_editor(spec)
-    token = state.sync_url(spec)
+    token = "x" if "nourl" in st.query_params.get("dbg", "") else state.sync_url(spec)
     with views:
-        show_views(spec)
+        if "noviews" not in st.query_params.get("dbg", ""):
+            show_views(spec)
     with controls:
         extras = (
             st.segmented_control(
@@ -152,7 +163,7 @@ def explorer() -> None:
                 ["Formulas", "JSON", "Share"],
                 selection_mode="multi",
                 key="fv_extras",
-                default=["Formulas"],
+                default=[] if "noform" in st.query_params.get("dbg", "") else ["Formulas"],
             )
             or []
         )
@@ -178,5 +189,6 @@ if learned.has_learned_flow():
     learned.learned_explorer()
 else:
     share.absorb_json_edit()
-    sidebar(state.current_spec())
+    if "noside" not in st.query_params.get("dbg", ""):
+        sidebar(state.current_spec())
     explorer()

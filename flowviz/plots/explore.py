@@ -8,6 +8,7 @@ the browser redraws in a few tens of milliseconds. Panels of the same space
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,16 +46,33 @@ class Panel:
     colourbar: str | None = None  # the colour bar's title, or None for none
 
 
+NICE_STEPS = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten that is >= value.
+
+    Colour ranges snap to these, so they stay put while a slider moves a little: the
+    colours keep their meaning from one frame to the next (and the colour bars need no redraw).
+    """
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(value))
+    for step in NICE_STEPS:
+        if step * power >= value * (1 - 1e-12):
+            return float(step * power)
+    return float(10 * power)
+
+
 def density_limits(fields: Sequence[np.ndarray], log_scale: bool) -> tuple[float, float]:
-    """A shared colour range for density panels, robust to a few spiky cells."""
+    """A shared colour range for density panels, robust to a few spiky cells, snapped to nice values."""
     finite = np.concatenate([f[np.isfinite(f)].ravel() for f in fields])
     if finite.size == 0:
         return (0.0, 1.0)
     if log_scale:
-        top = float(np.quantile(finite, 0.999))
+        top = float(np.ceil(np.quantile(finite, 0.999) * 2) / 2)  # half-nat steps
         return (top - LOG_DENSITY_RANGE, top)
-    top = float(np.quantile(finite, 0.998))
-    return (0.0, top if top > 0 else 1.0)
+    return (0.0, nice_ceiling(float(np.quantile(finite, 0.998))))
 
 
 def _axis_names(index: int) -> tuple[str, str]:
@@ -129,8 +147,10 @@ def grid_figure(
         )
         layout[xkey]["constrain"] = "domain"
         if space in first_of_space:
+            # A matching axis follows its partner's equal-aspect constraint; it may not declare its own.
             layout[xkey]["matches"] = first_of_space[space]
             layout[ykey]["matches"] = "y" + first_of_space[space][1:]
+            del layout[ykey]["scaleanchor"], layout[ykey]["scaleratio"]
         else:
             first_of_space[space] = xname
         rgba = colour_map(panel.values, panel.vmin, panel.vmax, panel.scale)
@@ -148,13 +168,15 @@ def grid_figure(
             }
         )
         hovered = hover if isinstance(hover, bool) else i in hover
-        if hovered or panel.colourbar:
-            index = hover_index if hovered else np.array([0, len(xs) - 1])
-            data.append(_hover_layer(panel, xs, ys, index, xname, yname, (dx1, dy0, dy1), hovered))
-        if panel.overlay and lines is not None and panel.overlay in lines:
-            data.append(_line_trace(lines[panel.overlay], xname, yname))
-        if samples and i in samples:
-            data.append(_sample_trace(samples[i], xname, yname))
+        if hovered:
+            data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
+        elif panel.colourbar:
+            data.append(_colourbar_stub(panel, xlim, ylim, xname, yname, (dx1, dy0, dy1)))
+        panel_lines = lines.get(panel.overlay) if (panel.overlay and lines) else None
+        panel_points = samples.get(i) if samples else None
+        if panel_lines is not None or panel_points is not None:
+            uri = svg_overlay(panel_lines, panel_points, xlim, ylim)
+            layout["images"].append({**image_under_axes(uri, xlim, ylim, xname, yname), "layer": "above"})
         if markers and i in markers:
             data.append(_marker_trace(markers[i], xname, yname))
     return {"data": data, "layout": layout}
@@ -173,9 +195,45 @@ def _marker_trace(point: tuple[float, float], xname: str, yname: str) -> dict:
     }
 
 
-def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place, hovered: bool = True) -> dict:
-    """A transparent coarse heatmap: hover values and, where asked, the colour bar."""
+def _colourbar(panel: Panel, place) -> dict:
     right, bottom, top = place
+    return {
+        "title": {"text": panel.colourbar, "side": "right"},
+        "x": right + 0.005,
+        "xanchor": "left",
+        "y": (bottom + top) / 2,
+        "len": (top - bottom) * 0.95,
+        "thickness": 12,
+        "outlinewidth": 0,
+    }
+
+
+def _colourbar_stub(panel: Panel, xlim, ylim, xname: str, yname: str, place) -> dict:
+    """An invisible 2x2 heatmap that only carries a colour bar: it stays the same while the
+    colour range does, so redrawing a figure with new images costs no plotly work."""
+    return {
+        "type": "heatmap",
+        "x": [xlim[0], xlim[1]],
+        "y": [ylim[0], ylim[1]],
+        "z": [[panel.vmin, panel.vmax], [panel.vmin, panel.vmax]],
+        "xaxis": xname,
+        "yaxis": yname,
+        "opacity": 0,
+        "zmin": panel.vmin,
+        "zmax": panel.vmax,
+        "colorscale": panel.scale,
+        "showscale": True,
+        "hoverinfo": "skip",
+        "colorbar": _colourbar(panel, place),
+    }
+
+
+def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
+    """A transparent coarse heatmap: values under the cursor (and the colour bar, if any).
+
+    Marked ``meta: "lazy"``: the live chart may refresh it a moment after the images,
+    so that dragging a slider only swaps images.
+    """
     values = panel.values[np.ix_(index, index)].astype(np.float32)
     values = np.where(np.isfinite(values), values, np.nan)
     trace = {
@@ -193,54 +251,58 @@ def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place, hovered: bool
         "hovertemplate": f"({xname[0]}₁, {xname[0]}₂) = (%{{x:.2f}}, %{{y:.2f}})<br>"
         f"{panel.hover_label} = %{{z:.4g}}<extra></extra>",
         "hoverongaps": False,
+        "meta": "lazy",
     }
-    if not hovered:
-        trace["hoverinfo"] = "skip"
-        del trace["hovertemplate"]
     if panel.colourbar:
-        trace["colorbar"] = {
-            "title": {"text": panel.colourbar, "side": "right"},
-            "x": right + 0.005,
-            "xanchor": "left",
-            "y": (bottom + top) / 2,
-            "len": (top - bottom) * 0.95,
-            "thickness": 12,
-            "outlinewidth": 0,
-        }
+        trace["colorbar"] = _colourbar(panel, place)
     return trace
 
 
-def _line_trace(points: np.ndarray, xname: str, yname: str) -> dict:
-    return {
-        "type": "scatter",
-        "mode": "lines",
-        "x": points[:, 0].astype(np.float32),
-        "y": points[:, 1].astype(np.float32),
-        "xaxis": xname,
-        "yaxis": yname,
-        "line": {"color": GRID_LINE_COLOUR, "width": 0.8},
-        "hoverinfo": "skip",
-        "connectgaps": False,
-    }
+def _svg_number(v: float) -> str:
+    return f"{v:.4g}"
 
 
-def _sample_trace(points: np.ndarray, xname: str, yname: str) -> dict:
-    return {
-        "type": "scatter",
-        "mode": "markers",
-        "x": points[:, 0].astype(np.float32),
-        "y": points[:, 1].astype(np.float32),
-        "xaxis": xname,
-        "yaxis": yname,
-        "marker": {"color": SAMPLE_COLOUR, "size": 3},
-        "hoverinfo": "skip",
-    }
+def svg_overlay(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim) -> str:
+    """Grid lines and sample points as an SVG image in data coordinates, laid over a panel.
+
+    Vector, so crisp at any zoom; the browser draws it with the image, so a new set
+    of lines costs no plotly work. Lines are NaN-separated (M, 2) points.
+    """
+    width, height = xlim[1] - xlim[0], ylim[1] - ylim[0]
+    parts = [
+        '<svg xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="none" '
+        f'viewBox="{_svg_number(xlim[0])} {_svg_number(-ylim[1])} {_svg_number(width)} {_svg_number(height)}">'
+        '<g transform="scale(1,-1)">'
+    ]
+    if lines is not None and len(lines):
+        path = []
+        pen_down = False
+        for x, y in lines.tolist():
+            if x != x or y != y or abs(x) > 1e6 or abs(y) > 1e6:  # NaN or far away: lift the pen
+                pen_down = False
+                continue
+            path.append(("L" if pen_down else "M") + f"{x:.3f} {y:.3f}")
+            pen_down = True
+        parts.append(
+            f'<path d="{"".join(path)}" fill="none" stroke="{GRID_LINE_COLOUR}" stroke-width="1" '
+            'vector-effect="non-scaling-stroke"/>'
+        )
+    if points is not None and len(points):
+        radius = _svg_number(0.006 * max(width, height))
+        finite = points[np.isfinite(points).all(axis=1)]
+        dots = "".join(f'<circle cx="{x:.3f}" cy="{y:.3f}" r="{radius}"/>' for x, y in finite.tolist())
+        parts.append(
+            f'<g fill="{SAMPLE_COLOUR}" stroke="rgba(0,0,0,0.35)" stroke-width="0.5" '
+            f'vector-effect="non-scaling-stroke">{dots}</g>'
+        )
+    parts.append("</g></svg>")
+    return "data:image/svg+xml;base64," + base64.b64encode("".join(parts).encode()).decode("ascii")
 
 
 def volume_panels(log_det_forward: np.ndarray, log_det_inverse: np.ndarray) -> tuple[Panel, Panel]:
     """log|det J_f| over z, and the same volume change where each cell lands in x."""
     over_x = -log_det_inverse
-    limit = symmetric_limit(np.concatenate([log_det_forward.ravel(), over_x.ravel()]))
+    limit = nice_ceiling(symmetric_limit(np.concatenate([log_det_forward.ravel(), over_x.ravel()])))
     return (
         Panel(
             "Volume change log|det J_f(z)| in z",
@@ -300,7 +362,7 @@ def terms_panels(
     a positive term means f compresses (blue), so the density rises.
     """
     low, high = density_limits((base_log_prob, log_density), log_scale=True)
-    limit = symmetric_limit(log_det_inverse)
+    limit = nice_ceiling(symmetric_limit(log_det_inverse))
     compress_positive = [[1.0 - p, c] for p, c in reversed(VOLUME_SCALE)]
     return [
         Panel(
@@ -342,8 +404,5 @@ def steps_figure(
         height=max(1, rows) * 260 + 40,
         hover=False,
     )
-    for trace in figure["data"]:
-        if trace["type"] == "scatter":
-            trace["marker"]["size"] = 2.5
     figure["layout"]["margin"] = {"l": 40, "r": 10, "t": 30, "b": 30}
     return figure

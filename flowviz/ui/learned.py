@@ -74,6 +74,9 @@ def learned_explorer() -> None:
         f"Showing the trained flow: **{learned.get('title', 'trained flow')}**. Its layers were learned by "
         "maximum likelihood, so they are shown read-only; the views work exactly as for a hand-built flow."
     )
+    with st.sidebar:
+        st.markdown("#### View")
+        ui_views.view_options()
     _explorer_body(flow, data)
 
 

@@ -12,6 +12,7 @@ from flowviz.ui.live_chart import live_chart
 from flowviz.views import Probe, probe_point, steps_of_flow
 
 MASS_LABEL = "Mass in view"
+MAIN_HEIGHT = 640
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 EXTRA_VIEWS = ["Change-of-variables terms", "Layer by layer", "Probe a point"]
 
@@ -57,10 +58,12 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
         lines={"z_lines": fields["z_lines"], "x_lines": fields["x_lines"]},
         samples=overlay,
         markers=markers,
-        height=760,
+        height=MAIN_HEIGHT,
         hover=[1],  # values under the cursor on p_X; the probe itemises any point exactly
     )
-    live_chart(figure, "fv_main_figure", 760, "Base and pushed-forward densities, volume change", PLOT_CONFIG)
+    live_chart(
+        figure, "fv_main_figure", MAIN_HEIGHT, "Base and pushed-forward densities, volume change", PLOT_CONFIG
+    )
     st.caption(
         "Top: the base density p_Z with an even grid, and the density p_X after the flow with the same grid "
         "carried along (cells that grow thin the density, cells that shrink concentrate it). "
@@ -120,22 +123,36 @@ def probe_table(probe: Probe) -> None:
     )
 
 
+def view_options() -> None:
+    """How the views look and which extra views to show (outside the live part: a click, not a drag)."""
+    st.toggle(
+        "Log scale",
+        key=init("fv_log", False),
+        help="Density on a log scale: shows heavy tails and faint structure.",
+    )
+    st.toggle(
+        "Samples",
+        key=init("fv_samples_on", False),
+        help="Base draws z₀ and their images f(z₀) over the densities.",
+    )
+    st.slider("Number of samples", 100, 5000, step=100, key=init("fv_samples_n", 500))
+    st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=init("fv_extra", []))
+
+
 def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples) -> None:
     """Every view of one flow: readouts, the main figure and the views asked for.
 
     ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
     ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x).
     """
+    ss = st.session_state
     mass = float(fields["mass"])
-    c1, c2, c3, c4 = st.columns([1.1, 1, 1, 1.3], vertical_alignment="center")
-    mass_readout(mass, c1)
-    log_scale = c2.toggle("Log scale", key="fv_log", help="Shows heavy tails and faint structure.")
-    show_samples = c3.toggle(
-        "Samples", key=init("fv_samples_on", False), help="Base draws z₀ and their images f(z₀)."
-    )
-    n_samples = c4.slider("Number of samples", 100, 5000, step=100, key=init("fv_samples_n", 500))
+    mass_readout(mass)
     mass_warning(mass)
-    extra = st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key="fv_extra") or []
+    log_scale = bool(ss.get("fv_log", False))
+    show_samples = bool(ss.get("fv_samples_on", False))
+    n_samples = int(ss.get("fv_samples_n", 500))
+    extra = ss.get("fv_extra") or []
     probe = None
     if "Probe a point" in extra:
         (x0, x1), (y0, y1) = view["xlim"], view["ylim"]
