@@ -365,17 +365,13 @@ def terms_panels(
     limit = nice_ceiling(symmetric_limit(log_det_inverse))
     compress_positive = [[1.0 - p, c] for p, c in reversed(VOLUME_SCALE)]
     return [
+        Panel("log p_Z(f⁻¹(x))", base_log_prob, low, high, DENSITY_SCALE, "log p_Z(f⁻¹(x))"),
         Panel(
-            "log p_Z(f⁻¹(x)): where x comes from", base_log_prob, low, high, DENSITY_SCALE, "log p_Z(f⁻¹(x))"
-        ),
-        Panel(
-            "+ log|det J_f⁻¹(x)|: volume correction",
+            "+ log|det J_f⁻¹(x)|",
             log_det_inverse,
             -limit,
             limit,
             compress_positive,
-            "log|det J_f⁻¹|",
-            None,
             "log|det J_f⁻¹|",
         ),
         Panel("= log p_X(x)", log_density, low, high, DENSITY_SCALE, "log p_X", None, "log density"),

@@ -54,32 +54,39 @@ function hrefOf(element) {
   return element.getAttribute("href") || element.getAttributeNS("http://www.w3.org/1999/xlink", "href");
 }
 
+// Which <image> element draws which layout image: plotly draws them in order, so the
+// k-th image takes the first element not yet taken that shows its source.
+function imageElements(host, sources) {
+  const cached = host.__flowvizImageEls;
+  if (cached && cached.length === sources.length &&
+      cached.every((element, k) => element && element.isConnected && hrefOf(element) === sources[k])) {
+    return cached;
+  }
+  const free = Array.from(host.querySelectorAll("image"));
+  const mapped = sources.map((source) => {
+    const n = free.findIndex((element) => hrefOf(element) === source);
+    return n < 0 ? null : free.splice(n, 1)[0];
+  });
+  host.__flowvizImageEls = mapped;
+  return mapped;
+}
+
 // Swap the images in place: no plotly pipeline, the browser just decodes and paints.
+// Returns false when the chart's images cannot be matched (then plotly redraws it).
 function swapImages(host, figure) {
   const old = host.__flowvizSources;
   const fresh = figure.layout.images.map((image) => image.source);
-  const byOld = new Map();
+  const elements = imageElements(host, old);
+  if (elements.some((element) => element === null)) return false;
   fresh.forEach((source, k) => {
     if (source === old[k]) return;
-    if (!byOld.has(old[k])) byOld.set(old[k], []);
-    byOld.get(old[k]).push(k);
+    elements[k].setAttribute("href", source);
+    elements[k].setAttributeNS("http://www.w3.org/1999/xlink", "href", source);
+    host.layout.images[k].source = source;
+    if (host._fullLayout && host._fullLayout.images[k]) host._fullLayout.images[k].source = source;
   });
-  if (byOld.size) {
-    const elements = Array.from(host.querySelectorAll("image"));
-    for (const [source, indices] of byOld) {
-      const matching = elements.filter((element) => hrefOf(element) === source);
-      matching.forEach((element, n) => {
-        const k = indices[Math.min(n, indices.length - 1)];
-        element.setAttribute("href", fresh[k]);
-        element.setAttributeNS("http://www.w3.org/1999/xlink", "href", fresh[k]);
-      });
-    }
-    fresh.forEach((source, k) => {
-      host.layout.images[k].source = source;
-      if (host._fullLayout && host._fullLayout.images[k]) host._fullLayout.images[k].source = source;
-    });
-  }
   host.__flowvizSources = fresh;
+  return true;
 }
 
 // Hover layers follow a moment later, once the person pauses.
@@ -113,8 +120,7 @@ export default function (component) {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
     const shape = skeleton(figure);
-    if (host.__flowvizSkeleton === shape && host._fullLayout) {
-      swapImages(host, figure);
+    if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);
       return;
     }

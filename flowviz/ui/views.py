@@ -80,8 +80,10 @@ def terms_figure(fields: dict) -> None:
     live_chart(figure, "fv_terms_figure", 380, "The terms of the change of variables", PLOT_CONFIG)
     st.caption(
         "The change of variables, term by term: log p_X(x) = log p_Z(f⁻¹(x)) + log|det J_f⁻¹(x)|. "
-        "The middle term is positive (blue) where f squeezes space, so the density there is higher than "
-        "the base density of the point it came from. Grey: outside the image of f."
+        "Left: how likely the point x came from is under the base. Middle: the volume correction, "
+        "blue (positive) where f squeezes space, so the density there rises above the base density of the "
+        "point it came from, red (negative) where f stretches it; white: no change. Right: their sum, "
+        "the log-density. Grey: outside the image of f."
     )
 
 
