@@ -1,0 +1,87 @@
+"""The Explorer's figures: colour ranges, SVG overlays, and the figure's structure."""
+
+from __future__ import annotations
+
+import base64
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from flowviz.plots.explore import density_panels, grid_figure, nice_ceiling, svg_overlay, volume_panels
+from flowviz.presets import default_spec
+from flowviz.spec import canonical_json
+from flowviz.views import explorer_fields
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.0123, 0.0125),
+        (0.15, 0.15),
+        (0.151, 0.2),
+        (1.0, 1.0),
+        (2.6, 3.0),
+        (7.9, 8.0),
+        (8.01, 10.0),
+        (123.0, 125.0),
+    ],
+)
+def test_nice_ceiling(value, expected):
+    assert nice_ceiling(value) == pytest.approx(expected)
+
+
+def test_nice_ceiling_is_the_least_nice_value_not_below():
+    nice = sorted({s * 10.0**k for s in (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8) for k in range(-4, 4)})
+    for value in np.random.default_rng(0).uniform(1e-3, 900, 300):
+        result = nice_ceiling(value)
+        assert result >= value
+        assert result == pytest.approx(min(n for n in nice if n >= value * (1 - 1e-12)))
+
+
+def _svg(uri: str) -> ET.Element:
+    prefix = "data:image/svg+xml;base64,"
+    assert uri.startswith(prefix)
+    return ET.fromstring(base64.b64decode(uri[len(prefix) :]))
+
+
+def test_svg_overlay_lines_and_points():
+    lines = np.array([[0, 0], [1, 1], [np.nan, np.nan], [2, 2], [3, 2.5], [np.inf, 0], [4, 4]], float)
+    points = np.array([[0.5, 0.5], [np.nan, 1], [1.5, -1]])
+    root = _svg(svg_overlay(lines, points, (-5, 5), (-4, 6)))
+    ns = "{http://www.w3.org/2000/svg}"
+    path = root.find(f".//{ns}path").get("d")
+    # three runs: (0,0)-(1,1), (2,2)-(3,2.5), (4,4): each starts with M
+    assert path.count("M") == 3 and path.count("L") == 2
+    circles = root.findall(f".//{ns}circle")
+    assert [(float(c.get("cx")), float(c.get("cy"))) for c in circles] == [(0.5, 0.5), (1.5, -1.0)]
+    # the view box spans the window, y flipped so data coordinates draw upright
+    assert [float(v) for v in root.get("viewBox").split()] == [-5, -6, 10, 10]
+
+
+def test_main_figure_structure():
+    fields = explorer_fields(canonical_json(default_spec()))
+    panels = [
+        *density_panels(fields["base_density"], fields["density"], False),
+        *volume_panels(fields["log_det_forward"], fields["log_det_inverse"]),
+    ]
+    lines = {"z_lines": fields["z_lines"], "x_lines": fields["x_lines"]}
+    figure = grid_figure(
+        panels, fields["x"], fields["y"], 2, ["z", "x", "z", "x"], lines, height=640, hover=[1]
+    )
+    images = figure["layout"]["images"]
+    below = [im for im in images if im["layer"] == "below"]
+    above = [im for im in images if im["layer"] == "above"]
+    assert len(below) == 4 and len(above) == 4  # a field and a grid overlay per panel
+    assert all(im["source"].startswith("data:image/png;base64,") for im in below)
+    # linked zoom: panels of the same space share axes; equal aspect on the first of each
+    layout = figure["layout"]
+    assert layout["xaxis3"]["matches"] == "x" and layout["yaxis3"]["matches"] == "y"
+    assert layout["xaxis4"]["matches"] == "x2" and layout["yaxis4"]["matches"] == "y2"
+    assert layout["yaxis"]["scaleanchor"] == "x" and layout["yaxis2"]["scaleanchor"] == "x2"
+    # the density panels share one colour range, the volume panels a symmetric one
+    assert panels[0].vmax == panels[1].vmax and panels[2].vmin == -panels[2].vmax == -panels[3].vmax
+    assert math.isclose(panels[1].vmax, nice_ceiling(panels[1].vmax))
+    lazy = [t for t in figure["data"] if t.get("meta") == "lazy"]
+    assert len(lazy) == 1 and lazy[0]["xaxis"] == "x2"
