@@ -144,21 +144,22 @@ FLOW_PRESETS: dict[str, tuple[str, dict]] = {
         ),
     ),
     "spline warp": (
-        "A monotone rational-quadratic spline on both coordinates: bins that get taller than they "
-        "are wide stretch space, shorter ones squeeze it. Identity outside the bound.",
+        "A uniform box through a monotone rational-quadratic spline on both coordinates: bins made "
+        "shorter than they are wide squeeze space and the density piles up (bright bands), bins made "
+        "taller stretch it and the density thins. Identity outside the bound.",
         _flow(
-            STANDARD_GAUSSIAN,
+            {"type": "uniform", "low": [-2.5, -2.5], "high": [2.5, 2.5]},
             [
                 {
                     "type": "spline",
                     "dims": [0, 1],
-                    "bound": 3.0,
-                    "widths": [1.0, 1.5, 1.0, 1.5, 1.0],
-                    "heights": [1.5, 1.0, 1.5, 0.8, 1.2],
-                    "derivatives": [1.0, 1.3, 0.8, 1.2],
-                },
-                {"type": "rotation", "degrees": 20.0},
+                    "bound": 2.5,
+                    "widths": [1.0, 1.0, 1.0, 1.0, 1.0],
+                    "heights": [1.6, 0.6, 1.0, 0.6, 1.6],
+                    "derivatives": [1.1, 0.8, 0.8, 1.1],
+                }
             ],
+            {"xlim": [-3.0, 3.0], "ylim": [-3.0, 3.0], "resolution": 256},
         ),
     ),
     "planar and radial": (

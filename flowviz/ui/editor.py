@@ -273,6 +273,21 @@ def _spline_shape(layer: dict, uid: str) -> None:
         layer["slopes"] = _resize(layer["slopes"], knots + 1, 1.0)
 
 
+def _rows(controls: list[Control]) -> list[list[Control]]:
+    """Bin k's width beside its height; then the knot slopes (or positions) two by two."""
+    by_index: dict[tuple, list[Control]] = {}
+    for control in controls:
+        group = ("bin", control.path[1]) if control.path[0] in ("widths", "heights") else (control.path[0],)
+        by_index.setdefault(group, []).append(control)
+    rows: list[list[Control]] = []
+    for group, members in by_index.items():
+        if group[0] == "bin":
+            rows.append(members)
+        else:
+            rows += [members[i : i + 2] for i in range(0, len(members), 2)]
+    return rows
+
+
 def layer_editor(layer: dict, uid: str) -> dict:
     """The selected layer's controls; returns the draft layer."""
     draft = copy.deepcopy(layer)
@@ -304,10 +319,18 @@ def layer_editor(layer: dict, uid: str) -> dict:
                     fields.set_value(draft, control.path, _number_control(control, draft, uid))
                 draft[group] = fields.tidy_function(draft[group])
         return draft
-    columns = st.columns(2) if len(controls) > 6 else [st.container()]
-    for i, control in enumerate(controls):
-        with columns[i % len(columns)]:
+    if len(controls) <= 6:
+        for control in controls:
             fields.set_value(draft, control.path, _number_control(control, draft, uid))
+    else:  # long lists (spline bins, knots): pairs side by side, each row one bin or knot
+        singles = [c for c in controls if c.path[0] in ("bound",)]
+        pairs = [c for c in controls if c not in singles]
+        for control in singles:
+            fields.set_value(draft, control.path, _number_control(control, draft, uid))
+        for row in _rows(pairs):
+            for column, control in zip(st.columns(2), row, strict=False):
+                with column:
+                    fields.set_value(draft, control.path, _number_control(control, draft, uid))
     if kind == "planar":
         wu = draft["w"][0] * draft["u"][0] + draft["w"][1] * draft["u"][1]
         st.caption(f"w·u = {wu:.3f}: it must stay above −1, or the layer folds the plane and has no inverse.")
