@@ -71,11 +71,17 @@ def timed_press(page, slider, key: str, timeout: float = 30_000) -> float:
     return (time.perf_counter() - started) * 1e3
 
 
+_blocks_measured = [0]
+
+
 def measure(page, slider, presses: int) -> list[float]:
+    # One direction in a block, back in the next: every press is a flow not seen just before.
+    key = "ArrowLeft" if _blocks_measured[0] % 2 == 0 else "ArrowRight"
+    _blocks_measured[0] += 1
     times = []
-    for i in range(presses):
-        times.append(timed_press(page, slider, "ArrowRight" if i % 2 == 0 else "ArrowLeft"))
-        page.wait_for_timeout(150)
+    for _ in range(presses):
+        times.append(timed_press(page, slider, key))
+        page.wait_for_timeout(600)  # a pause, as a person looks
     return times
 
 
@@ -179,7 +185,7 @@ def main(argv=None) -> int:
             open_app(viewer, url)
             open_app(trainer_page, url)
             open_app(trainer_page, url, "train")
-            slider = viewer.get_by_role("slider").first
+            slider = viewer.get_by_role("slider", name="Planar direction w₁")
             slider.focus()
             measure(viewer, slider, 3)  # warm-up
             for _ in range(args.blocks):
