@@ -133,15 +133,6 @@ def show_views(spec: dict) -> None:
 @st.fragment
 def explorer() -> None:
     """What a slider of the flow changes: only this part reruns when one moves."""
-    import sys
-    import time
-
-    t0 = time.time()
-    _explorer()
-    print(f"FRAG start {t0 * 1e3:.0f} end {time.time() * 1e3:.0f}", file=sys.stderr, flush=True)
-
-
-def _explorer() -> None:
     if share.absorb_json_edit() or st.session_state.pop(state.FULL_RERUN, False):
         st.rerun()  # a whole new flow: redraw the stack list too
     notice = state.take_notice()
@@ -152,10 +143,9 @@ def _explorer() -> None:
             getattr(st, notice[0])(notice[1])
     with controls, st.container(border=True):
         spec = selected_editor(spec)
-    token = "x" if "nourl" in st.query_params.get("dbg", "") else state.sync_url(spec)
+    token = state.sync_url(spec)
     with views:
-        if "noviews" not in st.query_params.get("dbg", ""):
-            show_views(spec)
+        show_views(spec)
     with controls:
         extras = (
             st.segmented_control(
@@ -163,7 +153,7 @@ def _explorer() -> None:
                 ["Formulas", "JSON", "Share"],
                 selection_mode="multi",
                 key="fv_extras",
-                default=[] if "noform" in st.query_params.get("dbg", "") else ["Formulas"],
+                default=["Formulas"],
             )
             or []
         )
@@ -179,16 +169,18 @@ def _explorer() -> None:
 state.init_state()
 st.markdown("### Explorer: push a density through a flow")
 intro, formula = st.columns([1.2, 1], vertical_alignment="center")
-intro.markdown(
-    "Pick a base density p_Z and stack invertible layers f = f_K ∘ … ∘ f₁ in the sidebar, then drag any "
-    "slider: the pushed-forward density, the volume change and the deformed grid follow at once."
-)
 with formula:
     st.latex(r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\big|\det J_{f^{-1}}(x)\big|")
-if learned.has_learned_flow():
+with intro:
+    showing_learned = learned.has_learned_flow()
+if showing_learned:
+    intro.markdown("A flow trained on the Train page, seen through every view of the Explorer.")
     learned.learned_explorer()
 else:
+    intro.markdown(
+        "Pick a base density p_Z and stack invertible layers f = f_K ∘ … ∘ f₁ in the sidebar, then drag any "
+        "slider: the pushed-forward density, the volume change and the deformed grid follow at once."
+    )
     share.absorb_json_edit()
-    if "noside" not in st.query_params.get("dbg", ""):
-        sidebar(state.current_spec())
+    sidebar(state.current_spec())
     explorer()
