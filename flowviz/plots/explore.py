@@ -9,6 +9,8 @@ the browser redraws in a few tens of milliseconds. Panels of the same space
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,8 +155,8 @@ def grid_figure(
             del layout[ykey]["scaleanchor"], layout[ykey]["scaleratio"]
         else:
             first_of_space[space] = xname
-        rgba = colour_map(panel.values, panel.vmin, panel.vmax, panel.scale)
-        layout["images"].append(image_under_axes(png_data_uri(rgba), xlim, ylim, xname, yname))
+        uri = field_image(panel.values, panel.vmin, panel.vmax, panel.scale)
+        layout["images"].append(image_under_axes(uri, xlim, ylim, xname, yname))
         layout["annotations"].append(
             {
                 "text": f"<b>{panel.title}</b>",
@@ -175,7 +177,7 @@ def grid_figure(
         panel_lines = lines.get(panel.overlay) if (panel.overlay and lines) else None
         panel_points = samples.get(i) if samples else None
         if panel_lines is not None or panel_points is not None:
-            uri = svg_overlay(panel_lines, panel_points, xlim, ylim)
+            uri = overlay_image(panel_lines, panel_points, xlim, ylim)
             layout["images"].append({**image_under_axes(uri, xlim, ylim, xname, yname), "layer": "above"})
         if markers and i in markers:
             data.append(_marker_trace(markers[i], xname, yname))
@@ -256,6 +258,52 @@ def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
     if panel.colourbar:
         trace["colorbar"] = _colourbar(panel, place)
     return trace
+
+
+_IMAGES: OrderedDict[bytes, str] = OrderedDict()
+
+
+def _remember(key: bytes, make) -> str:
+    """A small cache of encoded images: a panel that did not change (the base density while a
+    layer's slider moves) is not encoded again."""
+    if key in _IMAGES:
+        _IMAGES.move_to_end(key)
+        return _IMAGES[key]
+    uri = _IMAGES[key] = make()
+    while len(_IMAGES) > 64:
+        _IMAGES.popitem(last=False)
+    return uri
+
+
+def _digest(*parts) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(
+            np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode()
+        )
+    return h.digest()
+
+
+def field_image(values: np.ndarray, vmin: float, vmax: float, scale) -> str:
+    """The colour-mapped PNG of a field, as a data URI."""
+    return _remember(
+        _digest("png", values, vmin, vmax, repr(scale)),
+        lambda: png_data_uri(colour_map(values, vmin, vmax, scale)),
+    )
+
+
+def overlay_image(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim) -> str:
+    """:func:`svg_overlay`, remembered: the straight z-grid is the same from frame to frame."""
+    return _remember(
+        _digest(
+            "svg",
+            lines if lines is not None else 0,
+            points if points is not None else 0,
+            tuple(xlim),
+            tuple(ylim),
+        ),
+        lambda: svg_overlay(lines, points, xlim, ylim),
+    )
 
 
 def _svg_number(v: float) -> str:
