@@ -81,7 +81,7 @@ def selected_editor(spec: dict) -> dict:
         st.error(
             f"**Not applied** — {error.reason}. The pictures show the last valid flow; "
             "change the highlighted values to continue.",
-            icon="⚠️",
+            icon=":material/warning:",
         )
         return spec
     if good != spec:

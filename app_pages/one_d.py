@@ -109,7 +109,9 @@ def keep_last_good(what: str, kind: str, params: dict, build) -> tuple[str, dict
     try:
         build(kind, params)
     except SpecError as error:
-        st.error(f"{error.reason}. Showing the last valid {what} until this is fixed.", icon="⚠️")
+        st.error(
+            f"{error.reason}. Showing the last valid {what} until this is fixed.", icon=":material/warning:"
+        )
         return st.session_state.get(K + f"good_{what}", (DEFAULTS[f"{what}_kind"], None))
     st.session_state[K + f"good_{what}"] = (kind, params)
     return kind, params
@@ -294,7 +296,7 @@ def interval_numbers(interval) -> None:
         st.warning(
             "This interval reaches where f is flat to float64 precision (its values round to the end "
             "of its image), so quadrature in x cannot see all of its mass: move it inward.",
-            icon="⚠️",
+            icon=":material/warning:",
         )
 
 

@@ -128,7 +128,9 @@ def cost_experiment() -> None:
             help="It needs only the D diagonal entries, so it can go far beyond any D×D matrix.",
         )
     if high <= low:
-        st.error("Pick two different sizes: the upper end must be above the lower end.", icon="⚠️")
+        st.error(
+            "Pick two different sizes: the upper end must be above the lower end.", icon=":material/warning:"
+        )
         return
     dims = [d for d in SIZES if low <= d <= high] + (EXTENDED_SIZES if extend else [])
     if st.button("Run the timing", key=K + "run", type="primary"):

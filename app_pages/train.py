@@ -430,7 +430,7 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
         fraction = 1.0 if job.state == "done" else min(1.0, job.fraction_done)
         st.progress(fraction, text=_progress_text(job, history))
         for event in job.events:
-            st.warning(event, icon="⚠️")
+            st.warning(event, icon=":material/warning:")
         if flow is None:
             st.info("Starting the training process (a few seconds)…")
         else:

@@ -77,7 +77,7 @@ class AffineCoupling(Bijector):
     latex = {
         "forward": r"x_c = z_c,\quad x_o = z_o\, e^{g_s(z_c)} + g_t(z_c)",
         "inverse": r"z_c = x_c,\quad z_o = \big(x_o - g_t(x_c)\big)\, e^{-g_s(x_c)}",
-        "log_det": r"\log|\det J_f| = \log\Big|\det\begin{pmatrix}1 & 0\\ \partial x_o/\partial z_c & e^{g_s(z_c)}\end{pmatrix}\Big| = g_s(z_c)",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log\Big|\det\begin{pmatrix}1 & 0\\ \ast & e^{g_s(z_c)}\end{pmatrix}\Big| \\ &= g_s(z_c) \end{aligned}",
     }
 
     def __init__(self, condition_on: int, conditioner: torch.nn.Module) -> None:

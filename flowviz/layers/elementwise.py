@@ -39,8 +39,8 @@ class Tanh(Elementwise):
     type_name = "tanh"
     latex = {
         "forward": r"x_i = \tanh z_i",
-        "inverse": r"z_i = \operatorname{artanh} x_i = \tfrac12\log\frac{1 + x_i}{1 - x_i} \quad (|x_i| < 1)",
-        "log_det": r"\log|\det J_f| = \sum_i \log(1 - \tanh^2 z_i) = \sum_i 2\,(\log 2 - z_i - \operatorname{softplus}(-2 z_i))",
+        "inverse": r"\begin{aligned} z_i &= \operatorname{artanh} x_i \\ &= \tfrac12\log\frac{1 + x_i}{1 - x_i} \quad (|x_i| < 1) \end{aligned}",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \sum_i \log(1 - \tanh^2 z_i) \\ &= \sum_i 2\,\big(\log 2 - z_i \\ &\qquad - \operatorname{softplus}(-2 z_i)\big) \end{aligned}",
     }
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -60,8 +60,8 @@ class Sigmoid(Elementwise):
     type_name = "sigmoid"
     latex = {
         "forward": r"x_i = \sigma(z_i) = \frac{1}{1 + e^{-z_i}}",
-        "inverse": r"z_i = \log x_i - \log(1 - x_i) \quad (0 < x_i < 1)",
-        "log_det": r"\log|\det J_f| = \sum_i \log\sigma(z_i)\,\sigma(-z_i) = -\sum_i \big(\operatorname{softplus}(z_i) + \operatorname{softplus}(-z_i)\big)",
+        "inverse": r"\begin{gathered} z_i = \log x_i - \log(1 - x_i) \\ (0 < x_i < 1) \end{gathered}",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \sum_i \log\sigma(z_i)\,\sigma(-z_i) \\ &= -\sum_i \big(\operatorname{softplus}(z_i) \\ &\qquad + \operatorname{softplus}(-z_i)\big) \end{aligned}",
     }
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -80,7 +80,7 @@ class Softplus(Elementwise):
     latex = {
         "forward": r"x_i = \log(1 + e^{z_i})",
         "inverse": r"z_i = x_i + \log(1 - e^{-x_i}) \quad (x_i > 0)",
-        "log_det": r"\log|\det J_f| = \sum_i \log\sigma(z_i) = -\sum_i \operatorname{softplus}(-z_i)",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \sum_i \log\sigma(z_i) \\ &= -\sum_i \operatorname{softplus}(-z_i) \end{aligned}",
     }
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
@@ -132,7 +132,7 @@ class SinhArcsinh(Elementwise):
     latex = {
         "forward": r"x_i = \sinh\big((\operatorname{asinh} z_i + \epsilon)\,\delta\big)",
         "inverse": r"z_i = \sinh\big(\operatorname{asinh}(x_i)/\delta - \epsilon\big)",
-        "log_det": r"\log|\det J_f| = \sum_i \log\cosh\big((\operatorname{asinh} z_i + \epsilon)\delta\big) + \log\delta - \tfrac12\log(1 + z_i^2)",
+        "log_det": r"\begin{gathered} \log|\det J_f| = \sum_i \log\frac{\delta\,\cosh a_i}{\sqrt{1 + z_i^2}} \\ a_i = (\operatorname{asinh} z_i + \epsilon)\,\delta \end{gathered}",
     }
 
     def __init__(self, skew: float = 0.0, tailweight: float = 1.0, dims=(0, 1)) -> None:
@@ -161,8 +161,8 @@ class PiecewiseLinear(Elementwise):
 
     type_name = "piecewise_linear"
     latex = {
-        "forward": r"x_i = h(z_i),\; h(t) = y_k + s_k (t - t_k) \text{ on segment } k",
-        "inverse": r"z_i = t_k + (x_i - y_k) / s_k \text{ on segment } k \text{ of the image}",
+        "forward": r"\begin{gathered} x_i = h(z_i),\quad h(t) = y_k + s_k (t - t_k) \\ \text{on segment } k \end{gathered}",
+        "inverse": r"\begin{gathered} z_i = t_k + (x_i - y_k) / s_k \\ \text{on segment } k \text{ of the image} \end{gathered}",
         "log_det": r"\log|\det J_f| = \sum_i \log s_{k(z_i)}",
     }
 

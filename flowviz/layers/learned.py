@@ -187,12 +187,13 @@ class NeuralSplineCoupling(Bijector):
     jacobian = "triangular"
     reference = NSF_REFERENCE
     latex = {
-        "forward": r"x_c = z_c,\quad x_o = \mathrm{RQS}\big(z_o;\ \theta(z_c)\big)"
-        r"\ \text{on } [-B, B],\ x_o = z_o \text{ outside}",
-        "inverse": r"z_c = x_c,\quad z_o = \mathrm{RQS}^{-1}\big(x_o;\ \theta(x_c)\big)"
-        r"\ \text{(a quadratic in } \xi \text{ per bin)}",
-        "log_det": r"\log|\det J_f| = \log \frac{\partial x_o}{\partial z_o} = \log\frac{s_k^2\big(\delta_{k+1}\xi^2"
-        r" + 2s_k\xi(1-\xi) + \delta_k(1-\xi)^2\big)}{\big(s_k + (\delta_{k+1}+\delta_k-2s_k)\xi(1-\xi)\big)^2}",
+        "forward": r"\begin{gathered} x_c = z_c,\quad x_o = \mathrm{RQS}\big(z_o;\ \theta(z_c)\big) \text{ on } [-B, B]"
+        r" \\ x_o = z_o \text{ outside} \end{gathered}",
+        "inverse": r"\begin{gathered} z_c = x_c,\quad z_o = \mathrm{RQS}^{-1}\big(x_o;\ \theta(x_c)\big)"
+        r" \\ \text{(a quadratic in } \xi \text{ per bin)} \end{gathered}",
+        "log_det": r"\begin{gathered} \log|\det J_f| = \log \frac{\partial x_o}{\partial z_o} = \log N - 2\log D"
+        r" \\ N = s_k^2\big(\delta_{k+1}\xi^2 + 2s_k\xi(1-\xi) + \delta_k(1-\xi)^2\big)"
+        r" \\ D = s_k + (\delta_{k+1} + \delta_k - 2s_k)\,\xi(1-\xi) \end{gathered}",
     }
 
     def __init__(

@@ -27,7 +27,7 @@ class Affine(Bijector):
     latex = {
         "forward": r"x = A z + s",
         "inverse": r"z = A^{-1}(x - s)",
-        "log_det": r"\log|\det J_f| = \log|\det A| = \log|a_{11}a_{22} - a_{12}a_{21}|",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log|\det A| \\ &= \log|a_{11}a_{22} - a_{12}a_{21}| \end{aligned}",
     }
 
     def __init__(self, matrix, shift=(0.0, 0.0)) -> None:
@@ -104,7 +104,7 @@ class Rotation(Bijector):
     latex = {
         "forward": r"x = \begin{pmatrix}\cos\theta & -\sin\theta\\ \sin\theta & \cos\theta\end{pmatrix} z",
         "inverse": r"z = R(\theta)^{\top} x = R(-\theta)\, x",
-        "log_det": r"\log|\det J_f| = \log(\cos^2\theta + \sin^2\theta) = 0",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log(\cos^2\theta + \sin^2\theta) \\ &= 0 \end{aligned}",
     }
 
     def __init__(self, degrees: float) -> None:
@@ -129,7 +129,7 @@ class Swap(Bijector):
     latex = {
         "forward": r"x = (z_2,\; z_1)",
         "inverse": r"z = (x_2,\; x_1)",
-        "log_det": r"\log|\det J_f| = \log|\det\begin{pmatrix}0&1\\1&0\end{pmatrix}| = \log|-1| = 0",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log\Big|\det\begin{pmatrix}0&1\\1&0\end{pmatrix}\Big| \\ &= \log|-1| = 0 \end{aligned}",
     }
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:

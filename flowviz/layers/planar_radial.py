@@ -73,8 +73,8 @@ class Planar(Bijector):
     reference = REFERENCE
     latex = {
         "forward": r"x = z + u \tanh(w^{\top} z + b)",
-        "inverse": r"z = x - u\tanh a,\quad a + (w^{\top}u)\tanh a = w^{\top}x + b \text{ (a monotone equation in } a\text{, solved by safeguarded Newton)}",
-        "log_det": r"\log|\det J_f| = \log\big(1 + (w^{\top}u)\,\operatorname{sech}^2(w^{\top}z + b)\big)",
+        "inverse": r"\begin{gathered} z = x - u\tanh a, \text{ where} \\ a + (w^{\top}u)\tanh a = w^{\top}x + b \\ \text{(solved by safeguarded Newton)} \end{gathered}",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log\big(1 + h\, w^{\top}u\big) \\ h &= \operatorname{sech}^2(w^{\top}z + b) \end{aligned}",
     }
 
     def __init__(self, w, u, b: float = 0.0) -> None:
@@ -118,8 +118,8 @@ class Radial(Bijector):
     reference = REFERENCE
     latex = {
         "forward": r"x = z + \frac{\beta}{\alpha + r}(z - c),\quad r = \lVert z - c\rVert",
-        "inverse": r"z = c + \frac{\alpha + r}{\alpha + \beta + r}(x - c),\quad r^2 + (\alpha + \beta - R)\,r - \alpha R = 0,\; R = \lVert x - c\rVert",
-        "log_det": r"\log|\det J_f| = \log\Big(1 + \frac{\beta}{\alpha + r}\Big) + \log\Big(1 + \frac{\alpha\beta}{(\alpha + r)^2}\Big)",
+        "inverse": r"\begin{gathered} z = c + \frac{\alpha + r}{\alpha + \beta + r}(x - c), \\ \text{where } r \ge 0 \text{ solves} \\ r^2 + (\alpha + \beta - R)\,r - \alpha R = 0, \\ R = \lVert x - c\rVert \end{gathered}",
+        "log_det": r"\begin{aligned} \log|\det J_f| &= \log\Big(1 + \frac{\beta}{\alpha + r}\Big) \\ &+ \log\Big(1 + \frac{\alpha\beta}{(\alpha + r)^2}\Big) \end{aligned}",
     }
 
     def __init__(self, center=(0.0, 0.0), alpha: float = 1.0, beta: float = 0.0) -> None:

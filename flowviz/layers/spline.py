@@ -103,9 +103,9 @@ class Spline(Elementwise):
     type_name = "spline"
     reference = REFERENCE
     latex = {
-        "forward": r"x_i = y_k + h_k\frac{s_k\xi^2 + \delta_k\xi(1-\xi)}{s_k + (\delta_{k+1} + \delta_k - 2s_k)\,\xi(1-\xi)},\; \xi = \frac{z_i - x_k}{w_k}",
-        "inverse": r"z_i = x_k + w_k\,\xi,\quad \xi = \frac{2c}{-b - \sqrt{b^2 - 4ac}} \text{ (the root of a quadratic in } \xi)",
-        "log_det": r"\log|\det J_f| = \sum_i \log\frac{s_k^2\big(\delta_{k+1}\xi^2 + 2s_k\xi(1-\xi) + \delta_k(1-\xi)^2\big)}{\big(s_k + (\delta_{k+1} + \delta_k - 2s_k)\xi(1-\xi)\big)^2}",
+        "forward": r"\begin{gathered} x_i = y_k + h_k\,\frac{s_k\xi^2 + \delta_k\xi(1-\xi)}{s_k + \kappa_k\,\xi(1-\xi)} \\ \xi = \frac{z_i - x_k}{w_k},\quad s_k = \frac{h_k}{w_k} \text{ in bin } k \\ \kappa_k = \delta_{k+1} + \delta_k - 2s_k \end{gathered}",
+        "inverse": r"\begin{gathered} z_i = x_k + w_k\,\xi, \\ \xi = \frac{2c}{-b - \sqrt{b^2 - 4ac}} \\ \text{(the root of a quadratic in } \xi) \end{gathered}",
+        "log_det": r"\begin{gathered} \log|\det J_f| = \sum_i \log\frac{s_k^2\, N_i}{D_i^2} \\ \begin{aligned} N_i &= \delta_{k+1}\xi^2 + 2s_k\xi(1-\xi) \\ &\quad + \delta_k(1-\xi)^2 \\ D_i &= s_k + \kappa_k\,\xi(1-\xi) \end{aligned} \end{gathered}",
     }
 
     def __init__(self, widths, heights, derivatives, bound: float = 3.0, dims=(0, 1)) -> None:

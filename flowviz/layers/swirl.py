@@ -21,9 +21,9 @@ class Swirl(Bijector):
     jacobian = "full"
     volume_preserving = True
     latex = {
-        "forward": r"x = c + R\big(\theta(r)\big)(z - c),\quad \theta(r) = s\, e^{-r^2/(2\rho^2)},\; r = \lVert z - c\rVert",
-        "inverse": r"z = c + R\big(-\theta(r)\big)(x - c),\quad r = \lVert x - c\rVert \text{ (rotation keeps } r)",
-        "log_det": r"\log|\det J_f| = \log\det\begin{pmatrix}1 & 0\\ \theta'(r) & 1\end{pmatrix} = 0",
+        "forward": r"\begin{gathered} x = c + R\big(\theta(r)\big)(z - c) \\ \theta(r) = s\, e^{-r^2/(2\rho^2)},\quad r = \lVert z - c\rVert \end{gathered}",
+        "inverse": r"\begin{gathered} z = c + R\big(-\theta(r)\big)(x - c) \\ r = \lVert x - c\rVert \text{ (a rotation keeps } r) \end{gathered}",
+        "log_det": r"\begin{gathered} \text{in polar coordinates:} \\ (r, \varphi) \mapsto \big(r, \varphi + \theta(r)\big), \\ J = \begin{pmatrix}1 & 0\\ \theta'(r) & 1\end{pmatrix},\quad \det J = 1 \\ \log|\det J_f| = 0 \end{gathered}",
     }
 
     def __init__(self, center=(0.0, 0.0), strength: float = 0.0, radius: float = 1.0) -> None:

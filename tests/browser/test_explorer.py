@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import time
 from urllib.parse import parse_qs, urlparse
 
@@ -10,8 +12,8 @@ import pytest
 
 import flowviz
 from flowviz.devtools import chart_fingerprints, start_app, stop_app, time_slider_key
-from flowviz.presets import FLOW_PRESETS
-from flowviz.spec import decode_token, encode_token, parse_spec
+from flowviz.presets import FLOW_PRESETS, LAYER_DEFAULTS
+from flowviz.spec import LAYER_TYPES, decode_token, encode_token, parse_spec
 from tests.conftest import exception_boxes, open_page, wait_idle
 
 SPEC = {
@@ -171,3 +173,27 @@ def test_samples_and_slider_moves_keep_every_panel_its_own_picture(page, app_url
         circles = [n for n in state[key] if n]
         assert len(circles) == 2 and all(n == 500 for n in circles), state
     assert exception_boxes(page) == []
+
+
+def test_every_layer_formula_renders_and_fits(browser, app_url):
+    """Each layer type's forward, inverse and log-det typeset without a KaTeX error, inside the
+    panel beside the sliders, on a laptop-sized window."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    layers = [copy.deepcopy(LAYER_DEFAULTS[kind]) for kind in LAYER_TYPES]
+    spec = {"base": {"type": "gaussian"}, "layers": layers, "view": {"resolution": 64}}
+    open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(spec))}")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    for i, kind in enumerate(LAYER_TYPES, start=1):
+        sidebar.get_by_role("radio", name=re.compile(rf"^{i} · ")).check(force=True)
+        wait_idle(page)
+        page.wait_for_timeout(200)
+        wait_idle(page)
+        displays = page.locator('[data-testid="stMain"] .katex-display')
+        # the headline formula, then the layer's forward, inverse and log-det
+        assert displays.count() == 4, kind
+        assert page.locator(".katex-error").count() == 0, kind
+        for j in range(1, 4):
+            width, room = displays.nth(j).evaluate("el => [el.scrollWidth, el.clientWidth]")
+            assert width <= room + 2, f"{kind}: formula {j} is {width} px wide in a {room} px panel"
+    assert exception_boxes(page) == []
+    page.context.close()
