@@ -5,12 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from flowviz.devtools import CHROMIUM_FLAGS, IDLE, chromium_path, start_app, stop_app
 from flowviz.devtools import wait_idle as wait_idle  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["CHROMIUM_FLAGS", "IDLE", "ROOT", "exception_boxes", "open_page", "wait_idle"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,7 @@ from flowviz.layers.learned import (
 from flowviz.layers.linear import Affine, Rotation, Swap
 from flowviz.train import ModelConfig, build_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise(layer: torch.nn.Module, seed: int, scale: float = 0.3) -> torch.nn.Module:

@@ -16,14 +16,7 @@ from flowviz.errors import SpecError
 from flowviz.model_io import load_model, model_bytes
 from flowviz.train import ModelConfig, TrainConfig, Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trained(kind: str = "nsf", actnorm: bool = False) -> Trainer:

@@ -15,13 +15,7 @@ from flowviz.train import ModelConfig, TrainConfig, Trainer, build_model, mean_n
 SMALL = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6, bound=4.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: a second intra-op thread only spins on a shared machine (and slows steps a lot)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _correlated_gaussian(n: int, seed: int = 0, rho: float = 0.9):
