@@ -31,6 +31,13 @@ def mass_text(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def shown_images(page) -> list[str]:
+    """The pictures the chart panels display (their <image> elements' data), in page order."""
+    return page.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot image')).map(i => i.getAttribute('href'))"
+    )
+
+
 def spec_in_address(page) -> dict:
     token = parse_qs(urlparse(page.url).query)["spec"][0]
     return decode_token(token)
@@ -69,6 +76,13 @@ def test_link_round_trip(page, app_url):
     assert mass_text(copy) == shown
     value = copy.get_by_role("slider", name="Rotation angle (degrees)").input_value()
     assert float(value) == edited["layers"][0]["degrees"]
+    # the same picture: every panel shows the same image, pixel for pixel
+    drawn = shown_images(page)
+    assert len(drawn) >= 4
+    copy.wait_for_function(
+        "n => document.querySelectorAll('.js-plotly-plot image').length >= n", arg=len(drawn)
+    )
+    assert shown_images(copy) == drawn
     assert exception_boxes(page) == [] and exception_boxes(copy) == []
 
 
