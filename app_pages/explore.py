@@ -143,6 +143,7 @@ def explorer() -> None:
             getattr(st, notice[0])(notice[1])
     with controls, st.container(border=True):
         spec = selected_editor(spec)
+        editor.exact_values_toggle()
     token = state.sync_url(spec)
     with views:
         show_views(spec)

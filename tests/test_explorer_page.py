@@ -267,3 +267,21 @@ def test_trained_flow_handed_over_is_shown_read_only():
     at.segmented_control(key="fv_mode").set_value("Hand-built flow").run()
     assert not at.exception
     assert at.radio(key="fv_selected")
+
+
+def test_exact_values_turn_sliders_into_number_boxes_and_back():
+    at = open_explorer(ROTATION_SPEC)
+    select_item(at, "1 ·")
+    at.toggle(key="fv_exact").set_value(True).run()
+    assert not at.exception
+    assert "Rotation angle (degrees)" not in [s.label for s in at.slider]
+    (box,) = [n for n in at.number_input if n.label == "Rotation angle (degrees)"]
+    assert box.value == 30
+    box.set_value(12.345).run()
+    assert not at.exception
+    assert url_spec(at)["layers"][0]["degrees"] == pytest.approx(12.345)
+    assert mass_shown(at) == f"{float(flowviz.evaluate(url_spec(at))['mass']):.4f}"
+    # back to sliders: the typed value stays
+    at.toggle(key="fv_exact").set_value(False).run()
+    assert slider(at, "Rotation angle (degrees)").value == pytest.approx(12.345)
+    assert url_spec(at)["layers"][0]["degrees"] == pytest.approx(12.345)

@@ -39,17 +39,43 @@ def init(widget_key: str, value) -> str:
     return widget_key
 
 
+EXACT = "fv_exact"  # session key of the "Type exact values" toggle
+
+
 def slider(
     label: str, value: float, low: float, high: float, step: float, widget_key: str, help: str = ""
 ) -> float:
-    """A float slider whose range widens to include a value that came from a link or file."""
+    """A float slider whose range widens to include a value that came from a link or file.
+
+    With "Type exact values" on, the same control is a number box (same key, so the value
+    carries over both ways), with the same limits.
+    """
     ss = st.session_state
     if widget_key not in ss:
         ss[widget_key] = float(value)
     current = float(ss[widget_key])
-    low, high = min(low, current), max(high, current)
-    return float(
-        st.slider(label, float(low), float(high), step=float(step), key=widget_key, help=help or None)
+    low, high = float(min(low, current)), float(max(high, current))
+    exact = bool(ss.get(EXACT))
+    shown_as = ss.setdefault("fv_shown_as", {})
+    if len(shown_as) > 4096:  # keys of earlier flows (generations) pile up: forget them
+        shown_as.clear()
+    if shown_as.get(widget_key, exact) != exact:
+        ss[widget_key] = current  # a new kind of widget: hand it the value explicitly
+    shown_as[widget_key] = exact
+    if exact:
+        return float(
+            st.number_input(
+                label, low, high, step=float(step), format="%g", key=widget_key, help=help or None
+            )
+        )
+    return float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
+
+
+def exact_values_toggle() -> None:
+    st.toggle(
+        "Type exact values",
+        key=init(EXACT, False),
+        help="Number boxes instead of sliders: type a value and press Enter. The limits stay the same.",
     )
 
 
