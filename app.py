@@ -12,23 +12,20 @@ st.set_page_config(page_title="flowviz: normalizing flows you can see", page_ico
 # Display formulas at text size: the layer formulas sit in a narrow column beside the sliders.
 st.html("<style>.katex-display > .katex { font-size: 1em; }</style>")
 
+explorer = st.Page(
+    "app_pages/explore.py", title="Explorer (2D)", icon=":material/explore:", url_path="explore"
+)
+
+
+def root() -> None:
+    """The root address opens the Explorer at its own address (so the navigation marks it),
+    keeping any ?spec= link."""
+    st.switch_page(explorer, query_params=st.query_params.to_dict())
+
+
 pages = [
-    # The Explorer answers at "/" (default page) and at "/explore": Streamlit serves a default
-    # page only at the root, so the second address is the same script as a hidden page.
-    st.Page(
-        "app_pages/explore.py",
-        title="Explorer (2D)",
-        icon=":material/explore:",
-        url_path="home",
-        default=True,
-    ),
-    st.Page(
-        "app_pages/explore.py",
-        title="Explorer (2D)",
-        icon=":material/explore:",
-        url_path="explore",
-        visibility="hidden",
-    ),
+    st.Page(root, title="Explorer (2D)", url_path="home", default=True, visibility="hidden"),
+    explorer,
     st.Page(
         "app_pages/one_d.py", title="Change of variables (1D)", icon=":material/straighten:", url_path="1d"
     ),

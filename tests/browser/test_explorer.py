@@ -113,6 +113,13 @@ def test_first_visit_to_a_fresh_server_gets_the_app(browser, first):
             assert page.get_by_role("link", name="Explorer (2D)").count() >= 1, path
             assert exception_boxes(page) == [], path
         assert page.get_by_text("Mass in view").count() >= 1
+        # the root opens the Explorer at its own address, marked in the navigation, link kept
+        token = encode_token(parse_spec(SPEC))
+        open_page(page, f"{url}/?spec={token}")
+        assert urlparse(page.url).path == "/explore"
+        assert parse_qs(urlparse(page.url).query)["spec"] == [token]
+        assert page.get_by_role("link", name="Explorer (2D)").get_attribute("aria-current") == "page"
+        assert mass_text(page) == f"{float(flowviz.evaluate(SPEC)['mass']):.4f}"
         context.close()
     finally:
         stop_app(proc)
