@@ -95,11 +95,11 @@ def selected_editor(spec: dict) -> dict:
 def view_settings(spec: dict) -> None:
     """Window and resolution: part of the spec, so they travel with the link."""
     view = spec["view"]
-    x_key = editor.init(editor.key("view", "x"), tuple(view["xlim"]))
-    y_key = editor.init(editor.key("view", "y"), tuple(view["ylim"]))
     res_key = editor.init(editor.key("view", "res"), int(view["resolution"]))
-    xlim = st.slider("View x-range", -20.0, 20.0, step=0.5, key=x_key, help="The window, in both z and x.")
-    ylim = st.slider("View y-range", -20.0, 20.0, step=0.5, key=y_key)
+    xlim = editor.range_slider(
+        "View x-range", view["xlim"], 20.0, 0.5, editor.key("view", "x"), "The window, in both z and x."
+    )
+    ylim = editor.range_slider("View y-range", view["ylim"], 20.0, 0.5, editor.key("view", "y"))
     options = sorted({*RESOLUTIONS, int(view["resolution"])})
     resolution = st.select_slider(
         "Grid resolution (points per axis)",

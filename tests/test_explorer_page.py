@@ -285,3 +285,95 @@ def test_exact_values_turn_sliders_into_number_boxes_and_back():
     at.toggle(key="fv_exact").set_value(False).run()
     assert slider(at, "Rotation angle (degrees)").value == pytest.approx(12.345)
     assert url_spec(at)["layers"][0]["degrees"] == pytest.approx(12.345)
+
+
+def test_a_slider_whose_limits_move_keeps_its_value():
+    """Radial β's lower limit is −α: moving α redraws β's slider, and β must stay where it was."""
+    spec = {
+        "base": {"type": "gaussian"},
+        "layers": [{"type": "radial", "center": [0, 0], "alpha": 1.0, "beta": 0.5}],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    }
+    at = open_explorer(spec)
+    beta = next(s.label for s in at.slider if s.label.startswith("Radial β"))
+    slider(at, beta).set_value(2.0).run()
+    slider(at, "Radial α (softness)").set_value(0.5).run()
+    assert not at.exception
+    assert slider(at, beta).value == 2.0
+    assert url_spec(at)["layers"][0] == {**spec["layers"][0], "alpha": 0.5, "beta": 2.0}
+
+
+def test_probe_stays_put_when_the_window_widens():
+    at = open_explorer(ROTATION_SPEC)
+    at.pills(key="fv_extra").set_value(["Probe a point"]).run()
+    slider(at, "Probe x₁").set_value(1.0).run()
+    slider(at, "View x-range").set_value((-6.0, 6.0)).run()
+    assert not at.exception
+    assert url_spec(at)["view"]["xlim"] == [-6.0, 6.0]
+    assert slider(at, "Probe x₁").value == 1.0
+
+
+def test_linked_value_beyond_a_slider_range_is_kept_and_then_moves_normally():
+    spec = copy.deepcopy(ROTATION_SPEC)
+    spec["layers"][0]["degrees"] = 200
+    at = open_explorer(spec)
+    angle = slider(at, "Rotation angle (degrees)")
+    assert (angle.min, angle.max, angle.value) == (-180, 200, 200)
+    angle.set_value(100.0).run()
+    assert not at.exception
+    assert url_spec(at)["layers"][0]["degrees"] == 100.0
+    assert slider(at, "Rotation angle (degrees)").value == 100.0
+
+
+WIDE_SPECS = {
+    "window beyond ±20": {
+        "base": {"type": "gaussian"},
+        "layers": [{"type": "scale", "scale": [10, 10]}],
+        "view": {"xlim": [-30, 30], "ylim": [-25, 35], "resolution": 64},
+    },
+    "uniform box beyond ±4": {
+        "base": {"type": "uniform", "low": [-6, -1], "high": [5, 1]},
+        "layers": [],
+        "view": {"xlim": [-8, 8], "ylim": [-8, 8], "resolution": 64},
+    },
+    "one mixture component": {
+        "base": {
+            "type": "mixture",
+            "components": [{"mean": [1, 0], "cov": [[1, 0], [0, 1]]}],
+            "weights": [1],
+        },
+        "layers": [],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    },
+    "nine spline bins": {
+        "base": {"type": "gaussian"},
+        "layers": [
+            {
+                "type": "spline",
+                "bound": 3,
+                "widths": [1] * 9,
+                "heights": [1, 2] * 4 + [1],
+                "derivatives": [1] * 8,
+            }
+        ],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    },
+    "five knots": {
+        "base": {"type": "gaussian"},
+        "layers": [
+            {"type": "piecewise_linear", "knots": [-2, -1, 0, 1, 2], "slopes": [1, 2, 0.5, 2, 0.5, 1]}
+        ],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    },
+}
+
+
+@pytest.mark.parametrize("name", WIDE_SPECS)
+def test_valid_specs_beyond_the_controls_ranges_open_unchanged(name):
+    """A link may carry any valid spec: the controls widen to hold it, nothing is rewritten."""
+    spec = WIDE_SPECS[name]
+    at = open_explorer(spec)
+    select_item(at, "Base" if not spec["layers"] else "1 ·")
+    assert not at.exception
+    assert url_spec(at) == parse_spec(spec)
+    assert mass_shown(at) == f"{float(flowviz.evaluate(spec)['mass']):.4f}"

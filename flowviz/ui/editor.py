@@ -40,6 +40,24 @@ def init(widget_key: str, value) -> str:
 
 
 EXACT = "fv_exact"  # session key of the "Type exact values" toggle
+LIMITS = "fv_widget_limits"  # the limits each slider was last drawn with
+
+
+def keep_value(widget_key: str, limits: tuple, value) -> None:
+    """Keep a widget's value when its limits (or its kind) change.
+
+    Streamlit makes a keyed slider a new widget when its minimum, maximum or step
+    change (radial β's lower limit follows α; the probe's range follows the view),
+    and a new widget starts from its minimum. So when the limits differ from last
+    time, hand the widget its value explicitly.
+    """
+    ss = st.session_state
+    seen = ss.setdefault(LIMITS, {})
+    if len(seen) > 4096:  # keys of earlier flows (generations) pile up: forget them
+        seen.clear()
+    if widget_key in ss and seen.get(widget_key, limits) != limits:
+        ss[widget_key] = value
+    seen[widget_key] = limits
 
 
 def slider(
@@ -56,12 +74,7 @@ def slider(
     current = float(ss[widget_key])
     low, high = float(min(low, current)), float(max(high, current))
     exact = bool(ss.get(EXACT))
-    shown_as = ss.setdefault("fv_shown_as", {})
-    if len(shown_as) > 4096:  # keys of earlier flows (generations) pile up: forget them
-        shown_as.clear()
-    if shown_as.get(widget_key, exact) != exact:
-        ss[widget_key] = current  # a new kind of widget: hand it the value explicitly
-    shown_as[widget_key] = exact
+    keep_value(widget_key, (low, high, float(step), exact), current)
     if exact:
         return float(
             st.number_input(
@@ -69,6 +82,20 @@ def slider(
             )
         )
     return float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
+
+
+def range_slider(
+    label: str, value: tuple, reach: float, step: float, widget_key: str, help: str = ""
+) -> tuple[float, float]:
+    """A (low, high) slider over [-reach, reach], widened to hold a value that came from a link or file."""
+    ss = st.session_state
+    if widget_key not in ss:
+        ss[widget_key] = (float(value[0]), float(value[1]))
+    current = tuple(float(v) for v in ss[widget_key])
+    low, high = min(-reach, current[0]), max(reach, current[1])
+    keep_value(widget_key, (low, high, step), current)
+    chosen = st.slider(label, low, high, step=step, key=widget_key, help=help or None)
+    return float(chosen[0]), float(chosen[1])
 
 
 def exact_values_toggle() -> None:
@@ -136,23 +163,21 @@ def base_editor(base: dict) -> dict:
         draft, _ = _gaussian_controls(base, ("base", "g"))
         return draft
     if kind == "uniform":
-        x_key = init(key("base", "ux"), (float(base["low"][0]), float(base["high"][0])))
-        y_key = init(key("base", "uy"), (float(base["low"][1]), float(base["high"][1])))
-        x_range = st.slider(
+        x_range = range_slider(
             "Box x-range (low, high)",
-            -4.0,
+            (base["low"][0], base["high"][0]),
             4.0,
-            step=0.05,
-            key=x_key,
-            help="The box must have a positive width.",
+            0.05,
+            key("base", "ux"),
+            "The box must have a positive width.",
         )
-        y_range = st.slider(
+        y_range = range_slider(
             "Box y-range (low, high)",
-            -4.0,
+            (base["low"][1], base["high"][1]),
             4.0,
-            step=0.05,
-            key=y_key,
-            help="The box must have a positive height.",
+            0.05,
+            key("base", "uy"),
+            "The box must have a positive height.",
         )
         return {"type": "uniform", "low": [x_range[0], y_range[0]], "high": [x_range[1], y_range[1]]}
     return _mixture_editor(base)
@@ -179,8 +204,8 @@ def _mixture_editor(base: dict) -> dict:
     count = int(
         st.number_input(
             "Number of components",
-            min_value=2,
-            max_value=8,
+            min_value=min(2, len(components)),
+            max_value=max(8, len(components)),
             step=1,
             key=init(key("base", "count"), len(components)),
         )
@@ -273,7 +298,7 @@ def _spline_shape(layer: dict, uid: str) -> None:
             st.number_input(
                 "Number of bins K",
                 1,
-                fields.MAX_BINS,
+                max(fields.MAX_BINS, len(layer["widths"])),
                 step=1,
                 key=init(key(uid, "bins"), len(layer["widths"])),
                 help="K rational-quadratic pieces between −B and B.",
@@ -287,7 +312,7 @@ def _spline_shape(layer: dict, uid: str) -> None:
             st.number_input(
                 "Number of knots",
                 1,
-                fields.MAX_KNOTS,
+                max(fields.MAX_KNOTS, len(layer["knots"])),
                 step=1,
                 key=init(key(uid, "knots"), len(layer["knots"])),
                 help="Knots split the line into segments, one slope each.",

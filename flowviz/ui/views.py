@@ -7,7 +7,7 @@ import streamlit as st
 
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
-from flowviz.ui.editor import init
+from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
 from flowviz.views import Probe, probe_point, steps_of_flow
 
@@ -157,17 +157,17 @@ def render_views(fields: dict, view: dict, names: list[str], flow_factory, sampl
     extra = ss.get("fv_extra") or []
     probe = None
     if "Probe a point" in extra:
-        (x0, x1), (y0, y1) = view["xlim"], view["ylim"]
-        for k, lo, hi in (("fv_probe_x", x0, x1), ("fv_probe_y", y0, y1)):
-            if k in st.session_state and not lo <= st.session_state[k] <= hi:
-                del st.session_state[k]
+        (x0, x1), (y0, y1) = map(float, view["xlim"]), map(float, view["ylim"])
         p1, p2 = st.columns(2)
-        px = p1.slider(
-            "Probe x₁", float(x0), float(x1), key=init("fv_probe_x", float(x0 + 0.6 * (x1 - x0))), step=0.01
-        )
-        py = p2.slider(
-            "Probe x₂", float(y0), float(y1), key=init("fv_probe_y", float(y0 + 0.55 * (y1 - y0))), step=0.01
-        )
+        chosen = []
+        for column, label, k, lo, hi, start in (
+            (p1, "Probe x₁", "fv_probe_x", x0, x1, 0.6),
+            (p2, "Probe x₂", "fv_probe_y", y0, y1, 0.55),
+        ):
+            init(k, lo + start * (hi - lo))
+            keep_value(k, (lo, hi), min(max(float(ss[k]), lo), hi))  # the window moved: stay inside it
+            chosen.append(column.slider(label, lo, hi, key=k, step=0.01))
+        px, py = chosen
         probe = probe_point(flow_factory(), (px, py), names)
     main_figure(fields, log_scale, samples(int(n_samples)) if show_samples else None, probe)
     if probe is not None:
