@@ -133,8 +133,9 @@ def show_views(spec: dict) -> None:
 @st.fragment
 def explorer() -> None:
     """What a slider of the flow changes: only this part reruns when one moves."""
-    if share.absorb_json_edit() or st.session_state.pop(state.FULL_RERUN, False):
-        st.rerun()  # a whole new flow: redraw the stack list too
+    share.absorb_json_edit()
+    if st.session_state.pop(state.FULL_RERUN, False):
+        st.rerun()  # a whole new flow, adopted in a run of this part alone: redraw the stack list too
     notice = state.take_notice()
     spec = state.current_spec()
     controls, views = st.columns([1.15, 2.2], gap="medium")
@@ -183,5 +184,6 @@ else:
         "slider: the pushed-forward density, the volume change and the deformed grid follow at once."
     )
     share.absorb_json_edit()
+    st.session_state.pop(state.FULL_RERUN, None)  # this run draws the whole page anyway
     sidebar(state.current_spec())
     explorer()

@@ -86,7 +86,6 @@ def _load_upload() -> None:
         return
     state.replace_spec(spec)
     state.notice("success", f"Loaded the flow from {upload.name}.")
-    ss[state.FULL_RERUN] = True  # the stack list outside the views must show the new flow
 
 
 def _json_key(spec: dict) -> str:

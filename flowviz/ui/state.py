@@ -24,7 +24,7 @@ NEXT_UID = "fv_next_uid"
 SELECTED = "fv_selected"
 NOTICE = "fv_notice"  # (kind, text) shown once at the top of the page
 BASE = "base"
-FULL_RERUN = "fv_full_rerun"  # set by callbacks inside the views when the whole page must redraw
+FULL_RERUN = "fv_full_rerun"  # set when a whole new spec is adopted: the whole page must redraw
 
 
 def _uid() -> str:
@@ -76,6 +76,7 @@ def replace_spec(spec: dict, select: str | None = None) -> None:
     ss[UIDS] = [_uid() for _ in ss[SPEC]["layers"]]
     ss[GEN] = ss.get(GEN, 0) + 1
     ss[SELECTED] = select or (ss[UIDS][0] if ss[UIDS] else BASE)
+    ss[FULL_RERUN] = True  # every control is new, the stack list outside the views included
 
 
 def commit(spec: dict) -> None:

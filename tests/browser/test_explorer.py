@@ -218,3 +218,28 @@ def test_every_layer_formula_renders_and_fits(browser, app_url):
             assert width <= room + 2, f"{kind}: formula {j} is {width} px wide in a {room} px panel"
     assert exception_boxes(page) == []
     page.context.close()
+
+
+def test_whole_new_base_from_inside_the_views_redraws_the_sidebar(page, app_url):
+    """ "Ring of 8" replaces the base from inside the live part: the sidebar's controls must follow,
+    so that the next change of the window is applied, not lost."""
+    spec = {
+        "base": {
+            "type": "mixture",
+            "components": [{"mean": [1, 0], "cov": [[1, 0], [0, 1]]}],
+            "weights": [1],
+        },
+        "layers": [{"type": "rotation", "degrees": 10}],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    }
+    open_page(page, f"{app_url}/explore?spec={encode_token(parse_spec(spec))}")
+    page.locator('[data-testid="stSidebar"]').get_by_role("radio", name=re.compile("^Base")).check(force=True)
+    wait_idle(page)
+    page.get_by_role("button", name="Ring of 8").click()
+    wait_for_spec(page, lambda s: len(s["base"]["components"]) == 8)
+    low = page.get_by_role("slider", name="View x-range").first
+    low.focus()
+    low.press("ArrowRight")
+    shown = wait_for_spec(page, lambda s: s["view"]["xlim"] == [-3.5, 4.0])
+    assert len(shown["base"]["components"]) == 8
+    assert exception_boxes(page) == []
