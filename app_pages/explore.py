@@ -119,8 +119,10 @@ def view_settings(spec: dict) -> None:
 
 def show_views(spec: dict) -> None:
     key = canonical_json(spec)
-    layers = [layer for layer in spec["layers"] if layer.get("enabled", True)]
-    names = [f"{i + 1} · {layer['type']}" for i, layer in enumerate(layers)]
+    # the active layers, numbered as in the stack list (a switched-off layer keeps its number)
+    names = [
+        f"{i + 1} · {layer['type']}" for i, layer in enumerate(spec["layers"]) if layer.get("enabled", True)
+    ]
     ui_views.render_views(
         explorer_fields(key),
         spec["view"],

@@ -377,3 +377,13 @@ def test_valid_specs_beyond_the_controls_ranges_open_unchanged(name):
     assert not at.exception
     assert url_spec(at) == parse_spec(spec)
     assert mass_shown(at) == f"{float(flowviz.evaluate(spec)['mass']):.4f}"
+
+
+def test_probe_names_layers_as_the_stack_list_does_when_one_is_off():
+    spec = copy.deepcopy(ROTATION_SPEC)
+    spec["layers"][0]["enabled"] = False
+    at = open_explorer(spec)
+    at.pills(key="fv_extra").set_value(["Probe a point"]).run()
+    assert not at.exception
+    (table,) = at.dataframe
+    assert list(table.value["layer (x back to z)"]) == ["2 · planar"]
