@@ -527,15 +527,23 @@ def _lower_priority(niceness: int) -> None:
 
 
 def _child_main(
-    points, model: ModelConfig, train: TrainConfig, connection, niceness: int, idle_exit: float
+    points,
+    model: ModelConfig,
+    train: TrainConfig,
+    connection,
+    niceness: int,
+    idle_exit: float,
+    abandon_after: float,
 ) -> None:
     """The training process: runs the Trainer in slices and answers the parent's requests between them.
 
     Requests are (what, sequence number): "snapshot" (answered with the records since
     the last answer and the current weights, and the request's number), "pause",
     "resume", "stop", "close". The process sends nothing
-    unasked, so a page that stops asking never fills the pipe; once training is
-    over it waits ``idle_exit`` seconds for a last request, then exits.
+    unasked, so a page that stops asking never fills the pipe. Once the final state
+    (done, stopped, failed) has been reported it waits ``idle_exit`` seconds for
+    another request, then exits; a result nobody has fetched yet, or a paused run,
+    waits ``abandon_after`` seconds without a request (a person who left).
     """
     _lower_priority(niceness)
     torch.set_num_threads(1)
@@ -546,6 +554,7 @@ def _child_main(
     except Exception as problem:  # reported to the page, never raised there
         state, error = "failed", f"{type(problem).__name__}: {problem}"
     last_request = time.monotonic()
+    reported_final = False
     while True:
         try:
             timeout = 0.0 if state == "running" else 0.25
@@ -557,6 +566,7 @@ def _child_main(
                     records = trainer.history[sent:] if trainer else []
                     sent += len(records)
                     connection.send(_report(trainer, state, error, records) | {"sequence": sequence})
+                    reported_final = state in ("done", "stopped", "failed")
                 elif request == "pause" and state == "running":
                     state = "paused"
                 elif request == "resume" and state == "paused":
@@ -575,8 +585,10 @@ def _child_main(
                     state = "done"
             except Exception as problem:
                 state, error = "failed", f"{type(problem).__name__}: {problem}"
-        elif time.monotonic() - last_request > idle_exit and state != "paused":
-            return
+        else:
+            idle = time.monotonic() - last_request
+            if idle > abandon_after or (reported_final and idle > idle_exit):
+                return
 
 
 def _report(trainer: Trainer | None, state: str, error: str | None, records: list[Progress]) -> dict:
@@ -613,6 +625,7 @@ class TrainingProcess:
         train: TrainConfig,
         niceness: int = 10,
         idle_exit: float = 300.0,
+        abandon_after: float = 3600.0,
     ) -> None:
         self.points = check_points(points)
         self.model_config = model.check()
@@ -621,10 +634,11 @@ class TrainingProcess:
         self._connection, child_end = context.Pipe()
         self._process = context.Process(
             target=_child_main,
-            args=(self.points, model, train, child_end, niceness, idle_exit),
+            args=(self.points, model, train, child_end, niceness, idle_exit, abandon_after),
             name="flowviz-training",
             daemon=True,
         )
+        self._abandon_after = float(abandon_after)
         self._lock = threading.RLock()
         self.history: list[Progress] = []
         self.events: list[str] = []
@@ -688,7 +702,7 @@ class TrainingProcess:
         with self._lock:
             if not self._process.is_alive() and self.state != "starting":
                 if self.active:
-                    self.state, self.error = "failed", self.error or "the training process ended unexpectedly"
+                    self.state, self.error = "failed", self.error or self._ended()
                 return
             if (
                 self.state == "starting"
@@ -707,9 +721,19 @@ class TrainingProcess:
                 self._waiting = False
             except (OSError, EOFError):
                 if self.active:
-                    self.state, self.error = "failed", "the training process ended unexpectedly"
+                    self.state, self.error = "failed", self._ended()
                 return
             self._update(report)
+
+    def _ended(self) -> str:
+        """Why a process that was still training or paused is gone."""
+        self._process.join(timeout=0.5)
+        if self._process.exitcode == 0:
+            return (
+                f"the training process closed after {self._abandon_after / 60:.0f} minutes without a visit "
+                "from this page"
+            )
+        return f"the training process ended unexpectedly (exit code {self._process.exitcode})"
 
     def _update(self, report: dict) -> None:
         # An answer to a request sent before the last command may predate it: keep its

@@ -1,0 +1,97 @@
+"""Training in a separate process: control, results, and what happens when nobody is looking."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from flowviz.train import ModelConfig, TrainConfig, Trainer, TrainingProcess, mean_nll
+
+SMALL = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6, bound=4.0)
+POINTS = np.random.default_rng(0).normal(size=(600, 2)) * [2.0, 0.5] + [1.0, -1.0]
+
+
+def wait_for(job: TrainingProcess, predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.poll(timeout=0.5)
+        if predicate(job):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out in state {job.state!r} ({job.error})")
+
+
+def started(steps: int, **kwargs) -> TrainingProcess:
+    job = TrainingProcess(POINTS, SMALL, TrainConfig(steps=steps, val_every=20, seed=3), **kwargs)
+    job.start()
+    return job
+
+
+def test_a_run_ends_with_the_same_model_as_training_here():
+    job = started(60)
+    try:
+        wait_for(job, lambda j: j.state == "done")
+        assert job.step_count == 60 and job.history[-1].done
+        model = job.result("test")
+        assert model is not None and model.title == "test"
+        # the same seed and steps in this process give the same weights, hence the same NLL
+        here = Trainer(POINTS, SMALL, TrainConfig(steps=60, val_every=20, seed=3))
+        list(here.progress(slice_seconds=10.0))
+        with torch.no_grad():
+            assert mean_nll(model.flow, POINTS) == pytest.approx(mean_nll(here.best_flow(), POINTS), rel=1e-4)
+    finally:
+        job.close()
+
+
+def test_pause_holds_the_step_count_and_resume_goes_on():
+    job = started(100_000)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        job.pause()
+        wait_for(job, lambda j: j.state == "paused")
+        time.sleep(0.3)
+        job.poll(timeout=2.0)
+        held = job.step_count
+        time.sleep(0.5)
+        job.poll(timeout=2.0)
+        assert job.step_count == held and job.state == "paused"
+        job.resume()
+        wait_for(job, lambda j: j.state == "running" and j.step_count > held)
+        job.stop()
+        wait_for(job, lambda j: j.state == "stopped")
+        assert job.result() is not None
+    finally:
+        job.close()
+
+
+def test_a_result_nobody_asked_for_waits_for_the_page():
+    """Training ends while the person is on another page: the result is still there when they come back."""
+    job = started(40, idle_exit=0.2, abandon_after=60.0)
+    try:
+        time.sleep(8.0)  # start (imports), train 40 steps and sit idle far beyond idle_exit, unasked
+        assert job._process.is_alive()
+        wait_for(job, lambda j: j.state == "done")
+        assert job.step_count == 40 and job.result() is not None
+        job._process.join(timeout=20.0)  # reported: now it goes after idle_exit
+        assert job._process.exitcode == 0
+        job.poll()
+        assert job.state == "done" and job.result() is not None
+    finally:
+        job.close()
+
+
+def test_a_paused_run_left_alone_closes_and_says_why():
+    job = started(100_000, abandon_after=2.0)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        job.pause()
+        wait_for(job, lambda j: j.state == "paused")
+        time.sleep(3.0)
+        job.poll()
+        assert job.state == "failed"
+        assert "without a visit" in job.error
+    finally:
+        job.close()
