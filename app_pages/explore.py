@@ -14,8 +14,6 @@ from flowviz.ui import editor, learned, share, state
 from flowviz.ui import views as ui_views
 from flowviz.views import explorer_fields, explorer_samples
 
-RESOLUTIONS = [64, 96, 128, 192, 256, 384, 512]
-
 
 def load_preset(name: str) -> None:
     description, spec = FLOW_PRESETS[name]
@@ -100,7 +98,7 @@ def view_settings(spec: dict) -> None:
         "View x-range", view["xlim"], 20.0, 0.5, editor.key("view", "x"), "The window, in both z and x."
     )
     ylim = editor.range_slider("View y-range", view["ylim"], 20.0, 0.5, editor.key("view", "y"))
-    options = sorted({*RESOLUTIONS, int(view["resolution"])})
+    options = sorted({*ui_views.RESOLUTIONS, int(view["resolution"])})
     resolution = st.select_slider(
         "Grid resolution (points per axis)",
         options,

@@ -29,6 +29,7 @@ from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
 from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+from flowviz.ui.editor import init
 
 ss = st.session_state
 WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
@@ -42,12 +43,6 @@ LIVE_RESOLUTION = 96
 LIVE_CHART = {"staticPlot": True}
 FINAL_RESOLUTION = 200
 EMPTY_DRAWING = {"objects": []}
-
-
-def _init(key: str, value):
-    if key not in ss:
-        ss[key] = value
-    return key
 
 
 # --------------------------------------------------------------------------- data
@@ -71,7 +66,7 @@ def _canvas_background() -> bytes:
 
 
 def drawn_data() -> tuple[np.ndarray, str]:
-    tool = st.radio("Drawing tool", [POINTS, FREE], horizontal=True, key=_init("tr_tool", POINTS))
+    tool = st.radio("Drawing tool", [POINTS, FREE], horizontal=True, key=init("tr_tool", POINTS))
     spacing, jitter = 0.1, 0.0
     if tool == FREE:
         left, right = st.columns(2)
@@ -80,7 +75,7 @@ def drawn_data() -> tuple[np.ndarray, str]:
             0.02,
             0.5,
             step=0.01,
-            key=_init("tr_spacing", 0.08),
+            key=init("tr_spacing", 0.08),
             help="One point every this far along each stroke, measured along its length.",
         )
         jitter = right.slider(
@@ -88,7 +83,7 @@ def drawn_data() -> tuple[np.ndarray, str]:
             0.0,
             0.5,
             step=0.01,
-            key=_init("tr_jitter", 0.08),
+            key=init("tr_jitter", 0.08),
             help="Each point is moved by Gaussian noise of this size, so a stroke becomes a fuzzy band.",
         )
     version = ss.get("tr_canvas_version", 0)
@@ -132,21 +127,19 @@ def preset_data() -> tuple[np.ndarray, str]:
         "Toy data set",
         list(TOY_SETS),
         format_func=lambda k: TOY_SETS[k].title,
-        key=_init("tr_preset", "two_moons"),
+        key=init("tr_preset", "two_moons"),
     )
     toy = TOY_SETS[name]
     left, right = st.columns(2)
-    n = left.slider("Number of points", 100, 5000, step=100, key=_init("tr_preset_n", 1000))
+    n = left.slider("Number of points", 100, 5000, step=100, key=init("tr_preset_n", 1000))
     noise = right.slider(
         "Noise (standard deviation added to each point)",
         0.0,
         toy.max_noise,
         step=0.01,
-        key=_init(f"tr_preset_noise_{name}", toy.noise),
+        key=init(f"tr_preset_noise_{name}", toy.noise),
     )
-    seed = st.number_input(
-        "Random seed of the data set", 0, 1_000_000, step=1, key=_init("tr_preset_seed", 0)
-    )
+    seed = st.number_input("Random seed of the data set", 0, 1_000_000, step=1, key=init("tr_preset_seed", 0))
     points = toy_set(name, int(n), float(noise), int(seed))
     return points, f"{toy.title} ({n} points, noise {noise:g})"
 
@@ -179,7 +172,7 @@ def uploaded_data() -> tuple[np.ndarray | None, str]:
 def data_section() -> tuple[np.ndarray | None, str, str | None]:
     """The points to train on, a description, and why they cannot be used (or None)."""
     source = st.radio(
-        "Where the data comes from", [DRAW, PRESET, UPLOAD], horizontal=True, key=_init("tr_source", PRESET)
+        "Where the data comes from", [DRAW, PRESET, UPLOAD], horizontal=True, key=init("tr_source", PRESET)
     )
     if source == DRAW:
         points, title = drawn_data()
@@ -209,34 +202,34 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         list(KINDS),
         format_func=KINDS.get,
         horizontal=True,
-        key=_init("tr_kind", DEFAULT_MODEL.kind),
+        key=init("tr_kind", DEFAULT_MODEL.kind),
         help="NSF: each coupling bends one coordinate by a monotone rational-quadratic spline "
         "(Durkan et al. 2019). RealNVP: it scales and shifts it (Dinh et al. 2017).",
     )
     left, right = st.columns(2)
-    layers = left.slider("Coupling layers", 1, 12, key=_init("tr_layers", DEFAULT_MODEL.layers))
+    layers = left.slider("Coupling layers", 1, 12, key=init("tr_layers", DEFAULT_MODEL.layers))
     hidden = right.select_slider(
         "Hidden units in each coupling's network",
         [16, 32, 64, 128, 256],
-        key=_init("tr_hidden", DEFAULT_MODEL.hidden),
+        key=init("tr_hidden", DEFAULT_MODEL.hidden),
     )
     bins = left.slider(
         "Spline bins K (NSF only)",
         2,
         32,
-        key=_init("tr_bins", DEFAULT_MODEL.bins),
+        key=init("tr_bins", DEFAULT_MODEL.bins),
         disabled=kind != "nsf",
         help="More bins: a more flexible bend per layer.",
     )
     right.write("")
     actnorm = right.checkbox(
         "ActNorm after each coupling",
-        key=_init("tr_actnorm", DEFAULT_MODEL.actnorm),
+        key=init("tr_actnorm", DEFAULT_MODEL.actnorm),
         help="A learned per-coordinate scale and shift, initialised from the first batch (Glow, Kingma & Dhariwal 2018).",
     )
     early = right.checkbox(
         "Early stopping on the validation NLL",
-        key=_init("tr_early", True),
+        key=init("tr_early", True),
         help="10% of the points are held out; when their NLL has not improved for a quarter of the "
         "steps, training stops. The model with the best validation NLL is kept either way.",
     )
@@ -244,18 +237,18 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         "Learning rate (peak of the schedule)",
         [1e-4, 3e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2],
         format_func=lambda v: f"{v:g}",
-        key=_init("tr_lr", DEFAULT_TRAIN.lr),
+        key=init("tr_lr", DEFAULT_TRAIN.lr),
         help="Adam; a short warm-up, then a cosine decay to 1% of this over the steps.",
     )
     batch = right.select_slider(
         "Batch size (points per step)",
         [64, 128, 256, 512, 1024, 2048],
-        key=_init("tr_batch", DEFAULT_TRAIN.batch_size),
+        key=init("tr_batch", DEFAULT_TRAIN.batch_size),
     )
     steps = st.select_slider(
         "Training steps",
         [100, 250, 500, 1000, 2000, 3000, 5000, 10000],
-        key=_init("tr_steps", DEFAULT_TRAIN.steps),
+        key=init("tr_steps", DEFAULT_TRAIN.steps),
     )
     model = ModelConfig(
         kind=kind,
@@ -473,13 +466,13 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
 
 def _current_model() -> TrainedModel | None:
     job: TrainingProcess | None = ss.get("tr_job")
-    if job is not None and not job.active and ss.get("tr_model_job") != id(job):
+    if job is not None and not job.active and not job.collected:
         model = job.result(ss.get("tr_job_title", "trained flow"))
         if model is not None and job.step_count > 0:
             ss.tr_model = model
             ss.tr_model_data = ss.get("tr_job_data")
             ss.pop("tr_views", None)
-        ss.tr_model_job = id(job)
+        job.collected = True
         job.close()
     return ss.get("tr_model")
 
@@ -498,13 +491,12 @@ def _layer_name(layer) -> str:
 
 def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     """Pictures of a finished model, computed once per model and kept in this session."""
-    key = id(model)
     cached = ss.get("tr_views")
-    if cached and cached.get("key") == key:
+    if cached and cached.get("model") is model:
         return cached
     flow64 = as_float64(model.flow)
     window = plots.data_window(data)
-    views: dict = {"key": key, "window": window}
+    views: dict = {"model": model, "window": window}
     with torch.no_grad():
         views["grid"] = _grid(flow64, window, FINAL_RESOLUTION)
         views["samples"] = flow64.sample(2000, seed=2).numpy()

@@ -41,7 +41,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -408,7 +408,6 @@ class Trainer:
         value = float(self._nll(self._x_val).mean())
         self.flow.train()
         self.val_nll = value
-        self._last_val_step = self.step_count
         if math.isfinite(value) and (self.best_val_nll is None or value < self.best_val_nll):
             self.best_val_nll = value
             self.best_step = self.step_count
@@ -420,22 +419,17 @@ class Trainer:
 
     def step(self, n: int = 1) -> Progress:
         """Run up to n steps (fewer when the budget runs out); return the progress record."""
-        started = time.perf_counter()
-        for _ in range(n):
-            if self.done:
-                break
-            self._one_step()
-            self.active_seconds += time.perf_counter() - started
-            started = time.perf_counter()
-            if self.step_count % self.config.val_every == 0:
-                self.validate()
-        return self._record()
+        stop_at = self.step_count + n
+        return self._advance(lambda: self.step_count < stop_at)
 
     def run_for(self, seconds: float) -> Progress:
         """Run steps for about ``seconds`` of wall clock (or until the budget is spent)."""
         deadline = time.perf_counter() + seconds
+        return self._advance(lambda: time.perf_counter() < deadline)
+
+    def _advance(self, keep_going: Callable[[], bool]) -> Progress:
         started = time.perf_counter()
-        while not self.done and time.perf_counter() < deadline:
+        while not self.done and keep_going():
             self._one_step()
             now = time.perf_counter()
             self.active_seconds += now - started
@@ -639,6 +633,7 @@ class TrainingProcess:
             daemon=True,
         )
         self._abandon_after = float(abandon_after)
+        self.collected = False  # set by the page once it has taken the result
         self._lock = threading.RLock()
         self.history: list[Progress] = []
         self.events: list[str] = []

@@ -30,8 +30,6 @@ VOLUME_SCALE = [
     [0.75, "#ef8a62"],
     [1.0, "#b2182b"],
 ]
-EXPAND_COLOUR = "#b2182b"
-COMPRESS_COLOUR = "#2166ac"
 VOLUME_LEGEND = "red: area grows (expansion) · white: area kept · blue: area shrinks (compression)"
 GRID_LINE_COLOUR = "rgba(40, 40, 40, 0.55)"
 SAMPLE_COLOUR = "rgba(255, 255, 255, 0.75)"

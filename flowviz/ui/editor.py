@@ -405,8 +405,8 @@ def formulas(layer: dict) -> None:
         st.caption(cls.reference)
 
 
-def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
-    """Move, duplicate, remove and switch; returns whether the layer is switched on."""
+def layer_actions(uid: str, layer: dict, index: int, count: int) -> None:
+    """Move, duplicate, remove, and switch the layer off and on (callbacks: the whole page redraws)."""
     actions = [
         (":material/arrow_upward:", "up", state.move, (uid, -1), index == 0, "Move earlier (towards z)"),
         (
@@ -433,7 +433,7 @@ def layer_actions(uid: str, layer: dict, index: int, count: int) -> bool:
             width="stretch",
         )
     on_key = init(key(uid, "on"), layer.get("enabled", True))
-    return st.toggle(
+    st.toggle(
         "Layer on",
         key=on_key,
         help="Switch the layer off to see the flow without it",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import streamlit as st
 
 from flowviz.flow import Flow
+from flowviz.plots.train import data_window
 from flowviz.ui import views as ui_views
 from flowviz.ui.editor import init
 from flowviz.views import fields_of_flow, samples_of_flow
@@ -20,8 +20,8 @@ from flowviz.views import fields_of_flow, samples_of_flow
 LEARNED = "learned_flow"
 MODE = "fv_mode"
 SEEN = "fv_learned_seen"
+CACHE = "fv_learned_cache"
 TRAINED, HAND_BUILT = "Trained flow", "Hand-built flow"
-RESOLUTIONS = [64, 96, 128, 192, 256, 384, 512]
 
 
 def has_learned_flow() -> bool:
@@ -30,8 +30,8 @@ def has_learned_flow() -> bool:
     learned = ss.get(LEARNED)
     if not learned or "flow" not in learned:
         return False
-    if ss.get(SEEN) != id(learned["flow"]):  # a newly trained flow: show it
-        ss[SEEN] = id(learned["flow"])
+    if ss.get(SEEN) is not learned:  # a newly handed-over flow: show it
+        ss[SEEN] = learned
         ss[MODE] = TRAINED
     choice = st.segmented_control(
         "Which flow",
@@ -42,22 +42,13 @@ def has_learned_flow() -> bool:
     return choice != HAND_BUILT
 
 
-def data_window(data: np.ndarray | None) -> dict:
-    """A square window around the data with a margin (or the default window)."""
-    if data is None or len(data) == 0:
-        return {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0]}
-    low, high = np.quantile(data, 0.001, axis=0), np.quantile(data, 0.999, axis=0)
-    centre, half = (low + high) / 2, float(np.max(high - low)) * 0.65 + 1e-9
-    return {
-        "xlim": [float(centre[0] - half), float(centre[0] + half)],
-        "ylim": [float(centre[1] - half), float(centre[1] + half)],
-    }
-
-
 def _cached(name: str, build, *key_parts):
-    """A per-session cache entry for this flow: trained models are per-user state."""
+    """A cache entry for the flow handed over: it lives (and dies) with that hand-over."""
     ss = st.session_state
-    cache = ss.setdefault("fv_learned_cache", {})
+    owner, cache = ss.get(CACHE, (None, {}))
+    if owner is not ss[LEARNED]:  # another hand-over: start afresh
+        owner, cache = ss[LEARNED], {}
+        ss[CACHE] = (owner, cache)
     key = (name, *key_parts)
     if key not in cache:
         if len(cache) > 24:
@@ -97,15 +88,15 @@ def _explorer_body(flow: Flow, data) -> None:
                     if part in layer.latex:
                         st.markdown(f"**{title}**")
                         st.latex(layer.latex[part])
-    window = data_window(data)
+    window = data_window(data)  # the Train page's window
     with views:
-        options = RESOLUTIONS
+        options = ui_views.RESOLUTIONS
         resolution = st.select_slider(
             "Grid resolution (points per axis)", options, key=init("fv_learned_res", 256)
         )
         view = {**window, "resolution": int(resolution)}
         view_key = json.dumps(view)
-        fields = _cached("fields", lambda: fields_of_flow(flow, view), id(flow), view_key)
+        fields = _cached("fields", lambda: fields_of_flow(flow, view), view_key)
         names = [
             f"{i + 1} · {layer.type_name or type(layer).__name__}" for i, layer in enumerate(flow.layers)
         ]
@@ -114,5 +105,5 @@ def _explorer_body(flow: Flow, data) -> None:
             view,
             names,
             flow_factory=lambda: flow,
-            samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), id(flow), n),
+            samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), n),
         )

@@ -15,6 +15,7 @@ MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 EXTRA_VIEWS = ["Change-of-variables terms", "Layer by layer", "Probe a point"]
+RESOLUTIONS = [64, 96, 128, 192, 256, 384, 512]  # grid points per axis offered
 
 
 def mass_readout(mass: float, host=st) -> None:
