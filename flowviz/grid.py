@@ -8,7 +8,6 @@ trained one included. Array element [i, j] belongs to the point (xs[j], ys[i]).
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from flowviz.flow import Flow
+from flowviz.memo import array_cache
 from flowviz.spec import parse_spec
 
 
@@ -94,19 +94,14 @@ def evaluate(spec: Any, resolution: int | None = None) -> dict[str, np.ndarray]:
     return {key: value.copy() for key, value in cached.items()}
 
 
-@functools.lru_cache(maxsize=32)
+@array_cache(max_bytes=256 * 2**20, max_entries=32)
 def _evaluate_canonical(canonical_json: str) -> dict[str, np.ndarray]:
-    """Evaluation keyed by the canonical spec; the arrays are shared, so read-only."""
+    """Evaluation keyed by the canonical spec (within 256 MB); the arrays are shared, so read-only."""
     canonical = json.loads(canonical_json)
     arrays = evaluate_flow(Flow.from_spec(canonical), canonical["view"])
     for value in arrays.values():
         value.flags.writeable = False
     return arrays
-
-
-def evaluate_cached(spec: Mapping) -> dict[str, np.ndarray]:
-    """Like :func:`evaluate` for a canonical spec, but returns the shared read-only arrays."""
-    return _evaluate_canonical(json.dumps(spec, separators=(",", ":")))
 
 
 @torch.no_grad()

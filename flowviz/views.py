@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from flowviz.flow import Flow
-from flowviz.grid import as_float64, deformed_grid, evaluate_cached, evaluate_flow, grid_points
+from flowviz.grid import as_float64, deformed_grid, evaluate_flow, grid_points
+from flowviz.memo import array_cache
 
 GRID_LINES = 17  # lines per direction across the window
 POINTS_PER_LINE = 120  # enough for smooth images of the lines, light enough to redraw fast
@@ -49,12 +50,11 @@ def straight_line_ends(points: np.ndarray) -> np.ndarray:
     return points[first | last | gap]
 
 
-@functools.lru_cache(maxsize=16)
+@array_cache(max_bytes=512 * 2**20, max_entries=16)
 def explorer_fields(canonical_json: str) -> dict[str, np.ndarray]:
-    """:func:`fields_of_flow` for a canonical spec, cached by its JSON."""
+    """:func:`fields_of_flow` for a canonical spec, cached by its JSON (within 512 MB)."""
     spec = json.loads(canonical_json)
-    flow = Flow.from_spec(spec)
-    return fields_of_flow(flow, spec["view"], evaluate_cached(spec))
+    return fields_of_flow(Flow.from_spec(spec), spec["view"])
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -261,17 +262,22 @@ def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
 
 
 _IMAGES: OrderedDict[bytes, str] = OrderedDict()
+_IMAGES_LOCK = threading.Lock()  # every session's script thread shares the cache
 
 
 def _remember(key: bytes, make) -> str:
     """A small cache of encoded images: a panel that did not change (the base density while a
     layer's slider moves) is not encoded again."""
-    if key in _IMAGES:
-        _IMAGES.move_to_end(key)
-        return _IMAGES[key]
-    uri = _IMAGES[key] = make()
-    while len(_IMAGES) > 64:
-        _IMAGES.popitem(last=False)
+    with _IMAGES_LOCK:
+        uri = _IMAGES.get(key)
+        if uri is not None:
+            _IMAGES.move_to_end(key)
+            return uri
+    uri = make()  # outside the lock: encoding takes milliseconds
+    with _IMAGES_LOCK:
+        _IMAGES[key] = uri
+        while len(_IMAGES) > 64:
+            _IMAGES.popitem(last=False)
     return uri
 
 

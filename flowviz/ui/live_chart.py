@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -166,14 +168,20 @@ def figure_json(figure: dict) -> str:
     return json.dumps(_plain(figure), separators=(",", ":"), allow_nan=False)
 
 
+_ASSET_LOCK = threading.Lock()
+
+
 def ensure_plotly_asset() -> str:
     """Copy the installed plotly.js into the app's static folder (once); return its URL path."""
     target = STATIC_DIR / PLOTLY_FILE
-    if not target.exists():
-        STATIC_DIR.mkdir(exist_ok=True)
-        partial = target.with_suffix(".partial")
-        shutil.copyfile(PLOTLY_SOURCE, partial)
-        partial.replace(target)
+    with _ASSET_LOCK:
+        if not target.exists():
+            STATIC_DIR.mkdir(exist_ok=True)
+            # a name of this process's own, then an atomic rename: a second server starting
+            # from the same folder never sees half a file
+            partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+            shutil.copyfile(PLOTLY_SOURCE, partial)
+            partial.replace(target)
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     return "/" + "/".join(part for part in (base, "app/static", PLOTLY_FILE) if part)
 

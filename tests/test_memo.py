@@ -1,0 +1,77 @@
+"""The byte-bounded cache behind the grid caches."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from flowviz.memo import array_cache, nbytes
+
+
+def test_nbytes_counts_arrays_inside_containers():
+    value = {"a": np.zeros(10), "b": (np.zeros(3, dtype=np.float32), [np.zeros(2)]), "c": "text"}
+    assert nbytes(value) == 80 + 12 + 16
+
+
+def test_hits_return_the_same_object_and_misses_call_once():
+    calls = []
+
+    @array_cache(max_bytes=10_000)
+    def build(n):
+        calls.append(n)
+        return {"a": np.zeros(n)}
+
+    first = build(10)
+    assert build(10) is first and calls == [10]
+    build(11)
+    assert calls == [10, 11] and build.cache_len() == 2
+    assert build.cache_bytes() == 8 * 21
+
+
+def test_least_recently_used_values_go_beyond_the_budget_and_the_newest_stays():
+    @array_cache(max_bytes=8 * 250, max_entries=100)
+    def build(n):
+        return np.zeros(n)
+
+    a, b = build(100), build(100 + 1)  # 1608 bytes: both fit
+    assert build.cache_len() == 2
+    assert build(100) is a  # a is now the most recently used
+    build(102)  # 2424 bytes: b, the least recently used, goes
+    assert build.cache_len() == 2 and build(100) is a
+    assert build(101) is not b
+    huge = build(10_000)  # over the budget alone: kept, as the only entry
+    assert build.cache_len() == 1 and build(10_000) is huge
+
+
+def test_entry_count_is_bounded_too():
+    @array_cache(max_bytes=10**9, max_entries=3)
+    def build(n):
+        return np.zeros(1)
+
+    for n in range(10):
+        build(n)
+    assert build.cache_len() == 3
+
+
+def test_threads_share_one_consistent_cache():
+    @array_cache(max_bytes=8 * 1000, max_entries=50)
+    def build(n):
+        return np.full(10, n, dtype=np.float64)
+
+    problems = []
+
+    def worker(seed):
+        rng = np.random.default_rng(seed)
+        for n in rng.integers(0, 200, 500):
+            value = build(int(n))
+            if value[0] != n:
+                problems.append((n, value[0]))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    assert build.cache_bytes() == 80 * build.cache_len() <= 8 * 1000
