@@ -12,7 +12,7 @@ from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, parse_spec
 from flowviz.ui import editor, learned, share, state
 from flowviz.ui import views as ui_views
-from flowviz.views import explorer_fields, explorer_samples
+from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
 
 def load_preset(name: str) -> None:
@@ -127,6 +127,7 @@ def show_views(spec: dict) -> None:
         names,
         flow_factory=lambda: Flow.from_spec(spec),
         samples=lambda n: explorer_samples(key, n),
+        steps=lambda titles: explorer_steps(key, titles),
     )
 
 

@@ -89,12 +89,19 @@ def steps_of_flow(
     small_view = {**view, "resolution": resolution}
     z0 = flow.sample_base(n_points, seed=seed)
     trace = flow.trace_forward(z0)
+    xs, ys, points = grid_points(small_view)
     steps = []
     for k in range(len(flow.layers) + 1):
-        density = evaluate_flow(flow.prefix(k), small_view)["density"]
+        density = torch.exp(flow.prefix(k).log_prob(points)).reshape(len(ys), len(xs)).numpy()
         steps.append(Step(titles[k], density, trace[k].numpy()))
-    xs, ys, _ = grid_points(small_view)
     return steps, xs, ys
+
+
+@functools.lru_cache(maxsize=16)
+def explorer_steps(canonical_json: str, titles: tuple[str, ...]) -> tuple[list[Step], np.ndarray, np.ndarray]:
+    """:func:`steps_of_flow` for a canonical spec, cached by its JSON."""
+    spec = json.loads(canonical_json)
+    return steps_of_flow(Flow.from_spec(spec), spec["view"], list(titles))
 
 
 @dataclass(frozen=True)

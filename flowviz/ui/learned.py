@@ -15,7 +15,7 @@ from flowviz.flow import Flow
 from flowviz.plots.train import data_window
 from flowviz.ui import views as ui_views
 from flowviz.ui.editor import init
-from flowviz.views import fields_of_flow, samples_of_flow
+from flowviz.views import fields_of_flow, samples_of_flow, steps_of_flow
 
 LEARNED = "learned_flow"
 MODE = "fv_mode"
@@ -106,4 +106,7 @@ def _explorer_body(flow: Flow, data) -> None:
             names,
             flow_factory=lambda: flow,
             samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), n),
+            steps=lambda titles: _cached(
+                "steps", lambda: steps_of_flow(flow, view, list(titles)), view_key, titles
+            ),
         )

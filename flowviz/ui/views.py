@@ -9,7 +9,7 @@ from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
-from flowviz.views import Probe, probe_point, steps_of_flow
+from flowviz.views import Probe, probe_point
 
 MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
@@ -142,11 +142,12 @@ def view_options() -> None:
     st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=init("fv_extra", []))
 
 
-def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples) -> None:
+def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples, steps) -> None:
     """Every view of one flow: readouts, the main figure and the views asked for.
 
     ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
-    ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x).
+    ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x);
+    ``steps(titles)`` gives ``flowviz.views.steps_of_flow``'s result (the last two, cached by the caller).
     """
     ss = st.session_state
     mass = float(fields["mass"])
@@ -178,5 +179,4 @@ def render_views(fields: dict, view: dict, names: list[str], flow_factory, sampl
         terms_figure(fields)
     if "Layer by layer" in extra:
         titles = ["z₀ ~ p_Z", *[f"after {name}" for name in names]]
-        steps, xs, ys = steps_of_flow(flow_factory(), view, titles)
-        steps_view(steps, xs, ys)
+        steps_view(*steps(tuple(titles)))
