@@ -634,6 +634,7 @@ class TrainingProcess:
         )
         self._abandon_after = float(abandon_after)
         self.collected = False  # set by the page once it has taken the result
+        self._built: tuple[dict, Flow] | None = None  # the last weights and the flow made from them
         self._lock = threading.RLock()
         self.history: list[Progress] = []
         self.events: list[str] = []
@@ -684,6 +685,7 @@ class TrainingProcess:
         self._process.join(timeout=2.0)
         if self._process.is_alive():
             self._process.terminate()
+        self._connection.close()
 
     @property
     def active(self) -> bool:
@@ -752,10 +754,13 @@ class TrainingProcess:
     def _flow(self, weights: dict[str, Tensor] | None) -> Flow | None:
         if self.architecture is None or weights is None:
             return None
+        if self._built is not None and self._built[0] is weights:  # no new weights since the last call
+            return self._built[1]
         architecture = self.architecture
         flow = build_model(self.model_config, architecture["mean"], architecture["scale"]).float()
         flow.load_state_dict(weights)
-        return flow.eval()
+        self._built = (weights, flow.eval())
+        return self._built[1]
 
     def snapshot(self) -> tuple[list[Progress], Flow | None]:
         """Poll, then return the records so far and the flow as it is now (None before the first answer)."""
