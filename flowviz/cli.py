@@ -29,17 +29,37 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def write_atomically(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder, renamed into place when complete."""
-    path = Path(path)
+def check_writable(text: str) -> Path:
+    """An output path that can be written: named, not a folder, in a folder that exists."""
+    if not text.strip():
+        raise SpecError("--out", "is empty: name the file to write")
+    path = Path(text)
+    if path.is_dir():
+        raise SpecError(str(path), "is a folder: name a file to write")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SpecError(str(path), f"cannot write: the folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    return path
+
+
+def write_atomically(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
+    """Write through a temporary file in the same folder, renamed into place when complete."""
+    path = check_writable(str(path))
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise SpecError(str(path), f"cannot write ({error.strerror})") from None
     try:
         with os.fdopen(fd, mode) as handle:
             write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would make it (mkstemp makes it private)
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise SpecError(str(path), f"cannot write ({error.strerror})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -51,8 +71,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.resolution is not None and not 2 <= args.resolution <= MAX_RESOLUTION:
         raise SpecError("--resolution", f"{args.resolution}, but it must be between 2 and {MAX_RESOLUTION}")
+    out = check_writable(args.out)
     arrays = evaluate(Path(args.spec), resolution=args.resolution)
-    write_atomically(Path(args.out), lambda handle: np.savez(handle, **arrays))
+    write_atomically(out, lambda handle: np.savez(handle, **arrays))
     n = len(arrays["x"])
     print(f"wrote {args.out}: {n}x{n} grid, mass in view {float(arrays['mass']):.6f}", file=sys.stderr)
     return 0
@@ -73,6 +94,31 @@ def _positive(kind: type, name: str) -> Callable[[str], float]:
     return parse
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a random seed, a whole number from 0 to 2^63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be a whole number, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"the seed must be between 0 and 2^63 - 1, got {text}")
+    return value
+
+
+def _threads(text: str) -> int:
+    """An argparse type: a thread count from 1 to the number of cores."""
+    cores = os.cpu_count() or 1
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be a whole number, got {text!r}") from None
+    if not 1 <= value <= cores:
+        raise argparse.ArgumentTypeError(
+            f"threads must be between 1 and {cores} (this machine's cores), got {text}"
+        )
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import math
 
@@ -83,9 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from flowviz.train import ModelConfig, TrainConfig, Trainer
 
     points = read_csv(Path(args.data))
-    out = Path(args.out)
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise SpecError(str(out), f"cannot write: the folder {str(out.parent)!r} does not exist")
+    out = check_writable(args.out)  # before training, not after
     torch.set_num_threads(args.threads)
     trainer = Trainer(
         points,
@@ -142,11 +186,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n > MAX_SAMPLES:
         raise SpecError("--n", f"{args.n}, but at most {MAX_SAMPLES} samples can be drawn at once")
+    out = check_writable(args.out)
     model = load_model(Path(args.model))
     with torch.no_grad():
         samples = as_float64(model.flow).sample(args.n, seed=args.seed).numpy()
     text = csv_text(samples)
-    write_atomically(Path(args.out), lambda handle: handle.write(text), mode="w")
+    write_atomically(out, lambda handle: handle.write(text), mode="w")
     print(f"wrote {args.out}: {args.n} samples", file=sys.stderr)
     return 0
 
@@ -220,13 +265,13 @@ def _add_training_commands(commands) -> None:
         default="nsf",
         help="nsf: neural spline couplings (default); realnvp: affine couplings",
     )
-    train.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
+    train.add_argument("--seed", type=_seed, default=0, metavar="K", help="random seed (default 0)")
     train.add_argument(
         "--threads",
-        type=_positive(int, "--threads"),
+        type=_threads,
         default=1,
         metavar="T",
-        help="torch threads (default 1)",
+        help="torch threads, at most the machine's cores (default 1)",
     )
 
     score = commands.add_parser(
@@ -249,7 +294,7 @@ def _add_training_commands(commands) -> None:
         "--n", type=_positive(int, "--n"), required=True, metavar="N", help="how many samples"
     )
     sample.add_argument("--out", required=True, metavar="OUT.csv", help="where to write the samples")
-    sample.add_argument("--seed", type=int, default=0, metavar="K", help="random seed (default 0)")
+    sample.add_argument("--seed", type=_seed, default=0, metavar="K", help="random seed (default 0)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

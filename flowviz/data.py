@@ -55,11 +55,19 @@ def check_points(points: np.ndarray, place: str = "data") -> np.ndarray:
         )
     for column, name in enumerate("xy"):
         values = array[:, column]
-        if np.ptp(values) == 0.0:
+        with np.errstate(all="ignore"):
+            spread, std = np.ptp(values), values.std()
+        if spread == 0.0:
             raise SpecError(
                 place,
                 f"no spread in {name}: every point has {name} = {values[0]:g}; "
                 "the points must vary in both coordinates to have a density in the plane",
+            )
+        if not (math.isfinite(spread) and math.isfinite(std) and std > 0.0):
+            raise SpecError(
+                place,
+                f"the {name} values are too large to compute with (largest |{name}| = "
+                f"{np.abs(values).max():.3g}); rescale the data, e.g. divide by a power of 10",
             )
     return array
 
@@ -372,7 +380,10 @@ def read_csv(source: str | Path | bytes | io.IOBase, name: str | None = None) ->
         raise SpecError(place, "the file is empty; expected two numeric columns x, y, one point per line")
     rows: list[tuple[float, float]] = []
     for position, (number, line) in enumerate(lines):
-        fields = _split(line)
+        try:
+            fields = _split(line)
+        except csv.Error as error:  # a field over the csv module's size limit, a stray quote
+            raise SpecError(f"{place}, line {number}", f"cannot be read as CSV ({error})") from None
         if len(fields) != 2:
             what = "1 column" if len(fields) == 1 else f"{len(fields)} columns"
             raise SpecError(

@@ -93,7 +93,7 @@ def _header(data: bytes, place: str) -> dict:
         raise SpecError(place, "the file is truncated: its header runs past the end of the file")
     try:
         header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, absurd numbers or nesting
         raise SpecError(place, f"{not_model}: its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise SpecError(place, f"{not_model}: its header is not a JSON object")
@@ -120,7 +120,7 @@ def _metadata(header: dict, place: str) -> dict[str, str]:
 def _architecture(text: str, place: str) -> dict:
     try:
         architecture = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise SpecError(f"{place}: architecture", "is not valid JSON") from None
     if not isinstance(architecture, dict) or set(architecture) != {"model", "mean", "scale"}:
         raise SpecError(
@@ -132,21 +132,26 @@ def _architecture(text: str, place: str) -> dict:
         ModelConfig.from_dict(architecture["model"])
     except SpecError as error:
         raise SpecError(f"{place}: architecture.{error.place}", error.reason) from None
-    except TypeError as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise SpecError(f"{place}: architecture.model", str(error)) from None
     for key in ("mean", "scale"):
         value = architecture[key]
-        ok = (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-            )
-        )
+        ok = isinstance(value, list) and len(value) == 2 and all(_finite(v) for v in value)
         if not ok or (key == "scale" and min(value) <= 0):
             what = "two positive finite numbers" if key == "scale" else "two finite numbers"
-            raise SpecError(f"{place}: architecture.{key}", f"must be {what}, got {value!r}")
+            shown = f", got [{float(value[0]):.6g}, {float(value[1]):.6g}]" if ok else ""
+            raise SpecError(f"{place}: architecture.{key}", f"must be {what}{shown}")
     return architecture
+
+
+def _finite(value) -> bool:
+    """A JSON number that is a finite float64 (an integer beyond float64 is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _read_bytes(source: str | Path | bytes, place: str) -> bytes:
@@ -224,7 +229,9 @@ def load_model(source: str | Path | bytes, name: str | None = None) -> TrainedMo
             layer.initialized.fill_(True)
     try:
         training = json.loads(metadata.get("training", "{}"))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # a summary for people, not needed to use the model
+        training = {}
+    if not isinstance(training, dict):
         training = {}
     title = metadata.get("title", "")
     return TrainedModel(flow.eval(), architecture, title if isinstance(title, str) else "", training)

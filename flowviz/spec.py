@@ -39,7 +39,9 @@ def _describe(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**17 else "an integer too large for a float64 number"
+    if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)
     if isinstance(value, str):
         text = value if len(value) <= 20 else value[:17] + "..."
@@ -59,9 +61,13 @@ def _fmt(x: float) -> str:
 def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {_describe(value)}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)  # an integer beyond float64 overflows here
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {_describe(value)}")
-    return float(value)
+    return number
 
 
 def _numbers(value: Any, name: str, length: int | None = None, hint: str = "") -> list[float]:
@@ -184,6 +190,8 @@ def _check_affine(p: dict) -> str | None:
     (a, b), (c, d) = p["matrix"]
     det = a * d - b * c
     scale = max(abs(a), abs(b), abs(c), abs(d))
+    if not math.isfinite(det):
+        return "det(matrix) overflows float64: use smaller entries (a scale layer can stretch further)"
     if scale == 0 or abs(det) <= 1e-12 * scale * scale:
         return f"det(matrix) = {_fmt(det)}, but it must be nonzero for the layer to be invertible"
     return None
@@ -409,7 +417,11 @@ def _parse_mixture(obj: Mapping, place: str) -> dict:
         # parsing a canonical spec gives it back bit for bit (dividing again by a
         # sum of 1 +- an ulp would move the last digits on every pass).
         if abs(total - 1.0) > 1e-12:
-            weights = [w / total for w in weights]
+            largest = max(weights)  # first by the largest: the sum of huge weights overflows
+            scaled = [w / largest for w in weights]
+            weights = [w / sum(scaled) for w in scaled]
+            if min(weights) == 0.0:
+                raise SpecError(place, "the weights differ by more orders of magnitude than float64 can hold")
     else:
         weights = [1.0 / len(components)] * len(components)
     return {"type": "mixture", "components": components, "weights": weights}
@@ -436,6 +448,13 @@ def _parse_view(obj: Any) -> dict:
             raise SpecError("view", f"{name} must be a list of 2 numbers [low, high], got {len(lim)}")
         if not lim[0] < lim[1]:
             raise SpecError("view", f"{name} = [{_fmt(lim[0])}, {_fmt(lim[1])}], but it needs low < high")
+        if not math.isfinite(lim[1] - lim[0]):
+            raise SpecError(
+                "view", f"{name} = [{_fmt(lim[0])}, {_fmt(lim[1])}] is wider than float64 can span"
+            )
+    width, height = out["xlim"][1] - out["xlim"][0], out["ylim"][1] - out["ylim"][0]
+    if not math.isfinite(width * height):
+        raise SpecError("view", "the window's area overflows float64: make it smaller")
     res = out["resolution"]
     if not 2 <= res <= MAX_RESOLUTION:
         raise SpecError("view", f"resolution = {res}, but it must be between 2 and {MAX_RESOLUTION}")
@@ -485,6 +504,12 @@ def _loads(text: str | bytes) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise SpecError("spec", "not valid JSON: the text is not UTF-8") from None
+    except SpecError:  # NaN or Infinity, refused by _reject_constant
+        raise
+    except ValueError:  # Python's limit on the digits of an integer
+        raise SpecError("spec", "not valid JSON for a flow: a number has thousands of digits") from None
+    except RecursionError:
+        raise SpecError("spec", "not valid JSON for a flow: lists or objects nested too deeply") from None
 
 
 def _reject_constant(name: str) -> Any:

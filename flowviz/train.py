@@ -276,9 +276,14 @@ class Trainer:
         self.val_points = points[order[:n_val]]
         self.train_points = points[order[n_val:]]
         # Standardise with the training split only: validation stays unseen.
-        self.mean, self.scale = standardisation(self.train_points)
+        with np.errstate(all="ignore"):
+            self.mean, self.scale = standardisation(self.train_points)
         if min(self.scale) == 0.0:
             raise SpecError("data", "the training points have no spread in one coordinate")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.scale)):
+            raise SpecError(
+                "data", "the training points are too large to standardise in float64: rescale them"
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train.seed)
             self.flow = build_model(model, self.mean, self.scale).to(dtype)

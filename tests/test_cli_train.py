@@ -47,6 +47,8 @@ def work(tmp_path_factory) -> Path:
         "inf.csv": "1,2\n3,inf\n4,5\n",
         "one_point.csv": "x,y\n1,2\n",
         "no_spread.csv": "1,2\n1,3\n1,4\n",
+        "huge.csv": "1e308,1\n-1e308,3\n1e307,2\n",
+        "long_field.csv": "x,y\n1,2\n1," + "2" * 200_000 + "\n",
     }
     for name, text in bad.items():
         (folder / name).write_text(text)
@@ -164,6 +166,22 @@ BAD_CALLS = {
         "invalid choice",
     ),
     "train: no such folder": (["train", "moons.csv", "--out", "nowhere/m.safetensors"], "does not exist"),
+    "train: values too large": (["train", "huge.csv", "--out", "out/m.safetensors"], "too large"),
+    "train: a field too long": (["train", "long_field.csv", "--out", "out/m.safetensors"], "line 3"),
+    "train: out is a folder": (["train", "moons.csv", "--out", "out"], "is a folder"),
+    "train: out is empty": (["train", "moons.csv", "--out", ""], "is empty"),
+    "train: too many threads": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--threads", "100000"],
+        "threads must be between 1 and",
+    ),
+    "train: negative seed": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--seed", "-1"],
+        "seed must be between",
+    ),
+    "train: seed beyond 64 bits": (
+        ["train", "moons.csv", "--out", "out/m.safetensors", "--seed", "9" * 23],
+        "seed must be between",
+    ),
     "score: a CSV as the model": (["score", "moons.csv", "moons.csv"], "not a flowviz model"),
     "score: truncated model": (["score", "truncated.safetensors", "moons.csv"], "truncated"),
     "score: missing model": (["score", "missing.safetensors", "moons.csv"], "no such file"),
@@ -175,6 +193,14 @@ BAD_CALLS = {
     "sample: zero points": (
         ["sample", "model_copy.safetensors", "--n", "0", "--out", "out/s.csv"],
         "positive",
+    ),
+    "sample: out is a folder": (
+        ["sample", "model_copy.safetensors", "--n", "10", "--out", "out"],
+        "is a folder",
+    ),
+    "sample: seed beyond 64 bits": (
+        ["sample", "model_copy.safetensors", "--n", "3", "--out", "out/s.csv", "--seed", "9" * 23],
+        "seed must be between",
     ),
     "sample: no such folder": (
         ["sample", "model_copy.safetensors", "--n", "10", "--out", "nowhere/s.csv"],
@@ -237,3 +263,16 @@ def test_every_bad_input_exits_2_with_one_line_and_writes_nothing(work, trained,
     assert BAD_CALLS[case][1] in lines[0]
     assert out == ""
     assert sorted(p.name for p in (work / "out").iterdir()) == []
+
+
+def test_written_files_follow_the_umask(work, trained, monkeypatch):
+    """Outputs are made as any file the person writes would be (not private temporary files)."""
+    from flowviz.cli import main
+
+    monkeypatch.chdir(work)
+    old = os.umask(0o022)
+    try:
+        assert main(["sample", str(trained["moons"]), "--n", "5", "--out", "public.csv"]) == 0
+    finally:
+        os.umask(old)
+    assert (work / "public.csv").stat().st_mode & 0o777 == 0o644

@@ -188,3 +188,34 @@ def test_missing_file_and_folder(tmp_path):
         load_model(tmp_path / "nothing.safetensors")
     with pytest.raises(SpecError, match="folder"):
         load_model(tmp_path)
+
+
+def test_absurd_numbers_and_nesting_in_the_metadata_are_refused(tmp_path, saved):
+    """Numbers beyond float64, integers with thousands of digits, deep nesting: a message, never a crash."""
+    _, data = saved
+
+    def huge_mean(metadata):
+        architecture = json.loads(metadata["architecture"])
+        metadata["architecture"] = json.dumps(architecture).replace(
+            '"mean": [', '"mean": [1' + "0" * 400 + ", ", 1
+        )
+
+    def architecture_text(text):
+        return lambda metadata: metadata.update(architecture=text)
+
+    message = _refused(_rewrite(data, huge_mean), "architecture", tmp_path)
+    assert "finite" in message or "not valid JSON" in message
+    _refused(_rewrite(data, architecture_text("1" + "0" * 5000)), "architecture", tmp_path)
+    _refused(_rewrite(data, architecture_text("[" * 100_000 + "]" * 100_000)), "architecture", tmp_path)
+    # a header nested beyond the parser's depth
+    deep = b"[" * 50_000 + b"]" * 50_000
+    _refused(struct.pack("<Q", len(deep)) + deep, "not a flowviz model", tmp_path)
+
+
+def test_a_garbled_training_summary_does_not_stop_a_good_model(saved):
+    """The training summary is for people (not covered by the checksum): garbage there is ignored."""
+    trainer, data = saved
+    for text in ("[" * 100_000 + "]" * 100_000, "1" + "0" * 5000, "[1, 2]", "{"):
+        model = load_model(_rewrite(data, lambda m, text=text: m.update(training=text)))
+        assert model.training == {}
+        assert model.architecture == trainer.architecture()

@@ -212,6 +212,19 @@ INVALID = [
     case(view(resolution="200"), "view", "resolution must be a number", id="resolution-string"),
     case(view(resolution=MAX_RESOLUTION + 1), "view", f"between 2 and {MAX_RESOLUTION}", id="resolution-too-large"),
     case(view(resolution=1e30), "view", f"between 2 and {MAX_RESOLUTION}", id="resolution-huge"),
+    # ---- numbers and nesting beyond what float64 and Python's parser hold
+    case('{"base": {"type": "gaussian", "mean": [1' + "0" * 400 + ', 0]}, "layers": []}',
+         "base (gaussian)", "mean[0] must be a finite number", "too large", id="integer-beyond-float64"),
+    case('{"base": {"type": "gaussian", "mean": [1' + "0" * 5000 + ', 0]}, "layers": []}',
+         "spec", "thousands of digits", id="integer-with-5000-digits"),
+    case('{"base": ' + "[" * 100_000 + "]" * 100_000 + ', "layers": []}',
+         "spec", "nested too deeply", id="nested-100000-deep"),
+    case(view(xlim=[-1e308, 1e308]), "view", "wider than float64 can span", id="window-span-overflows"),
+    case(view(xlim=[-1e200, 1e200], ylim=[-1e200, 1e200]), "view", "area overflows", id="window-area-overflows"),
+    case(base(type="mixture", components=[{}, {}], weights=[1e-300, 1e300]),
+         "base (mixture)", "orders of magnitude", id="weights-beyond-float64-ratio"),
+    case(third_layer({"type": "affine", "matrix": [[1e200, 0], [0, 1e200]]}),
+         "layers[2] (affine)", "overflows float64", id="affine-det-overflows"),
 ]
 # fmt: on
 
