@@ -128,22 +128,42 @@ class Radial(Bijector):
         self.alpha = float(alpha)
         self.beta = float(beta)
 
-    def _log_det_at(self, r: Tensor) -> Tensor:
-        h = 1.0 / (self.alpha + r)
-        return torch.log1p(self.beta * h) + torch.log1p(self.alpha * self.beta * h * h)
+    def _units(self, distance: Tensor) -> tuple[float | Tensor, float | Tensor, Tensor]:
+        """alpha, beta and ``distance`` in units of a power of two near max(alpha, |beta|, distance).
+
+        The rescaling is exact, and afterwards every term is at most about 1, so no
+        square or product below can overflow (alpha = beta = 1e160: alpha beta and
+        p^2 would) or underflow (alpha = R = 1e-200: alpha R would), and autograd's
+        quotient rule never squares a huge denominator. The unit is piecewise
+        constant: it carries no gradient.
+        """
+        largest = torch.clamp(distance.detach(), min=max(self.alpha, abs(self.beta)))
+        unit = torch.exp2(torch.floor(torch.log2(largest)).clamp(max=1023.0))  # 2^1024 is inf
+        return self.alpha / unit, self.beta / unit, distance / unit
+
+    @staticmethod
+    def _log_det_at(a, b, rho: Tensor) -> Tensor:
+        """log|det J_f| from alpha, beta and r in a common unit (see :meth:`_units`)."""
+        shift = a + rho
+        push = b / shift
+        return torch.log1p(push) + torch.log1p((a / shift) * push)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         d = z - self.center
-        r = torch.linalg.vector_norm(d, dim=-1)
-        x = z + (self.beta / (self.alpha + r)).unsqueeze(-1) * d
-        return x, self._log_det_at(r)
+        a, b, rho = self._units(torch.linalg.vector_norm(d, dim=-1))
+        x = z + (b / (a + rho)).unsqueeze(-1) * d
+        return x, self._log_det_at(a, b, rho)
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
         d = x - self.center
-        big_r = torch.linalg.vector_norm(d, dim=-1)
-        p = self.alpha + self.beta - big_r
-        root = torch.sqrt(p * p + 4.0 * self.alpha * big_r)
-        # The positive root of r^2 + p r - alpha R = 0, in whichever form does not cancel.
-        r = torch.where(p >= 0, 2.0 * self.alpha * big_r / (p + root), 0.5 * (root - p))
-        z = self.center + ((self.alpha + r) / (self.alpha + self.beta + r)).unsqueeze(-1) * d
-        return z, -self._log_det_at(r)
+        a, b, q = self._units(torch.linalg.vector_norm(d, dim=-1))  # q: R in units
+        p = a + b - q
+        root = torch.sqrt(p * p + 4.0 * a * q)
+        # The positive root of rho^2 + p rho - a q = 0, in whichever form does not
+        # cancel. The other form's denominator is kept away from 0 (p + root is 0
+        # when a q underflows against p^2) so that its unused gradient is not 0 * inf.
+        cancels = p < 0
+        stable_denominator = torch.where(cancels, torch.ones_like(p), p + root)
+        rho = torch.where(cancels, 0.5 * (root - p), 2.0 * a * q / stable_denominator)
+        z = self.center + ((a + rho) / (a + b + rho)).unsqueeze(-1) * d
+        return z, -self._log_det_at(a, b, rho)

@@ -36,6 +36,17 @@ def _knots(sizes: Tensor, bound: float) -> Tensor:
     return torch.cat([low, inner, high], -1)
 
 
+def _rescale(sizes: Tensor, total: float) -> Tensor:
+    """Positive sizes rescaled to sum to ``total``, whatever their magnitude.
+
+    Dividing by the largest first brings them into (0, 1] (the largest exactly 1),
+    so neither the sum (K * 1e308 overflows) nor total / sum (for subnormal sizes)
+    leaves the range; only the ratios matter.
+    """
+    sizes = sizes / sizes.max()
+    return sizes * (total / sizes.sum())
+
+
 def _pick(params: Tensor, index: Tensor) -> Tensor:
     """params[..., index]: one shared table (K,) or one table per point (..., K)."""
     if params.dim() == 1:
@@ -115,8 +126,8 @@ class Spline(Elementwise):
         h = torch.as_tensor(heights, dtype=torch.float64)
         d = torch.as_tensor(derivatives, dtype=torch.float64).reshape(-1)
         one = torch.ones(1, dtype=torch.float64)
-        self.register_buffer("widths", w * (2.0 * self.bound / w.sum()))
-        self.register_buffer("heights", h * (2.0 * self.bound / h.sum()))
+        self.register_buffer("widths", _rescale(w, 2.0 * self.bound))
+        self.register_buffer("heights", _rescale(h, 2.0 * self.bound))
         self.register_buffer("derivatives", torch.cat([one, d, one]))
 
     def knots(self) -> tuple[Tensor, Tensor]:

@@ -7,6 +7,8 @@ from torch import Tensor
 
 from flowviz.layers.base import Bijector
 
+_Q_MAX = 1e100  # |z - c| / radius beyond which exp(-q^2 / 2) is 0 many times over
+
 
 class Swirl(Bijector):
     r"""x = c + R(theta(r)) (z - c), theta(r) = strength exp(-r^2 / (2 radius^2)).
@@ -34,8 +36,12 @@ class Swirl(Bijector):
 
     def _rotate(self, v: Tensor, sign: float) -> Tensor:
         d = v - self.center
-        r2 = (d * d).sum(-1)
-        theta = sign * self.strength * torch.exp(-r2 / (2.0 * self.radius**2))
+        # r^2 / radius^2 as (d / radius)^2: radius^2 itself underflows for radius = 1e-200
+        # (0 / 0 at the centre) and overflows for radius = 1e200. Past |q| = 40 the
+        # exponential is 0 anyway; the clamp keeps q finite (d / 5e-324 is inf) so
+        # that autograd never meets 0 * inf.
+        q = torch.clamp(d / self.radius, -_Q_MAX, _Q_MAX)
+        theta = sign * self.strength * torch.exp(-0.5 * (q * q).sum(-1))
         cos, sin = torch.cos(theta), torch.sin(theta)
         rotated = torch.stack([cos * d[..., 0] - sin * d[..., 1], sin * d[..., 0] + cos * d[..., 1]], -1)
         return self.center + rotated
