@@ -264,23 +264,31 @@ def picture(base_json: str, map_json: str) -> None:
     with carried:
         interval_numbers(interval)
         st.metric("Mass of p_X on the shown x range", f"{curves.mass_in_view:.10f}")
-        gap = abs(curves.mass_in_view - curves.mass_in_view_cdf)
-        note = (
-            ""
-            if gap <= 1e-6
-            else (
-                " They differ because f is flat to float64 precision at the end of its image: "
-                "the mass it piles there is out of reach of any grid in x."
-            )
-        )
         st.caption(
             f"Quadrature of p_X over the window; the base CDF at the preimages of its ends "
-            f"gives {curves.mass_in_view_cdf:.10f}.{note}"
+            f"gives {curves.mass_in_view_cdf:.10f}.{mass_in_view_note(curves)}"
         )
     with at_point:
         probe_numbers(at_probe)
     with rule:
         rule_numbers(at_probe)
+
+
+def mass_in_view_note(curves) -> str:
+    """Why the two masses on the shown range differ, where they differ by more than 1e-6.
+
+    Flatness is the reason only where the window holds a finite end of f's image (tanh,
+    sigmoid, exp): an image that is all of R has no end where f could be flat.
+    """
+    gap = abs(curves.mass_in_view - curves.mass_in_view_cdf)
+    if gap <= 1e-6:
+        return ""
+    if curves.reaches_image_end:
+        return (
+            " They differ because f is flat to float64 precision at the end of its image: "
+            "the mass it piles there is out of reach of any grid in x."
+        )
+    return f" They differ by {gap:.1e}: the quadrature did not resolve all of p_X on this window."
 
 
 def interval_numbers(interval) -> None:

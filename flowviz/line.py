@@ -381,24 +381,57 @@ def integrate(
     return total
 
 
-def panel_edges_x(base: LineBase, fmap: LineMap, count: int = 257) -> list[float]:
-    """Where to start the quadrature's panels in x: the breakpoints, and f of an even z grid.
+def mass_reach(base: LineBase) -> tuple[float, float]:
+    """A z window outside which p_Z has no mass float64 can add to a probability near 1.
+
+    The base's window ``z_range`` widened 2.5 times about its centre: mean +- 10 std for a
+    Gaussian (1.5e-23 outside), at least +- 10 std of each component of a mixture, and all
+    of a uniform. ``z_range`` alone leaves about 6e-5 of a Gaussian outside it.
+    """
+    z_lo, z_hi = base.z_range
+    centre, half = 0.5 * (z_lo + z_hi), 0.5 * (z_hi - z_lo)
+    return centre - 2.5 * half, centre + 2.5 * half
+
+
+def panel_edges_x(
+    base: LineBase, fmap: LineMap, z_window: tuple[float, float] | None = None, count: int = 257
+) -> list[float]:
+    """Where to start the quadrature's panels in x: the breakpoints, and f of even z grids.
 
     A map can squeeze a feature of p_Z into a sliver of x (a narrow component through
     tanh lands within 1e-8 of x = 1), which a quadrature started on a few even panels in x
     would step over without noticing. Starting panels at the images of an even grid over
     the base's window gives every feature of p_Z at least one panel of its own; the nodes
     and weights stay in x, so p_X is still integrated over x.
+
+    ``z_window``: the preimage of the range being integrated. Its own even grid is mapped
+    too (clipped to :func:`mass_reach`), so mass beyond the base's window, e.g. a
+    Gaussian's tail that exp stretches over [e^24, e^48], is resolved wherever it lies.
     """
-    z_lo, z_hi = base.z_range
+    grids = [torch.linspace(*base.z_range, count, dtype=DTYPE)]
+    if z_window is not None:
+        reach_lo, reach_hi = mass_reach(base)
+        lo, hi = max(min(z_window), reach_lo), min(max(z_window), reach_hi)
+        if lo < hi:
+            grids.append(torch.linspace(lo, hi, count, dtype=DTYPE))
     with torch.no_grad():
-        images = fmap.forward(torch.linspace(z_lo, z_hi, count, dtype=DTYPE))
+        images = fmap.forward(torch.cat(grids))
     return sorted({*breakpoints_x(base, fmap), *(float(v) for v in images if torch.isfinite(v))})
 
 
-def pushforward_mass(base: LineBase, fmap: LineMap, x_lo: float, x_hi: float) -> float:
-    """P(x_lo < X < x_hi) by quadrature of p_X over [x_lo, x_hi] (never through the base CDF)."""
-    return integrate(lambda x: pushforward_density(base, fmap, x), x_lo, x_hi, panel_edges_x(base, fmap))
+def pushforward_mass(
+    base: LineBase, fmap: LineMap, x_lo: float, x_hi: float, z_window: tuple[float, float] | None = None
+) -> float:
+    """P(x_lo < X < x_hi) by quadrature of p_X over [x_lo, x_hi] (never through the base CDF).
+
+    ``z_window``: the preimage of [x_lo, x_hi] where the caller knows it (a carried
+    interval's [z_lo, z_hi]); by default f^{-1} of the ends, -inf / +inf beyond the image.
+    It only places the panels' first edges (see :func:`panel_edges_x`).
+    """
+    if z_window is None:
+        z_window = (_preimage(fmap, x_lo), _preimage(fmap, x_hi))
+    edges = panel_edges_x(base, fmap, z_window)
+    return integrate(lambda x: pushforward_density(base, fmap, x), x_lo, x_hi, edges)
 
 
 def base_mass(base: LineBase, z_lo: float, z_hi: float) -> float:
@@ -414,6 +447,18 @@ def near_image_end(fmap: LineMap, x: float) -> bool:
     mass that f piles up against the end cannot be resolved by quadrature in x.
     """
     return any(math.isfinite(end) and abs(x - end) <= 1e-12 * max(1.0, abs(end)) for end in fmap.image())
+
+
+def reaches_image_end(fmap: LineMap, x_lo: float, x_hi: float) -> bool:
+    """True where [x_lo, x_hi] holds, or ends within 1e-12 of, a finite end of f's image.
+
+    Only then can quadrature in x miss mass because f is flat to float64 precision
+    (see :func:`near_image_end`); a window inside an image that is all of R never can.
+    """
+    return any(
+        math.isfinite(end) and x_lo - 1e-12 * max(1.0, abs(end)) <= end <= x_hi + 1e-12 * max(1.0, abs(end))
+        for end in fmap.image()
+    )
 
 
 @dataclass(frozen=True)
@@ -455,7 +500,7 @@ def carry_interval(
         x_lo=x_lo,
         x_hi=x_hi,
         mass_base=base_mass(base, z_lo, z_hi),
-        mass_pushforward=pushforward_mass(base, fmap, x_lo, x_hi),
+        mass_pushforward=pushforward_mass(base, fmap, x_lo, x_hi, (z_lo, z_hi)),
         at_image_end=near_image_end(fmap, x_lo) or near_image_end(fmap, x_hi),
         band_z=band_z.numpy(),
         band_base_density=band_base_density.numpy(),
@@ -531,10 +576,23 @@ def view_ranges(base: LineBase, fmap: LineMap) -> tuple[tuple[float, float], tup
 
 
 def probe_range(base: LineBase, fmap: LineMap) -> tuple[float, float]:
-    """Where the probe may go: the image of the base's z window (all inside the image of f)."""
+    """Where the probe may go: the image of the base's z window, kept strictly inside the image of f.
+
+    A wide base through tanh reaches z where tanh(k z) rounds to +-1, outside the open
+    image (-1, 1). So every end closer than 1e-3 of the range's width to a finite end of
+    the image is pulled in to that distance, where f^{-1} and its derivative are still well
+    resolved (on the page's slider, whose step is at least 1/2000 of the width, this moves
+    an end by at most two steps).
+    """
     with torch.no_grad():
-        ends = sorted(float(v) for v in fmap.forward(_t(list(base.z_range))))
-    return ends[0], ends[1]
+        lo, hi = sorted(float(v) for v in fmap.forward(_t(list(base.z_range))))
+    image_lo, image_hi = fmap.image()
+    margin = 1e-3 * (min(hi, image_hi) - max(lo, image_lo))
+    if math.isfinite(image_lo):
+        lo = max(lo, image_lo + margin)
+    if math.isfinite(image_hi):
+        hi = min(hi, image_hi - margin)
+    return lo, hi
 
 
 def grid_with_breaks(lo: float, hi: float, count: int, breaks: Sequence[float]) -> Tensor:
@@ -593,6 +651,7 @@ class LineCurves:
     knots_x: tuple[float, ...]
     mass_in_view: float  # quadrature of p_X over the x window
     mass_in_view_cdf: float  # the same from the base CDF at the preimages of the window's ends
+    reaches_image_end: bool = False  # the window holds a finite end of f's image (where f may be flat)
 
 
 def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCurves:
@@ -618,4 +677,5 @@ def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCur
         knots_x=tuple(fmap.knots()[1]),
         mass_in_view=pushforward_mass(base, fmap, *x_range),
         mass_in_view_cdf=mass_in_window_cdf(base, fmap, *x_range),
+        reaches_image_end=reaches_image_end(fmap, *x_range),
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import mpmath
 import numpy as np
 import pytest
 import torch
@@ -35,6 +36,7 @@ from flowviz.line import (
     probe_range,
     pushforward_density,
     pushforward_mass,
+    reaches_image_end,
     sample_histogram,
     spline_derivatives,
 )
@@ -394,3 +396,252 @@ def test_base_mass_is_a_cdf_difference():
     _, cdf = scipy_base("mixture")
     assert base_mass(base, -0.4, 0.9) == pytest.approx(cdf(0.9) - cdf(-0.4), abs=1e-14)
     assert base_mass(base, -math.inf, math.inf) == pytest.approx(1.0, abs=1e-15)
+
+
+# --------------------------------------------------------------------------- mass beyond the base's window
+
+
+def test_carried_interval_far_in_the_exp_tail():
+    """[8, 16] under N(0, 2^2) (4 to 8 std out) through exp(3 z) lands on [e^24, e^48].
+
+    That lies wholly beyond f of the base's window [-8, 8], so quadrature seeded only there
+    saw one panel whose nodes all missed the mass (6.5e-12 against 3.17e-5).
+    """
+    base = build_line_base("gaussian", {"mean": 0.0, "std": 2.0})
+    fmap = build_line_map("exp", {"steepness": 3.0})
+    carried = carry_interval(base, fmap, 8.0, 8.0)
+    truth = stats.norm(0.0, 2.0).sf(8.0) - stats.norm(0.0, 2.0).sf(16.0)  # 3.1671241832e-05
+    assert carried.mass_base == pytest.approx(truth, rel=1e-10)
+    assert carried.mass_pushforward == pytest.approx(truth, rel=1e-9, abs=1e-15)
+    assert carried.mass_difference <= 1e-12
+    assert not carried.at_image_end
+
+
+def sinh_arcsinh_preimage(x: float, skew: float, tailweight: float) -> mpmath.mpf:
+    """z = sinh(asinh(x) / tailweight - skew), the textbook inverse, in 50-digit arithmetic."""
+    return mpmath.sinh(mpmath.asinh(mpmath.mpf(x)) / tailweight - skew)
+
+
+def test_mass_in_view_counts_the_tails_beyond_the_base_window():
+    """Sinh-arcsinh's image is all of R: the padded x window reaches past f(z_range), and
+    the mass out there (Gaussian tail beyond -4 std, 3e-5) must be counted by quadrature too."""
+    mean, std, skew, tailweight = -0.7, 1.95, -1.85, 2.75
+    base = build_line_base("gaussian", {"mean": mean, "std": std})
+    fmap = build_line_map("sinh_arcsinh", {"skew": skew, "tailweight": tailweight})
+    curves = line_curves(base, fmap)
+    with mpmath.workdps(50):
+        z_lo, z_hi = (sinh_arcsinh_preimage(v, skew, tailweight) for v in curves.x_range)
+        truth = float(mpmath.ncdf(z_hi, mean, std) - mpmath.ncdf(z_lo, mean, std))
+    assert truth == pytest.approx(0.9999814275, abs=1e-10)
+    assert curves.mass_in_view_cdf == pytest.approx(truth, abs=1e-12)
+    assert curves.mass_in_view == pytest.approx(truth, abs=1e-10)  # was 0.9999497563
+    assert not curves.reaches_image_end  # no finite end of the image: nowhere for f to be flat
+
+
+def test_reaches_image_end_only_for_a_bounded_image():
+    base = build_line_base("gaussian", {"mean": 0.0, "std": 2.0})
+    assert line_curves(base, build_line_map("tanh", {"steepness": 3.0})).reaches_image_end
+    assert line_curves(base, build_line_map("exp", {"steepness": 1.0})).reaches_image_end
+    assert not line_curves(base, build_line_map("affine", {"slope": -2.0, "offset": 1.0})).reaches_image_end
+    assert not reaches_image_end(build_line_map("tanh", {"steepness": 1.0}), -0.5, 0.9)
+
+
+def test_probe_range_stays_inside_an_open_image():
+    """N(0, 2^2) through tanh(3 z): f of the window [-8, 8] rounds to exactly -1 and 1."""
+    base = build_line_base("gaussian", {"mean": 0.0, "std": 2.0})
+    fmap = build_line_map("tanh", {"steepness": 3.0})
+    lo, hi = probe_range(base, fmap)
+    assert -1.0 < lo < -0.99 and 0.99 < hi < 1.0
+    for x in (lo, hi):
+        at = probe(base, fmap, x)
+        assert at.inside and math.isfinite(at.z)
+        assert math.tanh(3.0 * at.z) == pytest.approx(x, abs=1e-12)
+        assert at.rule_difference <= 1e-8 * max(1.0, abs(at.inverse_slope_autograd))
+
+
+# --------------------------------------------------------------------------- a sweep over the page's sliders
+
+
+PAGE_MAPS = ["affine", "piecewise_linear", "tanh", "sigmoid", "exp", "sinh_arcsinh", "spline"]
+
+
+def _slider(rng, low: float, high: float, step: float = 0.05) -> float:
+    """A value a slider over [low, high] in steps of ``step`` can take; one in three at an end,
+    where the page is hardest to get right (the widest, steepest, most skewed settings)."""
+    if rng.random() < 1 / 3:
+        return low if rng.random() < 0.5 else high
+    return round(low + step * int(rng.integers(0, round((high - low) / step) + 1)), 10)
+
+
+def _increasing(rng, count: int, low: float, high: float) -> list[float]:
+    grid = np.round(np.arange(low, high + 1e-9, 0.05), 10)
+    return sorted(float(v) for v in rng.choice(grid, count, replace=False))
+
+
+def random_page_setting(rng) -> tuple[str, dict, str, dict]:
+    """A base and a map drawn from the 1D page's menus and slider ranges (valid ones only)."""
+    base_kind = str(rng.choice(list(BASES)))
+    if base_kind == "uniform":
+        low, high = _increasing(rng, 2, -3.0, 3.0)
+        base_params = {"low": low, "high": high}
+    elif base_kind == "gaussian":
+        base_params = {"mean": _slider(rng, -3.0, 3.0), "std": _slider(rng, 0.1, 2.0)}
+    else:
+        base_params = {
+            "mean1": _slider(rng, -3.0, 3.0),
+            "std1": _slider(rng, 0.1, 2.0),
+            "mean2": _slider(rng, -3.0, 3.0),
+            "std2": _slider(rng, 0.1, 2.0),
+            "weight1": _slider(rng, 0.05, 0.95),
+        }
+    map_kind = str(rng.choice(PAGE_MAPS))
+    if map_kind == "affine":
+        slope = 0.0
+        while slope == 0.0:
+            slope = _slider(rng, -3.0, 3.0)
+        map_params = {"slope": slope, "offset": _slider(rng, -3.0, 3.0)}
+    elif map_kind == "piecewise_linear":
+        map_params = {
+            "knots": _increasing(rng, 2, -3.0, 3.0),
+            "slopes": [_slider(rng, 0.1, 3.0) for _ in range(3)],
+        }
+    elif map_kind in ("tanh", "sigmoid", "exp"):
+        map_params = {"steepness": _slider(rng, 0.1, 3.0)}
+    elif map_kind == "sinh_arcsinh":
+        map_params = {"skew": _slider(rng, -2.0, 2.0), "tailweight": _slider(rng, 0.2, 3.0)}
+    else:
+        map_params = {"knots_z": _increasing(rng, 3, -2.9, 2.9), "knots_x": _increasing(rng, 3, -2.9, 2.9)}
+    return base_kind, base_params, map_kind, map_params
+
+
+def scipy_cdf(kind: str, params: dict):
+    if kind == "uniform":
+        return stats.uniform(params["low"], params["high"] - params["low"]).cdf
+    if kind == "gaussian":
+        return stats.norm(params["mean"], params["std"]).cdf
+    first, second = stats.norm(params["mean1"], params["std1"]), stats.norm(params["mean2"], params["std2"])
+    w = params["weight1"]
+    return lambda z: w * first.cdf(z) + (1 - w) * second.cdf(z)
+
+
+IMAGE_ENDS = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "exp": (0.0,)}  # the finite ends of f(R)
+
+
+def flat_end_mass(map_kind: str, steepness: float, cdf, within: float = 1e-12) -> float:
+    """The base mass that f sends within ``within`` of a finite end of its image (closed forms)."""
+    if map_kind == "tanh":
+        edge = math.atanh(1 - within) / steepness
+        return float(cdf(-edge) + 1 - cdf(edge))
+    if map_kind == "sigmoid":
+        edge = math.log((1 - within) / within) / steepness
+        return float(cdf(-edge) + 1 - cdf(edge))
+    if map_kind == "exp":
+        return float(cdf(math.log(within) / steepness))
+    return 0.0
+
+
+def preimage_by_bisection(fmap, x: float, reach: float = 1e6) -> float:
+    """f^{-1}(x) from f alone (never through the layers' inverse); -inf / +inf beyond f(-reach) / f(reach)."""
+    with torch.no_grad():
+        f_lo, f_hi = (float(v) for v in fmap.forward(t([-reach, reach])))
+        sign = 1.0 if f_hi > f_lo else -1.0
+        if sign * x <= sign * f_lo:
+            return -math.inf
+        if sign * x >= sign * f_hi:
+            return math.inf
+        lo, hi = -reach, reach
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            lo, hi = (mid, hi) if sign * float(fmap.forward(t(mid))) < sign * x else (lo, mid)
+        return 0.5 * (lo + hi)
+
+
+def assert_page_setting_keeps_probability(setting, intervals) -> None:
+    """One page setting: the carried intervals and the shown x window, quadrature of p_X
+    against scipy's base CDF (at preimages found by bisection on f for the window).
+
+    1e-9 wherever f is not flat; within 1e-9 of a finite end of the image, where float64 x
+    cannot resolve the distance to the end, the page's 1e-6 or its warning; and a window
+    holding such an end may miss at most the mass f sends within 1e-12 of it. The probe
+    range lies strictly inside the image.
+    """
+    base_kind, base_params, map_kind, map_params = setting
+    base, fmap = build_line_base(base_kind, base_params), build_line_map(map_kind, map_params)
+    cdf = scipy_cdf(base_kind, base_params)
+    curves = line_curves(base, fmap)
+    ends = IMAGE_ENDS.get(map_kind, ())
+
+    for start, width in intervals(*curves.z_range):
+        carried = carry_interval(base, fmap, start, width)
+        truth = float(cdf(start + width) - cdf(start))
+        error = abs(carried.mass_pushforward - truth)
+        assert carried.mass_base == pytest.approx(truth, abs=1e-12), setting
+        if min((abs(e - v) for e in ends for v in (carried.x_lo, carried.x_hi)), default=math.inf) >= 1e-9:
+            assert error <= 1e-9, (setting, start, width, error)
+        else:
+            assert error <= 1e-6 or carried.at_image_end, (setting, start, width, error)
+
+    x_lo, x_hi = curves.x_range
+    window_truth = float(cdf(preimage_by_bisection(fmap, x_hi)) - cdf(preimage_by_bisection(fmap, x_lo)))
+    window_truth = abs(window_truth)  # a decreasing map swaps the preimages
+    assert curves.mass_in_view_cdf == pytest.approx(window_truth, abs=1e-10), setting
+    assert curves.reaches_image_end == any(x_lo <= e <= x_hi for e in ends), setting
+    allowed = 1e-9 + flat_end_mass(map_kind, map_params.get("steepness", 1.0), cdf)
+    assert abs(curves.mass_in_view - window_truth) <= allowed, (setting, curves.mass_in_view, window_truth)
+
+    lo, hi = curves.probe_range
+    image_lo, image_hi = fmap.image()
+    assert image_lo < lo < hi < image_hi, setting
+
+
+def test_page_settings_sweep_keeps_probability(one_torch_thread):
+    """100 random settings of the page's menus and sliders, each with one interval the sliders allow."""
+    rng = np.random.default_rng(20240611)
+    kinds = set()
+    for _ in range(100):
+        setting = random_page_setting(rng)
+        kinds.add(setting[2])
+
+        def interval(z_lo, z_hi):  # the page's interval sliders: start in the window, width up to half
+            span = z_hi - z_lo
+            return [(_slider(rng, z_lo, z_hi, span / 200), _slider(rng, span / 200, span / 2, span / 200))]
+
+        assert_page_setting_keeps_probability(setting, interval)
+    assert kinds == set(PAGE_MAPS)
+
+
+CORNER_BASES = [
+    ("gaussian", {"mean": -3.0, "std": 2.0}),
+    ("gaussian", {"mean": 3.0, "std": 2.0}),
+    ("mixture", {"mean1": -3.0, "std1": 2.0, "mean2": 3.0, "std2": 0.1, "weight1": 0.95}),
+    ("uniform", {"low": -3.0, "high": 3.0}),
+]
+CORNER_MAPS = [
+    ("affine", {"slope": 3.0, "offset": 3.0}),
+    ("affine", {"slope": -0.05, "offset": -3.0}),
+    ("piecewise_linear", {"knots": [-3.0, 3.0], "slopes": [3.0, 0.1, 3.0]}),
+    ("piecewise_linear", {"knots": [-3.0, 3.0], "slopes": [0.1, 3.0, 0.1]}),
+    ("tanh", {"steepness": 3.0}),
+    ("sigmoid", {"steepness": 3.0}),
+    ("exp", {"steepness": 3.0}),
+    ("exp", {"steepness": 0.1}),
+    ("sinh_arcsinh", {"skew": -2.0, "tailweight": 3.0}),
+    ("sinh_arcsinh", {"skew": 2.0, "tailweight": 3.0}),
+    ("sinh_arcsinh", {"skew": 2.0, "tailweight": 0.2}),
+    ("spline", {"knots_z": [-2.9, -2.85, 2.9], "knots_x": [-2.9, 2.85, 2.9]}),
+]
+
+
+@pytest.mark.parametrize(("map_kind", "map_params"), CORNER_MAPS)
+def test_page_slider_corners_keep_probability(one_torch_thread, map_kind, map_params):
+    """The sliders at their ends, where the tails are widest and f stretches them most; the
+    interval at the far ends of its sliders, e.g. [8, 16] under N(0, 2^2), 4 to 8 std out."""
+
+    def intervals(z_lo, z_hi):
+        span = z_hi - z_lo
+        return [(z_hi, span / 2), (z_lo, span / 2), (z_hi - span / 4, span / 200)]
+
+    for base_kind, base_params in CORNER_BASES:
+        assert_page_setting_keeps_probability((base_kind, base_params, map_kind, map_params), intervals)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mpmath
 import pytest
+from scipy import stats
 from streamlit.testing.v1 import AppTest
+
+from flowviz.line import build_line_base, build_line_map, line_curves
 
 PAGE = Path(__file__).resolve().parents[1] / "app_pages" / "one_d.py"
 K = "one_d."
@@ -119,3 +123,94 @@ def test_sample_count_changes_the_histogram_not_the_numbers(app):
     app.select_slider(key=K + "samples").set_value(100_000).run()
     check_numbers(app)
     assert metric(app, "Probability in [x, x+dx] (quadrature of p_X)") == before
+
+
+def page_with(settings: dict) -> AppTest:
+    """The page run once with these session-state values (names without the page's prefix)."""
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    for name, value in settings.items():
+        at.session_state[K + name] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def window_caption(at: AppTest) -> str:
+    (found,) = [c.value for c in at.caption if c.value.startswith("Quadrature of p_X over the window")]
+    return found
+
+
+def test_interval_far_in_the_exp_tail_keeps_its_probability():
+    """[8, 16] under N(0, 2^2) through exp(3 z), both interval sliders at their maxima: the
+    quadrature used to print 0.000000000006 against the CDF's 0.000031671242, with no warning."""
+    at = page_with(
+        {
+            "base_kind": "gaussian",
+            "gaussian_mean": 0.0,
+            "gaussian_std": 2.0,
+            "map_kind": "exp",
+            "steepness": 3.0,
+            "interval_start": 8.0,
+            "interval_width": 8.0,
+        }
+    )
+    assert at.slider(key=K + "interval_start").value == 8.0
+    assert at.slider(key=K + "interval_width").value == 8.0
+    truth = stats.norm(0.0, 2.0).sf(8.0) - stats.norm(0.0, 2.0).sf(16.0)
+    assert metric(at, "Probability in [z, z+dz] (base CDF)") == pytest.approx(truth, abs=1e-12)
+    assert metric(at, "Probability in [x, x+dx] (quadrature of p_X)") == pytest.approx(truth, abs=1e-12)
+    assert not at.warning
+    check_numbers(at)
+
+
+def test_mass_on_the_shown_range_beyond_the_base_window():
+    """Sinh-arcsinh maps onto all of R: the shown mass must match the CDF (it read 0.9999497563
+    against 0.9999814275) and the caption must not blame flatness at an end the image lacks."""
+    mean, std, skew, tailweight = -0.7, 1.95, -1.85, 2.75
+    at = page_with(
+        {
+            "base_kind": "gaussian",
+            "gaussian_mean": mean,
+            "gaussian_std": std,
+            "map_kind": "sinh_arcsinh",
+            "sa_skew": skew,
+            "sa_tailweight": tailweight,
+        }
+    )
+    check_numbers(at)
+    base = build_line_base("gaussian", {"mean": mean, "std": std})
+    x_lo, x_hi = line_curves(
+        base, build_line_map("sinh_arcsinh", {"skew": skew, "tailweight": tailweight})
+    ).x_range
+    with mpmath.workdps(50):  # the textbook inverse z = sinh(asinh(x) / tailweight - skew), in 50 digits
+        z_lo, z_hi = (mpmath.sinh(mpmath.asinh(mpmath.mpf(x)) / tailweight - skew) for x in (x_lo, x_hi))
+        truth = float(mpmath.ncdf(z_hi, mean, std) - mpmath.ncdf(z_lo, mean, std))
+    assert metric(at, "Mass of p_X on the shown x range") == pytest.approx(truth, abs=1e-10)
+    caption = window_caption(at)
+    assert f"gives {truth:.10f}." in caption
+    assert "flat" not in caption and "differ" not in caption
+
+
+def test_saturated_tanh_explains_the_gap_and_keeps_the_probe_inside():
+    """N(0, 2^2) through tanh(3 z): 0.2 % of the mass lies where tanh rounds to +-1, which the
+    caption explains; the probe slider must stop short of x = +-1 (outside the open image)."""
+    at = page_with(
+        {
+            "base_kind": "gaussian",
+            "gaussian_mean": 0.0,
+            "gaussian_std": 2.0,
+            "map_kind": "tanh",
+            "steepness": 3.0,
+            "probe_x": 1.0,
+        }
+    )
+    probe_slider = at.slider(key=K + "probe_x")
+    assert -1.0 < probe_slider.min < probe_slider.max < 1.0
+    assert probe_slider.value == probe_slider.max
+    assert not at.info  # "No z maps to x" would be shown outside the image
+    check_numbers(at)
+    assert 1.0 - metric(at, "Mass of p_X on the shown x range") > 1e-6  # the window holds all of (-1, 1)
+    assert "f is flat to float64 precision at the end of its image" in window_caption(at)
+    probe_slider.set_value(probe_slider.min).run()
+    assert not at.info
+    check_numbers(at)
