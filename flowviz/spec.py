@@ -259,6 +259,10 @@ def _check_spline(p: dict) -> str | None:
         for i, v in enumerate(p[name]):
             if v <= 0:
                 return f"{name}[{i}] = {_fmt(v)}, but it must be > 0 for the spline to be monotone"
+    for name in ("widths", "heights"):  # rescaled to sum to 2 * bound: no bin may vanish
+        largest = max(p[name])
+        if min(p[name]) / largest * (2 * p["bound"] / sum(v / largest for v in p[name])) < 1e-300:
+            return f"{name} differ by more orders of magnitude than float64 can hold"
     return None
 
 

@@ -223,6 +223,8 @@ INVALID = [
     case(view(xlim=[-1e200, 1e200], ylim=[-1e200, 1e200]), "view", "area overflows", id="window-area-overflows"),
     case(base(type="mixture", components=[{}, {}], weights=[1e-300, 1e300]),
          "base (mixture)", "orders of magnitude", id="weights-beyond-float64-ratio"),
+    case(third_layer({**SPLINE, "widths": [1e308, 1e-320]}),
+         "layers[2] (spline)", "widths differ by more orders of magnitude", id="spline-widths-beyond-float64-ratio"),
     case(third_layer({"type": "affine", "matrix": [[1e200, 0], [0, 1e200]]}),
          "layers[2] (affine)", "overflows float64", id="affine-det-overflows"),
 ]
