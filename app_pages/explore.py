@@ -105,6 +105,11 @@ def view_settings(spec: dict) -> None:
         key=res_key,
         help="More points: finer pictures, more work.",
     )
+    if int(resolution) > max(ui_views.RESOLUTIONS):
+        st.warning(
+            f"A {int(resolution)}² grid (from the link or file) takes seconds per change: "
+            f"pick {max(ui_views.RESOLUTIONS)} or less for live sliders."
+        )
     draft = {**spec, "view": {"xlim": list(xlim), "ylim": list(ylim), "resolution": int(resolution)}}
     try:
         good = parse_spec(draft)

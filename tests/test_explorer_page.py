@@ -387,3 +387,16 @@ def test_probe_names_layers_as_the_stack_list_does_when_one_is_off():
     assert not at.exception
     (table,) = at.dataframe
     assert list(table.value["layer (x back to z)"]) == ["2 · planar"]
+
+
+def test_a_grid_beyond_the_offered_resolutions_is_kept_with_a_warning():
+    spec = copy.deepcopy(ROTATION_SPEC)
+    spec["view"]["resolution"] = 700
+    at = open_explorer(spec)
+    assert url_spec(at)["view"]["resolution"] == 700
+    assert any("700² grid" in w.value for w in at.warning)
+    at.select_slider(
+        key=next(s.key for s in at.select_slider if s.label.startswith("Grid resolution"))
+    ).set_value(256).run()
+    assert url_spec(at)["view"]["resolution"] == 256
+    assert not any("grid (from the link" in w.value for w in at.warning)
