@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flowviz.devtools import time_slider_key  # noqa: E402
 from tests.conftest import CHROMIUM_FLAGS, IDLE, start_app  # noqa: E402
 
 FINGERPRINT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {
@@ -56,19 +57,7 @@ def open_app(page, url: str, path: str = "") -> None:
 def timed_press(page, slider, key: str, timeout: float = 30_000) -> float:
     """Milliseconds from a key press on a focused slider until the charts changed and the script is idle."""
     before = page.evaluate(FINGERPRINT_JS)
-    page.evaluate("before => { window.__fvBefore = before; }", before)
-    started = time.perf_counter()
-    slider.press(key)
-    page.wait_for_function(
-        "() => { const now = (" + FINGERPRINT_JS + ")();"
-        " const app = document.querySelector('[data-testid=\"stApp\"]');"
-        " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
-        " && now.length === window.__fvBefore.length && now.length > 0"
-        " && now.some((v, k) => v !== window.__fvBefore[k]); }",
-        polling="raf",
-        timeout=timeout,
-    )
-    return (time.perf_counter() - started) * 1e3
+    return time_slider_key(page, slider, key, before, timeout, every=False, fingerprint_js=FINGERPRINT_JS)
 
 
 _blocks_measured = [0]

@@ -92,18 +92,28 @@ def chart_fingerprints(page) -> list[str]:
     return page.evaluate(CHART_FINGERPRINT_JS)
 
 
-def time_slider_key(page, slider, key: str, before: list[str], timeout: float = 20_000) -> float:
-    """Milliseconds from a key press on a focused slider until every chart shows new data
-    and the script is idle again."""
+def time_slider_key(
+    page,
+    slider,
+    key: str,
+    before: list[str],
+    timeout: float = 20_000,
+    every: bool = True,
+    fingerprint_js: str = CHART_FINGERPRINT_JS,
+) -> float:
+    """Milliseconds from a key press on a focused slider until every chart (or, with
+    ``every=False``, some chart) shows new data and the script is idle again.
+    ``before``: the charts' fingerprints before the press, by ``fingerprint_js``."""
     page.evaluate("before => { window.__fvBefore = before; }", before)
     start = time.perf_counter()
     slider.press(key)
+    changed = "every" if every else "some"
     page.wait_for_function(
-        "() => { const now = (" + CHART_FINGERPRINT_JS + ")();"
+        "() => { const now = (" + fingerprint_js + ")();"
         " const app = document.querySelector('[data-testid=\"stApp\"]');"
         " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
         " && now.length === window.__fvBefore.length && now.length > 0"
-        " && now.every((v, k) => v !== window.__fvBefore[k]); }",
+        f" && now.{changed}((v, k) => v !== window.__fvBefore[k]); }}",
         polling="raf",
         timeout=timeout,
     )
