@@ -1,0 +1,324 @@
+"""A slider whose pictures follow the thumb while it is dragged.
+
+Streamlit's slider sends its value only when the thumb is let go, so a drag shows
+nothing until the end. This one is a native range input (``role="slider"``, its
+visible label as accessible name, one step per arrow key, a finger drag on a
+phone) in a component of the project's own:
+
+- a key press, or letting the thumb go, sends the exact value to Python at once;
+  the page reruns and draws the exact pictures, as with any widget;
+- grabbing the thumb asks Python once for a *frame strip* of the slider's
+  parameter (``flowviz.strips``: the flow evaluated by the core at a preview
+  resolution for values along the whole range, colour-mapped by the figure's own
+  code); while the thumb moves, the frame nearest its value is shown in the
+  chart's pictures, with no round trip. The browser keeps the strips it has, so
+  the next drag of the same slider (nothing else changed) needs none.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from flowviz.strips import ALIASES, PREVIEW_RESOLUTION, STRIP_LEVELS, explorer_strip, spec_with, strip_values
+
+EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
+
+_CSS = """
+.flowviz-slider { font-family: inherit; padding: 0 2px 2px 2px; }
+.flowviz-slider-head { display: flex; justify-content: space-between; align-items: baseline; gap: 8px;
+  font-size: 14px; line-height: 1.4; color: inherit; min-height: 1.4em; }
+.flowviz-slider-head label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.flowviz-slider-head > span:first-child { display: flex; align-items: baseline; min-width: 0; }
+.flowviz-slider-help { margin-left: 6px; cursor: help; font-size: 10px; line-height: 13px; width: 13px;
+  height: 13px; border: 1px solid currentColor; border-radius: 50%; text-align: center; opacity: 0.5;
+  flex: none; align-self: center; }
+.flowviz-slider-value { color: #ff4b4b; font-variant-numeric: tabular-nums; font-size: 14px; white-space: nowrap; }
+.flowviz-slider input[type=range] { width: 100%; margin: 4px 0 0 0; accent-color: #ff4b4b;
+  touch-action: none; cursor: pointer; height: 22px; }
+.flowviz-slider-ends { display: flex; justify-content: space-between; font-size: 12px; opacity: 0.6;
+  font-variant-numeric: tabular-nums; }
+"""
+
+_JS = """
+const STRIPS = window.__flowvizStrips || (window.__flowvizStrips = new Map());  // "id/level" -> strip
+const KEEP = 24;  // strips kept in the page (a fine one is a few MB)
+
+function remember(strip) {
+  const name = strip.id + "/" + strip.level;
+  STRIPS.delete(name);
+  STRIPS.set(name, strip);
+  while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
+}
+
+function best(id, levels) {
+  for (let level = levels - 1; level >= 0; level--) {
+    const strip = STRIPS.get(id + "/" + level);
+    if (strip) return strip;
+  }
+  return null;
+}
+
+function decimals(step) {
+  const text = String(step);
+  return text.includes("e-") ? Number(text.split("e-")[1]) : (text.split(".")[1] || "").length;
+}
+
+function chartNamed(name) {
+  return Array.from(document.querySelectorAll("div.flowviz-live-chart"))
+    .find((host) => host.getAttribute("aria-label") === name) || null;
+}
+
+function nearest(values, value) {
+  let best = 0;
+  for (let k = 1; k < values.length; k++) {
+    if (Math.abs(values[k] - value) < Math.abs(values[best] - value)) best = k;
+  }
+  return best;
+}
+
+// The frame of the value nearest the thumb, in the chart's pictures (once per animation frame).
+function preview(state) {
+  state.pending = 0;
+  const data = state.data;
+  const strip = data.strip_id ? best(data.strip_id, data.levels) : null;
+  const host = data.chart ? chartNamed(data.chart) : null;
+  if (!strip || !host || !window.flowvizShowImages) return;
+  const k = nearest(strip.values, Number(state.input.value));
+  if (strip === state.strip && k === state.frame) return;
+  state.strip = strip;
+  const images = Object.assign({}, strip.frames[k].images);
+  Object.entries(strip.aliases || {}).forEach(([alias, name]) => {
+    if (images[name] !== undefined) images[alias] = images[name];
+  });
+  if (!state.originals) {  // what the chart showed before the drag, to restore if nothing changes
+    state.originals = {};
+    (host.layout.images || []).forEach((image) => {
+      if (image.name && images[image.name] !== undefined) state.originals[image.name] = image.source;
+    });
+    state.host = host;
+  }
+  if (window.flowvizShowImages(host, images)) {
+    state.frame = k;
+    host.dataset.previewValue = String(strip.frames[k].value);
+  }
+}
+
+// Ask Python for the next finer strip of this slider (none yet: the coarse one), once each.
+function ask(state) {
+  const id = state.data.strip_id;
+  if (!id) return;
+  const known = best(id, state.data.levels);
+  const level = known ? known.level + 1 : 0;
+  if (level >= state.data.levels || state.requested === id + "/" + level) return;
+  state.requested = id + "/" + level;
+  state.send("grab", { id, level });  // the strip comes with the next render
+}
+
+function restore(state) {
+  if (state.originals && state.host && window.flowvizShowImages) window.flowvizShowImages(state.host, state.originals);
+  forget(state);
+}
+
+function forget(state) {
+  if (state.host) delete state.host.dataset.previewValue;
+  state.originals = null;
+  state.host = null;
+  state.strip = null;
+  state.frame = -1;
+}
+
+function showValue(state) {
+  state.readout.textContent = Number(state.input.value).toFixed(decimals(state.data.step));
+  state.input.setAttribute("aria-valuenow", state.input.value);
+}
+
+function build(parentElement) {
+  const root = document.createElement("div");
+  root.className = "flowviz-slider";
+  const id = "flowviz-slider-" + Math.random().toString(36).slice(2);
+  root.innerHTML =
+    '<div class="flowviz-slider-head"><span><label></label></span><span class="flowviz-slider-value"></span></div>' +
+    '<input type="range"><div class="flowviz-slider-ends"><span></span><span></span></div>';
+  const input = root.querySelector("input");
+  const label = root.querySelector("label");
+  input.id = id;
+  label.htmlFor = id;
+  const state = {
+    input, label, readout: root.querySelector(".flowviz-slider-value"),
+    ends: root.querySelectorAll(".flowviz-slider-ends span"),
+    dragging: false, pending: 0, frame: -1, strip: null, originals: null, host: null,
+    committed: null, lastData: null, requested: null, data: null, send: null,
+  };
+  root.__fv = state;
+  const grab = () => {
+    state.dragging = true;
+    window.__flowvizDragging = true;
+    ask(state);
+  };
+  const letGo = () => {
+    if (!state.dragging) return;
+    state.dragging = false;
+    window.__flowvizDragging = false;
+    if (state.pending) { cancelAnimationFrame(state.pending); state.pending = 0; }
+    if (Number(input.value) === state.committed) restore(state);
+  };
+  input.addEventListener("pointerdown", grab);
+  window.addEventListener("pointerup", letGo);
+  window.addEventListener("pointercancel", letGo);
+  input.addEventListener("input", () => {
+    showValue(state);
+    if (state.dragging && !state.pending) state.pending = requestAnimationFrame(() => preview(state));
+  });
+  // A key press, or the thumb let go at a new value: the exact value goes to Python at once.
+  input.addEventListener("change", () => {
+    const value = Number(input.value);
+    if (value === state.committed) return;
+    state.committed = value;
+    if (!state.dragging) forget(state);  // the exact pictures will replace the preview
+    state.send("value", value);
+  });
+  parentElement.appendChild(root);
+  return root;
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const root = parentElement.querySelector("div.flowviz-slider") || build(parentElement);
+  const state = root.__fv;
+  state.data = data;
+  state.send = setTriggerValue;
+  if (data.strip) {
+    remember(data.strip);
+    if (state.dragging) {  // a finer strip next, and the frame under the thumb now
+      ask(state);
+      if (!state.pending) state.pending = requestAnimationFrame(() => preview(state));
+    }
+  }
+  const input = state.input;
+  state.label.textContent = data.label;
+  const help = root.querySelector(".flowviz-slider-help");
+  if (data.help && !help) {
+    const mark = document.createElement("span");
+    mark.className = "flowviz-slider-help";
+    mark.textContent = "?";
+    mark.setAttribute("aria-hidden", "true");
+    state.label.after(mark);
+  }
+  const mark = root.querySelector(".flowviz-slider-help");
+  if (mark) mark.title = data.help || "";
+  input.min = String(data.min);
+  input.max = String(data.max);
+  input.step = String(data.step);
+  input.setAttribute("aria-valuemin", String(data.min));
+  input.setAttribute("aria-valuemax", String(data.max));
+  state.ends[0].textContent = Number(data.min).toFixed(decimals(data.step));
+  state.ends[1].textContent = Number(data.max).toFixed(decimals(data.step));
+  // Python's value wins when it changed there (a link, a preset, a moved limit); a value
+  // this slider has just sent is Python's too once it comes back.
+  if (data.value !== state.lastData && !state.dragging) {
+    input.value = String(data.value);
+    state.committed = Number(input.value);
+  }
+  state.lastData = data.value;
+  if (!state.dragging && state.committed === null) state.committed = Number(input.value);
+  showValue(state);
+}
+"""
+
+_component = st.components.v2.component("flowviz.drag_slider", js=_JS, css=_CSS, isolate_styles=False)
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """Where a slider's frames come from: the spec, the number's place in it, the chart they go to."""
+
+    spec: dict = field(hash=False)
+    path: tuple
+    chart: str = EXPLORER_CHART
+    log_scale: bool = False
+    lines: bool = True
+
+    def strip_id(self, limits: tuple[float, float, float]) -> str:
+        """Names the strips by everything they depend on (not the number's current value)."""
+        key = json.dumps(
+            [spec_with(self.spec, self.path, 0.0), list(self.path), limits, self.log_scale, self.lines],
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+        return hashlib.blake2b(f"{key}|{PREVIEW_RESOLUTION}".encode(), digest_size=12).hexdigest()
+
+    def strip(self, values: tuple[float, ...]) -> list[dict]:
+        return explorer_strip(self.spec, self.path, values, self.log_scale, self.lines)
+
+
+def snap(value: float, low: float, high: float, step: float) -> float:
+    """The slider position nearest ``value``: on a step from ``low``, inside [low, high]."""
+    position = low + round((float(value) - low) / step) * step
+    return float(round(min(max(position, low), high), 10))
+
+
+def _sent(drag_key: str, name: str):
+    state = st.session_state.get(drag_key)
+    if state is None:
+        return None
+    return state.get(name) if hasattr(state, "get") else getattr(state, name, None)
+
+
+def _adopt(widget_key: str, drag_key: str, low: float, high: float, step: float) -> None:
+    value = _sent(drag_key, "value")
+    if value is not None:
+        st.session_state[widget_key] = snap(value, low, high, step)
+
+
+def _want(drag_key: str, want_key: str) -> None:
+    st.session_state[want_key] = _sent(drag_key, "grab")
+
+
+def drag_slider(
+    label: str,
+    low: float,
+    high: float,
+    step: float,
+    widget_key: str,
+    help: str = "",
+    frames: FrameSource | None = None,
+) -> float:
+    """A float slider over [low, high] whose value lives in ``st.session_state[widget_key]``."""
+    ss = st.session_state
+    drag_key, want_key = widget_key + ".drag", widget_key + ".want"
+    data = {
+        "label": label,
+        "min": low,
+        "max": high,
+        "step": step,
+        "value": float(ss[widget_key]),
+        "help": help,
+        "chart": None,
+        "strip_id": None,
+    }
+    if frames is not None:
+        strip_id = frames.strip_id((low, high, step))
+        data.update(chart=frames.chart, strip_id=strip_id, levels=len(STRIP_LEVELS))
+        wanted = ss.pop(want_key, None)
+        if isinstance(wanted, dict) and wanted.get("id") == strip_id:
+            level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
+            values = strip_values(low, high, step, STRIP_LEVELS[level])
+            data["strip"] = {
+                "id": strip_id,
+                "level": level,
+                "values": list(values),
+                "frames": frames.strip(values),
+                "aliases": ALIASES,
+            }
+    _component(
+        key=drag_key,
+        data=data,
+        on_value_change=functools.partial(_adopt, widget_key, drag_key, low, high, step),
+        on_grab_change=functools.partial(_want, drag_key, want_key),
+    )
+    return float(ss[widget_key])
