@@ -147,7 +147,10 @@ _MOTION_RECORDER_JS = """([chart, image, slider]) => {
   const tick = () => {
     if (rec.stop) return;
     const now = shown();
-    if (now !== last) { last = now; rec.painted.push({ t: performance.now(), href: now }); }
+    if (now !== last) {
+      last = now;
+      rec.painted.push({ t: performance.now(), href: now, spacing: Number(host.dataset.previewSpacing || 0) });
+    }
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
@@ -159,19 +162,17 @@ _MOTION_RECORDER_JS = """([chart, image, slider]) => {
 
 _MOTION_RESULT_JS = """(image) => {
   const rec = window.__fvMotion;
-  const frames = new Map();  // a strip frame's picture -> [{value, values of its strip}]
+  const frames = new Map();  // a strip frame's picture -> its value
   (window.__flowvizStrips || new Map()).forEach(strip => strip.frames.forEach(f => {
-    if (f.images[image] === undefined) return;
-    frames.set(f.images[image], [...(frames.get(f.images[image]) || []), { value: f.value, values: strip.values }]);
+    if (f.images[image] !== undefined) frames.set(f.images[image], f.value);
   }));
-  const nearest = (values, v) => values.reduce((a, b) => Math.abs(b - v) < Math.abs(a - v) ? b : a);
   const painted = rec.painted.map(p => {
-    const found = frames.get(p.href) || [];
-    const before = rec.passed.filter(q => q.t <= p.t);
-    return { t: p.t, frame: found.length ? found[0].value : null,
-             // the frame shown is that of a value the thumb had passed by then
-             passed: found.some(f => before.some(q => nearest(f.values, q.v) === f.value)),
-             href: p.href.length + ':' + p.href.slice(-40) };
+    const value = frames.has(p.href) ? frames.get(p.href) : null;
+    const before = rec.passed.filter(q => q.t <= p.t).map(q => q.v);
+    // the frame shown is that of a value inside the thumb's sweep so far (to half a frame's spacing)
+    const passed = value !== null && before.length > 0 &&
+      value >= Math.min(...before) - p.spacing / 2 - 1e-9 && value <= Math.max(...before) + p.spacing / 2 + 1e-9;
+    return { t: p.t, frame: value, passed, href: p.href.length + ':' + p.href.slice(-40) };
   });
   return { painted, passed: rec.passed, down: rec.down, up: rec.up };
 }"""
@@ -197,6 +198,12 @@ def drag_slider(
     and ``value`` (where the thumb was let go).
     """
     slider = page.get_by_role("slider", name=slider_label)
+    page.wait_for_function(
+        """(chart) => Array.from(document.querySelectorAll('div.flowviz-live-chart')).some(h =>
+             h.getAttribute('aria-label') === chart && h._fullLayout && h.__flowvizSources)""",
+        arg=chart_label,
+        timeout=settle_timeout,
+    )
     if not page.evaluate(_MOTION_RECORDER_JS, [chart_label, image_name, slider_label]):
         raise RuntimeError(f"no chart {chart_label!r} or slider {slider_label!r} on the page")
     box = slider.bounding_box()
@@ -212,16 +219,19 @@ def drag_slider(
     page.mouse.up()
     page.wait_for_function(
         """(image) => { const rec = window.__fvMotion; if (!rec || rec.up === null) return false;
+           const app = document.querySelector('[data-testid="stApp"]');
+           if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+           const frames = new Set();
+           (window.__flowvizStrips || new Map()).forEach(s => s.frames.forEach(f => frames.add(f.images[image])));
            const last = rec.painted[rec.painted.length - 1];
-           if (last.t < rec.up) return false;
-           const strips = window.__flowvizStrips || new Map();
-           for (const strip of strips.values()) for (const f of strip.frames)
-             if (f.images[image] === rec.painted[rec.painted.length - 1].href) return false;
-           return true; }""",
+           const previewed = rec.painted.some(p => p.t >= rec.down && frames.has(p.href));
+           // the exact picture, painted after the button went up (or no preview to replace)
+           return !frames.has(last.href) && (last.t >= rec.up || !previewed); }""",
         arg=image_name,
         polling="raf",
         timeout=settle_timeout,
     )
+    page.wait_for_timeout(300)  # a run that was about to start after the release
     wait_idle(page)
     record = page.evaluate(_MOTION_RESULT_JS, image_name)
     page.evaluate("() => { window.__fvMotion.stop = true; }")

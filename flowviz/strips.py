@@ -34,9 +34,10 @@ from flowviz.spec import parse_spec
 from flowviz.views import GRID_LINES, base_density_on_grid
 
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
-# Values along a slider's range (its ends included): a coarse strip first, so the first
-# pictures follow the thumb within a round trip, then a fine one while the thumb moves.
-STRIP_LEVELS = (17, 121)
+# Values along a slider's range (its ends included), sent in chunks: a coarse strip first,
+# so the first pictures follow the thumb within one round trip, then the values between,
+# each chunk short enough that letting go never waits long for one.
+STRIP_LEVELS = (17, 41, 81, 121)
 PREVIEW_LINE_POINTS = 32  # points per grid line in a frame's overlay (the exact figure has 120)
 ALIASES = {"panel3-overlay": "panel1-overlay"}  # images a frame shows twice, sent once
 
@@ -62,6 +63,12 @@ def strip_values(low: float, high: float, step: float, count: int = STRIP_LEVELS
     positions = round((high - low) / step)
     indices = np.unique(np.round(np.linspace(0, positions, min(count, positions + 1))).astype(int))
     return tuple(float(round(low + k * step, 10)) for k in indices)
+
+
+def strip_chunk(low: float, high: float, step: float, level: int) -> tuple[float, ...]:
+    """The values of level ``level`` not in any coarser level: chunk by chunk, the strip fills in."""
+    earlier = {v for count in STRIP_LEVELS[:level] for v in strip_values(low, high, step, count)}
+    return tuple(v for v in strip_values(low, high, step, STRIP_LEVELS[level]) if v not in earlier)
 
 
 def spec_with(spec: Mapping, path: Sequence, value: float) -> dict:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from flowviz.strips import ALIASES, PREVIEW_RESOLUTION, STRIP_LEVELS, explorer_strip, spec_with, strip_values
+from flowviz.strips import ALIASES, PREVIEW_RESOLUTION, STRIP_LEVELS, explorer_strip, spec_with, strip_chunk
 
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
 
@@ -45,22 +45,24 @@ _CSS = """
 """
 
 _JS = """
-const STRIPS = window.__flowvizStrips || (window.__flowvizStrips = new Map());  // "id/level" -> strip
-const KEEP = 24;  // strips kept in the page (a fine one is a few MB)
+// id -> {level, values, frames}: the chunks of a strip received so far, merged in value order
+const STRIPS = window.__flowvizStrips || (window.__flowvizStrips = new Map());
+const KEEP = 16;  // strips kept in the page (a whole one is a few MB)
 
-function remember(strip) {
-  const name = strip.id + "/" + strip.level;
-  STRIPS.delete(name);
-  STRIPS.set(name, strip);
+function remember(chunk) {
+  const known = STRIPS.get(chunk.id);
+  if (known && known.level >= chunk.level) return;
+  const merged = (known ? known.frames : []).concat(chunk.frames).sort((a, b) => a.value - b.value);
+  STRIPS.delete(chunk.id);
+  STRIPS.set(chunk.id, {
+    id: chunk.id, level: chunk.level, aliases: chunk.aliases,
+    frames: merged, values: merged.map((frame) => frame.value),
+  });
   while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
 }
 
-function best(id, levels) {
-  for (let level = levels - 1; level >= 0; level--) {
-    const strip = STRIPS.get(id + "/" + level);
-    if (strip) return strip;
-  }
-  return null;
+function best(id) {
+  return STRIPS.get(id) || null;
 }
 
 function decimals(step) {
@@ -71,6 +73,12 @@ function decimals(step) {
 function chartNamed(name) {
   return Array.from(document.querySelectorAll("div.flowviz-live-chart"))
     .find((host) => host.getAttribute("aria-label") === name) || null;
+}
+
+function spacing(values) {  // the widest gap between neighbouring frames
+  let gap = 0;
+  for (let k = 1; k < values.length; k++) gap = Math.max(gap, values[k] - values[k - 1]);
+  return gap;
 }
 
 function nearest(values, value) {
@@ -85,7 +93,7 @@ function nearest(values, value) {
 function preview(state) {
   state.pending = 0;
   const data = state.data;
-  const strip = data.strip_id ? best(data.strip_id, data.levels) : null;
+  const strip = data.strip_id ? best(data.strip_id) : null;
   const host = data.chart ? chartNamed(data.chart) : null;
   if (!strip || !host || !window.flowvizShowImages) return;
   const k = nearest(strip.values, Number(state.input.value));
@@ -105,6 +113,7 @@ function preview(state) {
   if (window.flowvizShowImages(host, images)) {
     state.frame = k;
     host.dataset.previewValue = String(strip.frames[k].value);
+    host.dataset.previewSpacing = String(spacing(strip.values));
   }
 }
 
@@ -112,7 +121,7 @@ function preview(state) {
 function ask(state) {
   const id = state.data.strip_id;
   if (!id) return;
-  const known = best(id, state.data.levels);
+  const known = best(id);
   const level = known ? known.level + 1 : 0;
   if (level >= state.data.levels || state.requested === id + "/" + level) return;
   state.requested = id + "/" + level;
@@ -125,7 +134,10 @@ function restore(state) {
 }
 
 function forget(state) {
-  if (state.host) delete state.host.dataset.previewValue;
+  if (state.host) {
+    delete state.host.dataset.previewValue;
+    delete state.host.dataset.previewSpacing;
+  }
   state.originals = null;
   state.host = null;
   state.strip = null;
@@ -151,7 +163,7 @@ function build(parentElement) {
   const state = {
     input, label, readout: root.querySelector(".flowviz-slider-value"),
     ends: root.querySelectorAll(".flowviz-slider-ends span"),
-    dragging: false, pending: 0, frame: -1, strip: null, originals: null, host: null,
+    dragging: false, pending: 0, frame: -1, strip: null, hover: 0, originals: null, host: null,
     committed: null, lastData: null, requested: null, data: null, send: null,
   };
   root.__fv = state;
@@ -163,11 +175,21 @@ function build(parentElement) {
   const letGo = () => {
     if (!state.dragging) return;
     state.dragging = false;
+    state.requested = null;  // a chunk whose run was cut short is asked for again next time
     window.__flowvizDragging = false;
     if (state.pending) { cancelAnimationFrame(state.pending); state.pending = 0; }
     if (Number(input.value) === state.committed) restore(state);
   };
   input.addEventListener("pointerdown", grab);
+  // A mouse on its way to the thumb: ask for the coarse strip now, so the round trip is
+  // over (or nearly) when the button goes down.
+  // (After a moment's rest, so a pointer passing over many sliders asks for nothing.)
+  input.addEventListener("pointerenter", (event) => {
+    if (event.pointerType === "touch") return;
+    clearTimeout(state.hover);
+    state.hover = setTimeout(() => ask(state), 60);
+  });
+  input.addEventListener("pointerleave", () => clearTimeout(state.hover));
   window.addEventListener("pointerup", letGo);
   window.addEventListener("pointercancel", letGo);
   input.addEventListener("input", () => {
@@ -307,7 +329,7 @@ def drag_slider(
         wanted = ss.pop(want_key, None)
         if isinstance(wanted, dict) and wanted.get("id") == strip_id:
             level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
-            values = strip_values(low, high, step, STRIP_LEVELS[level])
+            values = strip_chunk(low, high, step, level)
             data["strip"] = {
                 "id": strip_id,
                 "level": level,
