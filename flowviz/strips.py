@@ -27,6 +27,7 @@ import torch
 from flowviz.errors import SpecError
 from flowviz.flow import Flow
 from flowviz.grid import deformed_grid, evaluate_flow
+from flowviz.line import LineCurves, build_line_base, build_line_map, line_curves
 from flowviz.memo import array_cache
 from flowviz.plots.common import colour_map, pixel_extent, png_data_uri
 from flowviz.plots.explore import density_panels, svg_overlay, volume_panels
@@ -164,12 +165,76 @@ def explorer_strip(
     Cached by everything but the number's current value (the strip of a slider stays
     valid while only that slider moves), within 128 MB.
     """
+    if not values:
+        return []
     key = json.dumps(spec_with(spec, path, values[0]), separators=(",", ":"), sort_keys=True)
     packed = _strip_cached(key, tuple(path), tuple(float(v) for v in values), log_scale, lines, resolution)
     frames = []
     for value, invertible, reason, images in packed:
         frame = {"value": value, "images": json.loads(images.tobytes())}
         if not invertible:
+            frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
+        frames.append(frame)
+    return frames
+
+
+# ----------------------------------------------------------------------------- the 1D page
+
+
+def line_traces(curves: LineCurves) -> dict[str, dict[str, list]]:
+    """The 1D figure's curves that a parameter moves, keyed by their traces' ``meta``: the graph of f
+    (coloured by log|f'|), its knots, p_X drawn sideways and p_Z. Six digits: far finer than a pixel."""
+
+    def plain(values) -> list:
+        return [float(f"{v:.6g}") for v in np.asarray(values, dtype=float).tolist()]
+
+    graph = {"x": plain(curves.curve_z), "y": plain(curves.curve_x)}
+    return {
+        "graph-colour": {**graph, "marker.color": plain(np.nan_to_num(curves.curve_log_slope))},
+        "graph-line": graph,
+        "knots": {"x": list(curves.knots_z), "y": list(curves.knots_x)},
+        "p_X": {"x": plain(curves.density), "y": plain(curves.x)},
+        "p_Z": {"x": plain(curves.z), "y": plain(curves.base_density)},
+    }
+
+
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def _line_strip_cached(setting_json: str, part: str, path: tuple, values: tuple) -> tuple:
+    (base_kind, base_params), (map_kind, map_params) = json.loads(setting_json)
+    frames = []
+    for value in values:
+        base = spec_with(base_params, path, value) if part == "base" else base_params
+        fmap = spec_with(map_params, path, value) if part == "map" else map_params
+        try:
+            curves = line_curves(
+                build_line_base(base_kind, base), build_line_map(map_kind, fmap), masses=False
+            )
+        except SpecError as error:
+            frames.append((value, False, _packed(error.reason), _packed("{}")))
+            continue
+        frames.append((value, True, _packed(""), _packed(json.dumps(line_traces(curves)))))
+    return tuple(frames)
+
+
+def line_strip(
+    base: tuple[str, Mapping], fmap: tuple[str, Mapping], part: str, path: Sequence, values: Sequence[float]
+) -> list[dict]:
+    """One frame of the 1D figure's curves per value of the number at ``path`` of the base's or the
+    map's parameters (``part``: "base" or "map"); a value they refuse gets a frame that says why.
+
+    Cached by everything but the number's current value, within 64 MB.
+    """
+    if not values:
+        return []
+    setting = [list(base), list(fmap)]
+    side = 0 if part == "base" else 1
+    setting[side][1] = spec_with(setting[side][1], path, values[0])
+    key = json.dumps(setting, separators=(",", ":"), sort_keys=True)
+    packed = _line_strip_cached(key, part, tuple(path), tuple(float(v) for v in values))
+    frames = []
+    for value, valid, reason, traces in packed:
+        frame = {"value": value, "traces": json.loads(traces.tobytes())}
+        if not valid:
             frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
         frames.append(frame)
     return frames

@@ -24,7 +24,16 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from flowviz.strips import ALIASES, PREVIEW_RESOLUTION, STRIP_LEVELS, explorer_strip, spec_with, strip_chunk
+from flowviz.strips import (
+    ALIASES,
+    PREVIEW_RESOLUTION,
+    STRIP_LEVELS,
+    explorer_strip,
+    line_strip,
+    spec_with,
+    strip_chunk,
+)
+from flowviz.ui.live_chart import ensure_plotly_asset
 
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
 
@@ -40,6 +49,8 @@ _CSS = """
 .flowviz-slider-value { color: #ff4b4b; font-variant-numeric: tabular-nums; font-size: 14px; white-space: nowrap; }
 .flowviz-slider input[type=range] { width: 100%; margin: 4px 0 0 0; accent-color: #ff4b4b;
   touch-action: none; cursor: pointer; height: 22px; }
+.flowviz-slider-note { position: absolute; top: 45%; left: 0; right: 0; text-align: center; font-size: 15px;
+  color: #333; pointer-events: none; }
 .flowviz-slider-ends { display: flex; justify-content: space-between; font-size: 12px; opacity: 0.6;
   font-variant-numeric: tabular-nums; }
 """
@@ -75,6 +86,20 @@ function chartNamed(name) {
     .find((host) => host.getAttribute("aria-label") === name) || null;
 }
 
+function loadPlotly(url) {  // the plotly.js the live charts use, loaded once per page
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.__flowvizPlotly) {
+    window.__flowvizPlotly = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = new URL(url, window.location.origin).href;
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => { window.__flowvizPlotly = null; reject(new Error("plotly.js did not load")); };
+      document.head.appendChild(script);
+    });
+  }
+  return window.__flowvizPlotly;
+}
+
 function spacing(values) {  // the widest gap between neighbouring frames
   let gap = 0;
   for (let k = 1; k < values.length; k++) gap = Math.max(gap, values[k] - values[k - 1]);
@@ -89,28 +114,94 @@ function nearest(values, value) {
   return best;
 }
 
-// The frame of the value nearest the thumb, in the chart's pictures (once per animation frame).
+// The Explorer: a frame is pictures, swapped into the live chart's named layout images.
+const IMAGES = {
+  find: (target) => chartNamed(target.chart),
+  show(state, host, frame, strip) {
+    if (!window.flowvizShowImages) return false;
+    const images = Object.assign({}, frame.images);
+    Object.entries(strip.aliases || {}).forEach(([alias, name]) => {
+      if (images[name] !== undefined) images[alias] = images[name];
+    });
+    if (!state.originals) {  // what the chart showed before the drag, to restore if nothing changes
+      state.originals = {};
+      (host.layout.images || []).forEach((image) => {
+        if (image.name && images[image.name] !== undefined) state.originals[image.name] = image.source;
+      });
+    }
+    return window.flowvizShowImages(host, images);
+  },
+  restore(state, host) {
+    if (window.flowvizShowImages) window.flowvizShowImages(host, state.originals);
+  },
+  stale: () => false,  // the live chart puts its own figure back after every run
+};
+
+// The 1D page: a frame is the data of the traces a parameter moves (found by their meta),
+// restyled in Streamlit's plotly chart; the others (interval, probe, histogram) wait hidden.
+const TRACES = {
+  find: () => document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
+  show(state, gd, frame) {
+    if (!window.Plotly || !gd.data) return false;
+    const traces = frame.traces || {};
+    const indices = gd.data.map((_, k) => k);
+    if (!state.originals) {
+      state.originals = { indices, x: [], y: [], "marker.color": [], visible: [] };
+      gd.data.forEach((trace) => {
+        state.originals.x.push(trace.x);
+        state.originals.y.push(trace.y);
+        state.originals["marker.color"].push(trace.marker ? trace.marker.color : undefined);
+        state.originals.visible.push(trace.visible === undefined ? true : trace.visible);
+      });
+    }
+    const moved = (trace) => trace.meta && traces[trace.meta];
+    const update = {
+      x: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].x : undefined)),
+      y: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].y : undefined)),
+      "marker.color": gd.data.map((trace) => (moved(trace) ? traces[trace.meta]["marker.color"] : undefined)),
+      visible: gd.data.map((trace) => (moved(trace) ? true : false)),
+    };
+    window.Plotly.restyle(gd, update, indices);
+    state.shownArrays = gd.data.map((trace) => trace.x);
+    note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+    return true;
+  },
+  restore(state, gd) {
+    if (window.Plotly && gd.data) window.Plotly.restyle(gd, state.originals, state.originals.indices);
+    note(gd, "");
+  },
+  // still showing a preview after Python's run: its figure did not change (refused, or the same)
+  stale: (state, gd) => !!state.shownArrays && gd.data && gd.data.some((trace, k) => trace.x === state.shownArrays[k] && trace.meta),
+};
+
+function note(gd, text) {  // a line over the chart where a frame has no curves
+  const holder = gd.parentElement;
+  let box = holder.querySelector(".flowviz-slider-note");
+  if (!text) { if (box) box.remove(); return; }
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "flowviz-slider-note";
+    holder.style.position = "relative";
+    holder.appendChild(box);
+  }
+  box.textContent = text;
+}
+
+const KINDS = { images: IMAGES, traces: TRACES };
+
+// The frame of the value nearest the thumb, in the chart (once per animation frame).
 function preview(state) {
   state.pending = 0;
   const data = state.data;
   const strip = data.strip_id ? best(data.strip_id) : null;
-  const host = data.chart ? chartNamed(data.chart) : null;
-  if (!strip || !host || !window.flowvizShowImages) return;
+  const kind = data.target ? KINDS[data.target.kind] : null;
+  const host = kind ? (state.host || kind.find(data.target)) : null;
+  if (!strip || !host) return;
   const k = nearest(strip.values, Number(state.input.value));
   if (strip === state.strip && k === state.frame) return;
   state.strip = strip;
-  const images = Object.assign({}, strip.frames[k].images);
-  Object.entries(strip.aliases || {}).forEach(([alias, name]) => {
-    if (images[name] !== undefined) images[alias] = images[name];
-  });
-  if (!state.originals) {  // what the chart showed before the drag, to restore if nothing changes
-    state.originals = {};
-    (host.layout.images || []).forEach((image) => {
-      if (image.name && images[image.name] !== undefined) state.originals[image.name] = image.source;
-    });
-    state.host = host;
-  }
-  if (window.flowvizShowImages(host, images)) {
+  state.host = host;
+  if (kind.show(state, host, strip.frames[k], strip)) {
     state.frame = k;
     host.dataset.previewValue = String(strip.frames[k].value);
     host.dataset.previewSpacing = String(spacing(strip.values));
@@ -129,8 +220,29 @@ function ask(state) {
 }
 
 function restore(state) {
-  if (state.originals && state.host && window.flowvizShowImages) window.flowvizShowImages(state.host, state.originals);
+  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
+  if (kind && state.originals && state.host) kind.restore(state, state.host);
   forget(state);
+}
+
+// After a release, once Python's run is over: a chart still showing the preview gets its own back.
+function settle(state) {
+  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
+  if (!kind || !state.host) return;
+  const started = performance.now();
+  let seenRun = false;
+  const check = () => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const running = app && app.getAttribute("data-test-script-state") === "running";
+    seenRun = seenRun || running;
+    if (state.dragging || !state.host) return;
+    if ((seenRun && !running) || performance.now() - started > 3000) {
+      if (kind.stale(state, state.host)) restore(state); else forget(state);
+      return;
+    }
+    setTimeout(check, 50);
+  };
+  setTimeout(check, 50);
 }
 
 function forget(state) {
@@ -141,6 +253,7 @@ function forget(state) {
   state.originals = null;
   state.host = null;
   state.strip = null;
+  state.shownArrays = null;
   state.frame = -1;
 }
 
@@ -201,8 +314,8 @@ function build(parentElement) {
     const value = Number(input.value);
     if (value === state.committed) return;
     state.committed = value;
-    if (!state.dragging) forget(state);  // the exact pictures will replace the preview
     state.send("value", value);
+    settle(state);  // the exact pictures replace the preview (or, if none come, the old ones)
   });
   parentElement.appendChild(root);
   return root;
@@ -231,6 +344,7 @@ export default function (component) {
     mark.setAttribute("aria-hidden", "true");
     state.label.after(mark);
   }
+  if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
   const mark = root.querySelector(".flowviz-slider-help");
   if (mark) mark.title = data.help || "";
   input.min = String(data.min);
@@ -255,9 +369,14 @@ export default function (component) {
 _component = st.components.v2.component("flowviz.drag_slider", js=_JS, css=_CSS, isolate_styles=False)
 
 
+def _strip_id(*parts) -> str:
+    key = json.dumps([*parts, PREVIEW_RESOLUTION], separators=(",", ":"), sort_keys=True)
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
+
+
 @dataclass(frozen=True)
 class FrameSource:
-    """Where a slider's frames come from: the spec, the number's place in it, the chart they go to."""
+    """The Explorer's frames: the spec, the number's place in it, the chart they are shown in."""
 
     spec: dict = field(hash=False)
     path: tuple
@@ -265,17 +384,40 @@ class FrameSource:
     log_scale: bool = False
     lines: bool = True
 
+    @property
+    def target(self) -> dict:
+        return {"kind": "images", "chart": self.chart}
+
     def strip_id(self, limits: tuple[float, float, float]) -> str:
         """Names the strips by everything they depend on (not the number's current value)."""
-        key = json.dumps(
-            [spec_with(self.spec, self.path, 0.0), list(self.path), limits, self.log_scale, self.lines],
-            separators=(",", ":"),
-            sort_keys=True,
-        )
-        return hashlib.blake2b(f"{key}|{PREVIEW_RESOLUTION}".encode(), digest_size=12).hexdigest()
+        spec = spec_with(self.spec, self.path, 0.0)
+        return _strip_id(spec, list(self.path), limits, self.log_scale, self.lines)
 
     def strip(self, values: tuple[float, ...]) -> list[dict]:
         return explorer_strip(self.spec, self.path, values, self.log_scale, self.lines)
+
+
+@dataclass(frozen=True)
+class LineFrameSource:
+    """The 1D page's frames: its base and map (kind, parameters), the number's place in one of them."""
+
+    base: tuple = field(hash=False)
+    fmap: tuple = field(hash=False)
+    part: str  # "base" or "map"
+    path: tuple
+
+    @property
+    def target(self) -> dict:
+        return {"kind": "traces", "script": ensure_plotly_asset()}
+
+    def strip_id(self, limits: tuple[float, float, float]) -> str:
+        setting = [list(self.base), list(self.fmap)]
+        side = 0 if self.part == "base" else 1
+        setting[side][1] = spec_with(setting[side][1], self.path, 0.0)
+        return _strip_id(setting, self.part, list(self.path), limits)
+
+    def strip(self, values: tuple[float, ...]) -> list[dict]:
+        return line_strip(self.base, self.fmap, self.part, self.path, values)
 
 
 def snap(value: float, low: float, high: float, step: float) -> float:
@@ -308,7 +450,7 @@ def drag_slider(
     step: float,
     widget_key: str,
     help: str = "",
-    frames: FrameSource | None = None,
+    frames: FrameSource | LineFrameSource | None = None,
 ) -> float:
     """A float slider over [low, high] whose value lives in ``st.session_state[widget_key]``."""
     ss = st.session_state
@@ -320,12 +462,12 @@ def drag_slider(
         "step": step,
         "value": float(ss[widget_key]),
         "help": help,
-        "chart": None,
+        "target": None,
         "strip_id": None,
     }
     if frames is not None:
         strip_id = frames.strip_id((low, high, step))
-        data.update(chart=frames.chart, strip_id=strip_id, levels=len(STRIP_LEVELS))
+        data.update(target=frames.target, strip_id=strip_id, levels=len(STRIP_LEVELS))
         wanted = ss.pop(want_key, None)
         if isinstance(wanted, dict) and wanted.get("id") == strip_id:
             level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
