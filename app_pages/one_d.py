@@ -20,7 +20,7 @@ from flowviz.line import (
     sample_histogram,
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
-from flowviz.ui.drag_slider import LineFrameSource, drag_slider
+from flowviz.ui.drag_slider import LineFrameSource, drag_preview
 
 K = "one_d."  # prefix of this page's session-state keys
 
@@ -148,10 +148,11 @@ def slider(label: str, name: str, low: float, high: float, step: float, part: st
     key = K + name
     st.session_state.setdefault(key, DEFAULTS[name])
     st.session_state[key] = min(max(float(st.session_state[key]), low), high)
-    if part is None:
-        return st.slider(label, low, high, step=step, key=key)
-    frames = LineFrameSource(current("base"), current("map"), part, place_of(part, name))
-    return drag_slider(label, low, high, step, key, frames=frames)
+    value = st.slider(label, low, high, step=step, key=key)
+    if part is not None:
+        frames = LineFrameSource(current("base"), current("map"), part, place_of(part, name))
+        drag_preview(label, low, high, step, key, frames)
+    return value
 
 
 def nice_step(span: float) -> float:

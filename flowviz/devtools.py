@@ -150,6 +150,24 @@ const __fvPicture = (target) => {
     return trace ? __fvTraceKey(trace.x) : '';
   } };
 };
+const __fvInput = (label) => Array.from(document.querySelectorAll('input[type=range]')).find(i => {
+  if (i.labels && i.labels[0] && i.labels[0].textContent === label) return true;  // the project's own
+  const box = i.closest('[data-testid="stSlider"]');  // Streamlit's
+  const text = box && box.querySelector('[data-testid="stWidgetLabel"]');
+  return !!text && text.textContent.trim() === label;
+}) || null;
+// Where a slider's thumb is at fraction 0 and 1 of its range, and at what height.
+const __fvTrack = (label) => {
+  const input = __fvInput(label);
+  const box = input.closest('[data-testid="stSlider"]');
+  if (!box) {  // a native range: the thumb's centre runs half a thumb (16 px) in from each end
+    const r = input.getBoundingClientRect();
+    return { left: r.x + 8, width: r.width - 16, y: r.y + r.height / 2 };
+  }
+  const bar = box.querySelector('[data-testid="stSliderTickBar"]').getBoundingClientRect();
+  const thumb = input.parentElement.parentElement.getBoundingClientRect();
+  return { left: bar.x, width: bar.width, y: thumb.y + thumb.height / 2 };
+};
 const __fvTraceKey = (x) => x ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
   + ':' + Array.from(x).reduce((a, b) => a + Number(b), 0).toPrecision(12) : '';
 const __fvFrameKey = (target, frame) => target.kind === 'image' ? frame.images[target.name]
@@ -163,16 +181,20 @@ _MOTION_RECORDER_JS = (
     + _PICTURE_JS
     + """
   const picture = __fvPicture(target);
-  const input = Array.from(document.querySelectorAll('input[type=range]'))
-    .find(i => i.labels && i.labels[0] && i.labels[0].textContent === slider);
-  if (!picture || !input) return false;
+  if (!picture || !__fvInput(slider)) return false;
   if (window.__fvMotion) window.__fvMotion.stop = true;
   const rec = { painted: [], passed: [], down: null, up: null, stop: false, target };
   window.__fvMotion = rec;
   let last = picture.shown();
   rec.painted.push({ t: performance.now(), href: last, spacing: 0 });
+  let value = Number(__fvInput(slider).value);
   const tick = () => {
     if (rec.stop) return;
+    const input = __fvInput(slider);  // (Streamlit's own slider sends no input events while dragged)
+    if (input && rec.down !== null && rec.up === null && Number(input.value) !== value) {
+      value = Number(input.value);
+      rec.passed.push({ t: performance.now(), v: value });
+    }
     const now = picture.shown();
     if (now !== last) {
       last = now;
@@ -182,8 +204,7 @@ _MOTION_RECORDER_JS = (
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-  input.addEventListener('input', () => rec.passed.push({ t: performance.now(), v: Number(input.value) }));
-  input.addEventListener('pointerdown', () => { rec.down = performance.now(); });
+  window.addEventListener('pointerdown', () => { if (rec.down === null) rec.down = performance.now(); }, true);
   window.addEventListener('pointerup', () => { if (rec.up === null) rec.up = performance.now(); }, true);
   return true;
 }"""
@@ -250,9 +271,8 @@ def drag_slider(
     page.wait_for_function(_MOTION_READY_JS, arg=target, timeout=settle_timeout)
     if not page.evaluate(_MOTION_RECORDER_JS, [target, slider_label]):
         raise RuntimeError(f"no picture {target!r} or slider {slider_label!r} on the page")
-    box = slider.bounding_box()
-    # a native range's thumb centre runs from half a thumb in from each end (16 px thumb)
-    left, width, y = box["x"] + 8, box["width"] - 16, box["y"] + box["height"] / 2
+    track = page.evaluate("(label) => {" + _PICTURE_JS + " return __fvTrack(label); }", slider_label)
+    left, width, y = track["left"], track["width"], track["y"]
     page.mouse.move(left + start * width, y)
     page.mouse.down()
     begin = time.perf_counter()

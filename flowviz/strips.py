@@ -72,6 +72,17 @@ def strip_chunk(low: float, high: float, step: float, level: int) -> tuple[float
     return tuple(v for v in strip_values(low, high, step, STRIP_LEVELS[level]) if v not in earlier)
 
 
+def has_number(spec: Mapping, path: Sequence) -> bool:
+    """Whether ``path`` leads to a number in ``spec`` (a term left at zero may be absent)."""
+    holder = spec
+    for part in path:
+        try:
+            holder = holder[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(holder, (int, float)) and not isinstance(holder, bool)
+
+
 def spec_with(spec: Mapping, path: Sequence, value: float) -> dict:
     """A copy of ``spec`` with the number at ``path`` (keys and list indices) set to ``value``."""
     out = copy.deepcopy(dict(spec))

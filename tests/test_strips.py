@@ -24,7 +24,6 @@ from flowviz.strips import (
     spec_with,
     strip_values,
 )
-from flowviz.ui.drag_slider import snap
 
 SPEC = parse_spec(
     {
@@ -52,13 +51,6 @@ def test_strip_values_lie_on_the_slider_steps_and_span_the_range():
     assert np.all(np.diff(values) > 0)
     # fewer positions than frames asked for: every position once
     assert strip_values(0.0, 1.0, 0.25, 121) == (0.0, 0.25, 0.5, 0.75, 1.0)
-
-
-def test_snap_puts_a_browser_value_on_a_step_inside_the_limits():
-    assert snap(2.0500000000000007, -4.0, 4.0, 0.05) == 2.05
-    assert snap(4.2, -4.0, 4.0, 0.05) == 4.0
-    assert snap(-7.0, -4.0, 4.0, 0.05) == -4.0
-    assert snap(33.0, -180.0, 180.0, 1.0) == 33.0
 
 
 def test_each_frame_is_the_preview_resolution_evaluation_of_the_spec_with_that_value():

@@ -1,18 +1,21 @@
-"""A slider whose pictures follow the thumb while it is dragged.
+"""Pictures that follow a slider's thumb while it is dragged.
 
-Streamlit's slider sends its value only when the thumb is let go, so a drag shows
-nothing until the end. This one is a native range input (``role="slider"``, its
-visible label as accessible name, one step per arrow key, a finger drag on a
-phone) in a component of the project's own:
+Streamlit's slider moves its thumb while dragged but sends the value only when it
+is let go, so until then the pictures stand still. Beside each slider of a flow's
+parameters sits this component (invisible, no control of its own: the slider keeps
+its label, its keyboard and everything else it does):
 
-- a key press, or letting the thumb go, sends the exact value to Python at once;
-  the page reruns and draws the exact pictures, as with any widget;
-- grabbing the thumb asks Python once for a *frame strip* of the slider's
-  parameter (``flowviz.strips``: the flow evaluated by the core at a preview
-  resolution for values along the whole range, colour-mapped by the figure's own
-  code); while the thumb moves, the frame nearest its value is shown in the
-  chart's pictures, with no round trip. The browser keeps the strips it has, so
-  the next drag of the same slider (nothing else changed) needs none.
+- when the pointer rests on the slider, or grabs it, the component asks Python for
+  a *frame strip* of the slider's parameter (``flowviz.strips``: the flow evaluated
+  by the core at a preview resolution for values along the whole range, drawn by the
+  figure's own code), in chunks, coarse first;
+- while the thumb moves, it shows the frame nearest the thumb's value in the chart
+  (the Explorer's live chart images, or the 1D figure's curves), with no round trip;
+- when the thumb is let go, Streamlit sends the value, the page reruns and the exact
+  pictures replace the preview (or, where nothing changed, the old ones come back).
+
+The browser keeps the strips it has: the next drag of the same slider (nothing else
+changed) needs no run at all.
 """
 
 from __future__ import annotations
@@ -38,21 +41,10 @@ from flowviz.ui.live_chart import ensure_plotly_asset
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
 
 _CSS = """
-.flowviz-slider { font-family: inherit; padding: 0 2px 2px 2px; }
-.flowviz-slider-head { display: flex; justify-content: space-between; align-items: baseline; gap: 8px;
-  font-size: 14px; line-height: 1.4; color: inherit; min-height: 1.4em; }
-.flowviz-slider-head label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.flowviz-slider-head > span:first-child { display: flex; align-items: baseline; min-width: 0; }
-.flowviz-slider-help { margin-left: 6px; cursor: help; font-size: 10px; line-height: 13px; width: 13px;
-  height: 13px; border: 1px solid currentColor; border-radius: 50%; text-align: center; opacity: 0.5;
-  flex: none; align-self: center; }
-.flowviz-slider-value { color: #ff4b4b; font-variant-numeric: tabular-nums; font-size: 14px; white-space: nowrap; }
-.flowviz-slider input[type=range] { width: 100%; margin: 4px 0 0 0; accent-color: #ff4b4b;
-  touch-action: none; cursor: pointer; height: 22px; }
+.flowviz-slider-companion { height: 0; overflow: hidden; }
+[data-testid="stElementContainer"]:has(.flowviz-slider-companion) { display: none; }
 .flowviz-slider-note { position: absolute; top: 45%; left: 0; right: 0; text-align: center; font-size: 15px;
   color: #333; pointer-events: none; }
-.flowviz-slider-ends { display: flex; justify-content: space-between; font-size: 12px; opacity: 0.6;
-  font-variant-numeric: tabular-nums; }
 """
 
 _JS = """
@@ -74,11 +66,6 @@ function remember(chunk) {
 
 function best(id) {
   return STRIPS.get(id) || null;
-}
-
-function decimals(step) {
-  const text = String(step);
-  return text.includes("e-") ? Number(text.split("e-")[1]) : (text.split(".")[1] || "").length;
 }
 
 function chartNamed(name) {
@@ -278,112 +265,87 @@ function forget(state) {
   state.frame = -1;
 }
 
-function showValue(state) {
-  state.readout.textContent = Number(state.input.value).toFixed(decimals(state.data.step));
-  state.input.setAttribute("aria-valuenow", state.input.value);
+// Beside one of Streamlit's own sliders (found by its label): no control of its own. Streamlit's
+// slider moves its thumb while dragged but sends the value only when let go; this follows the
+// thumb in every animation frame and shows the frames, and Streamlit sends the value itself.
+function streamlitSlider(label) {
+  return Array.from(document.querySelectorAll('[data-testid="stSlider"]')).find((box) => {
+    const text = box.querySelector('[data-testid="stWidgetLabel"]');
+    return text && text.textContent.trim() === label;
+  }) || null;
 }
 
-function build(parentElement) {
+function companion(parentElement) {
   const root = document.createElement("div");
-  root.className = "flowviz-slider";
-  const id = "flowviz-slider-" + Math.random().toString(36).slice(2);
-  root.innerHTML =
-    '<div class="flowviz-slider-head"><span><label></label></span><span class="flowviz-slider-value"></span></div>' +
-    '<input type="range"><div class="flowviz-slider-ends"><span></span><span></span></div>';
-  const input = root.querySelector("input");
-  const label = root.querySelector("label");
-  input.id = id;
-  label.htmlFor = id;
+  root.className = "flowviz-slider-companion";
   const state = {
-    input, label, readout: root.querySelector(".flowviz-slider-value"),
-    ends: root.querySelectorAll(".flowviz-slider-ends span"),
+    get input() {
+      const box = streamlitSlider(state.data.attach);
+      return (box && box.querySelector('input[type="range"]')) || { value: String(state.committed) };
+    },
     dragging: false, pending: 0, frame: -1, strip: null, hover: 0, hovered: false, originals: null, host: null,
-    committed: null, lastData: null, requested: null, data: null, send: null,
+    committed: null, requested: null, data: null, send: null, box: null, shown: null,
   };
   root.__fv = state;
-  const grab = () => {
+  const follow = () => {  // every animation frame while the button is down
+    if (!state.dragging) return;
+    const value = Number(state.input.value);
+    if (value !== state.shown) { state.shown = value; preview(state); }
+    requestAnimationFrame(follow);
+  };
+  state.grab = () => {
     state.dragging = true;
+    state.committed = Number(state.input.value);
+    state.shown = state.committed;
     window.__flowvizDragging = true;
     ask(state);
+    requestAnimationFrame(follow);
   };
-  const letGo = () => {
+  state.letGo = () => {
     if (!state.dragging) return;
     state.dragging = false;
-    state.requested = null;  // a chunk whose run was cut short is asked for again next time
+    state.requested = null;
     window.__flowvizDragging = false;
-    if (state.pending) { cancelAnimationFrame(state.pending); state.pending = 0; }
-    if (Number(input.value) === state.committed) restore(state);
+    // Streamlit's slider may still be about to take the value: look once it has settled
+    setTimeout(() => {
+      if (Number(state.input.value) === state.committed) restore(state); else settle(state);
+    }, 30);
   };
-  input.addEventListener("pointerdown", grab);
-  // A mouse on its way to the thumb: ask for the coarse strip now, so the round trip is
-  // over (or nearly) when the button goes down.
-  // (After a moment's rest, so a pointer passing over many sliders asks for nothing.)
-  input.addEventListener("pointerenter", (event) => {
+  state.enter = (event) => {
     if (event.pointerType === "touch") return;
     clearTimeout(state.hover);
     state.hover = setTimeout(() => { state.hovered = true; ask(state); }, 60);
-  });
-  input.addEventListener("pointerleave", () => { clearTimeout(state.hover); state.hovered = false; });
-  window.addEventListener("pointerup", letGo);
-  window.addEventListener("pointercancel", letGo);
-  input.addEventListener("input", () => {
-    showValue(state);
-    if (state.dragging && !state.pending) state.pending = requestAnimationFrame(() => preview(state));
-  });
-  // A key press, or the thumb let go at a new value: the exact value goes to Python at once.
-  input.addEventListener("change", () => {
-    const value = Number(input.value);
-    if (value === state.committed) return;
-    state.committed = value;
-    state.send("value", value);
-    settle(state);  // the exact pictures replace the preview (or, if none come, the old ones)
-  });
+  };
+  state.leave = () => { clearTimeout(state.hover); state.hovered = false; };
+  window.addEventListener("pointerup", state.letGo);
+  window.addEventListener("pointercancel", state.letGo);
   parentElement.appendChild(root);
   return root;
 }
 
+function hook(state) {  // (again after a run that drew Streamlit's slider anew)
+  const box = streamlitSlider(state.data.attach);
+  if (!box || box === state.box) return;
+  state.box = box;
+  box.addEventListener("pointerdown", state.grab, true);
+  box.addEventListener("pointerenter", state.enter);
+  box.addEventListener("pointerleave", state.leave);
+}
+
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
-  const root = parentElement.querySelector("div.flowviz-slider") || build(parentElement);
+  const root = parentElement.querySelector("div.flowviz-slider-companion") || companion(parentElement);
   const state = root.__fv;
   state.data = data;
   state.send = setTriggerValue;
+  hook(state);
+  setTimeout(() => hook(state), 0);  // Streamlit's slider may be drawn just after this
+  if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
   if (data.strip) {
     remember(data.strip);
     if (state.dragging || state.hovered) ask(state);  // the next chunk, while the thumb is near
-    if (state.dragging) {  // and the frame under the thumb now
-      if (!state.pending) state.pending = requestAnimationFrame(() => preview(state));
-    }
+    if (state.dragging) { state.frame = -1; preview(state); }  // and the frame under the thumb now
   }
-  const input = state.input;
-  state.label.textContent = data.label;
-  const help = root.querySelector(".flowviz-slider-help");
-  if (data.help && !help) {
-    const mark = document.createElement("span");
-    mark.className = "flowviz-slider-help";
-    mark.textContent = "?";
-    mark.setAttribute("aria-hidden", "true");
-    state.label.after(mark);
-  }
-  if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
-  const mark = root.querySelector(".flowviz-slider-help");
-  if (mark) mark.title = data.help || "";
-  input.min = String(data.min);
-  input.max = String(data.max);
-  input.step = String(data.step);
-  input.setAttribute("aria-valuemin", String(data.min));
-  input.setAttribute("aria-valuemax", String(data.max));
-  state.ends[0].textContent = Number(data.min).toFixed(decimals(data.step));
-  state.ends[1].textContent = Number(data.max).toFixed(decimals(data.step));
-  // Python's value wins when it changed there (a link, a preset, a moved limit); a value
-  // this slider has just sent is Python's too once it comes back.
-  if (data.value !== state.lastData && !state.dragging) {
-    input.value = String(data.value);
-    state.committed = Number(input.value);
-  }
-  state.lastData = data.value;
-  if (!state.dragging && state.committed === null) state.committed = Number(input.value);
-  showValue(state);
 }
 """
 
@@ -441,12 +403,6 @@ class LineFrameSource:
         return line_strip(self.base, self.fmap, self.part, self.path, values)
 
 
-def snap(value: float, low: float, high: float, step: float) -> float:
-    """The slider position nearest ``value``: on a step from ``low``, inside [low, high]."""
-    position = low + round((float(value) - low) / step) * step
-    return float(round(min(max(position, low), high), 10))
-
-
 def _sent(drag_key: str, name: str):
     state = st.session_state.get(drag_key)
     if state is None:
@@ -454,56 +410,28 @@ def _sent(drag_key: str, name: str):
     return state.get(name) if hasattr(state, "get") else getattr(state, name, None)
 
 
-def _adopt(widget_key: str, drag_key: str, low: float, high: float, step: float) -> None:
-    value = _sent(drag_key, "value")
-    if value is not None:
-        st.session_state[widget_key] = snap(value, low, high, step)
-
-
 def _want(drag_key: str, want_key: str) -> None:
     st.session_state[want_key] = _sent(drag_key, "grab")
 
 
-def drag_slider(
-    label: str,
-    low: float,
-    high: float,
-    step: float,
-    widget_key: str,
-    help: str = "",
-    frames: FrameSource | LineFrameSource | None = None,
-) -> float:
-    """A float slider over [low, high] whose value lives in ``st.session_state[widget_key]``."""
+def drag_preview(
+    label: str, low: float, high: float, step: float, widget_key: str, frames: FrameSource | LineFrameSource
+) -> None:
+    """Previews for Streamlit's own slider ``label`` (drawn just before, under ``widget_key``):
+    its thumb's value is followed while dragged, the slider itself sends it when let go."""
     ss = st.session_state
     drag_key, want_key = widget_key + ".drag", widget_key + ".want"
-    data = {
-        "label": label,
-        "min": low,
-        "max": high,
-        "step": step,
-        "value": float(ss[widget_key]),
-        "help": help,
-        "target": None,
-        "strip_id": None,
-    }
-    if frames is not None:
-        strip_id = frames.strip_id((low, high, step))
-        data.update(target=frames.target, strip_id=strip_id, levels=len(STRIP_LEVELS))
-        wanted = ss.pop(want_key, None)
-        if isinstance(wanted, dict) and wanted.get("id") == strip_id:
-            level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
-            values = strip_chunk(low, high, step, level)
-            data["strip"] = {
-                "id": strip_id,
-                "level": level,
-                "values": list(values),
-                "frames": frames.strip(values),
-                "aliases": ALIASES,
-            }
-    _component(
-        key=drag_key,
-        data=data,
-        on_value_change=functools.partial(_adopt, widget_key, drag_key, low, high, step),
-        on_grab_change=functools.partial(_want, drag_key, want_key),
-    )
-    return float(ss[widget_key])
+    strip_id = frames.strip_id((low, high, step))
+    data = {"attach": label, "target": frames.target, "strip_id": strip_id, "levels": len(STRIP_LEVELS)}
+    wanted = ss.pop(want_key, None)
+    if isinstance(wanted, dict) and wanted.get("id") == strip_id:
+        level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
+        values = strip_chunk(low, high, step, level)
+        data["strip"] = {
+            "id": strip_id,
+            "level": level,
+            "values": list(values),
+            "aliases": ALIASES,
+            "frames": frames.strip(values),
+        }
+    _component(key=drag_key, data=data, on_grab_change=functools.partial(_want, drag_key, want_key))

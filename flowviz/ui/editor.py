@@ -15,8 +15,9 @@ import streamlit as st
 
 from flowviz.layers import LAYER_CLASSES
 from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
+from flowviz.strips import has_number
 from flowviz.ui import fields, state
-from flowviz.ui.drag_slider import FrameSource, drag_slider
+from flowviz.ui.drag_slider import FrameSource, drag_preview
 from flowviz.ui.fields import Control
 
 BASE_TYPES = {"gaussian": "Gaussian", "uniform": "Uniform box", "mixture": "Mixture of Gaussians"}
@@ -90,12 +91,17 @@ def slider(
                 label, low, high, step=float(step), format="%g", key=widget_key, help=help or None
             )
         )
-    return drag_slider(label, low, high, float(step), widget_key, help, _frames(path))
+    chosen = float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
+    frames = _frames(path)
+    if frames is not None:
+        drag_preview(label, low, high, float(step), widget_key, frames)
+    return chosen
 
 
 def _frames(path: tuple | None) -> FrameSource | None:
-    """Where a slider's preview frames come from: the current spec, drawn as the views now draw it."""
-    if path is None:
+    """Where a slider's preview frames come from: the current spec, drawn as the views now draw it
+    (none where the number is not in it yet, e.g. a coupling term still zero)."""
+    if path is None or not has_number(state.current_spec(), path):
         return None
     ss = st.session_state
     return FrameSource(
