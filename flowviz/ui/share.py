@@ -28,11 +28,16 @@ def page_url(token: str) -> str:
 
 
 def python_snippet(spec: dict) -> str:
+    """A script that rebuilds this screen's flow; it says how it is run (``make`` installs flowviz
+    into the project's environment, so it runs from any folder with that environment's python)."""
     return (
+        '"""This flow, rebuilt in Python. Run it with the python of flowviz\'s environment, from any folder:\n\n'
+        "    /path/to/flowviz/.venv/bin/python flow.py    (after `make run` or `make test` there)\n"
+        '"""\n\n'
         "import flowviz\n\n"
         f"spec = {json.dumps(spec, indent=4)}\n\n"
         "arrays = flowviz.evaluate(spec)  # x, y, density, log_density, base_log_prob, ...\n"
-        'print("mass in view:", float(arrays["mass"]))\n'
+        "print(f\"Mass in view: {float(arrays['mass']):.4f}\")  # as the Explorer shows it\n"
         "flow = flowviz.Flow.from_spec(spec)\n"
         "samples = flow.sample(1000, seed=0)\n"
     )
