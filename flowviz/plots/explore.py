@@ -107,6 +107,7 @@ def grid_figure(
     markers: dict[int, tuple[float, float]] | None = None,
     height: int = 820,
     hover: bool | Sequence[int] = True,
+    axis_titles: Sequence[tuple[str, str]] | None = None,
 ) -> dict:
     """A figure of square panels in a grid; panels with the same ``spaces`` entry share axes.
 
@@ -115,6 +116,8 @@ def grid_figure(
     ``markers``: {panel index: (x, y)}: a probed point, drawn as a cross.
     ``hover``: True, False, or the panel indices that get a transparent hover layer
     (values under the cursor); the other panels' colour bars ride on a 2x2 stub.
+    ``axis_titles``: each panel's (horizontal, vertical) axis titles; by default the
+    coordinates of its space, e.g. (x₁, x₂).
     """
     rows = int(np.ceil(len(panels) / cols))
     xlim, ylim = pixel_extent(xs, ys)
@@ -137,10 +140,10 @@ def grid_figure(
         xkey, ykey = "xaxis" + xname[1:], "yaxis" + yname[1:]
         (dx0, dx1), (dy0, dy1) = domains[i]
         space = spaces[i]
-        symbol = space
-        layout[xkey] = axis_style(f"{symbol}₁", domain=[dx0, dx1], range=list(xlim), anchor=yname)
+        title_x, title_y = axis_titles[i] if axis_titles else (f"{space}₁", f"{space}₂")
+        layout[xkey] = axis_style(title_x, domain=[dx0, dx1], range=list(xlim), anchor=yname)
         layout[ykey] = axis_style(
-            f"{symbol}₂",
+            title_y,
             domain=[dy0, dy1],
             range=list(ylim),
             anchor=xname,
@@ -342,12 +345,15 @@ def svg_overlay(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim)
             'vector-effect="non-scaling-stroke"/>'
         )
     if points is not None and len(points):
-        radius = _svg_number(0.006 * max(width, height))
+        radius = 0.006 * max(width, height)
         finite = points[np.isfinite(points).all(axis=1)]
-        dots = "".join(f'<circle cx="{x:.3f}" cy="{y:.3f}" r="{radius}"/>' for x, y in finite.tolist())
+        r = _svg_number(radius)
+        dots = "".join(f'<circle cx="{x:.3f}" cy="{y:.3f}" r="{r}"/>' for x, y in finite.tolist())
+        # The outline is in plot units, a fraction of the dot (vector-effect is not inherited by the
+        # circles, so a "thin" stroke on the group became a halo wider than the dot itself).
         parts.append(
-            f'<g fill="{SAMPLE_COLOUR}" stroke="rgba(0,0,0,0.35)" stroke-width="0.5" '
-            f'vector-effect="non-scaling-stroke">{dots}</g>'
+            f'<g fill="{SAMPLE_COLOUR}" stroke="rgba(0,0,0,0.45)" '
+            f'stroke-width="{_svg_number(0.3 * radius)}">{dots}</g>'
         )
     parts.append("</g></svg>")
     return "data:image/svg+xml;base64," + base64.b64encode("".join(parts).encode()).decode("ascii")
@@ -427,6 +433,8 @@ def terms_panels(
             limit,
             compress_positive,
             "log|det J_f⁻¹|",
+            None,
+            "log|det J_f⁻¹|",
         ),
         Panel("= log p_X(x)", log_density, low, high, DENSITY_SCALE, "log p_X", None, "log density"),
     ]
@@ -444,6 +452,13 @@ def steps_figure(
     vmax = density_limits(densities, log_scale=False)[1]
     panels = [Panel(t, d, 0.0, vmax, DENSITY_SCALE, "p") for t, d in zip(titles, densities, strict=True)]
     rows = int(np.ceil(len(panels) / cols))
+    # Panel k shows z_k, the point after k layers: its coordinates are z_k[1], z_k[2]; the last is x.
+    subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+    axis_titles = [
+        (f"z{str(k).translate(subscripts)}[1]", f"z{str(k).translate(subscripts)}[2]")
+        for k in range(len(panels))
+    ]
+    axis_titles[-1] = ("x₁", "x₂")
     figure = grid_figure(
         panels,
         xs,
@@ -453,6 +468,7 @@ def steps_figure(
         samples=dict(enumerate(points)),
         height=max(1, rows) * 260 + 40,
         hover=False,
+        axis_titles=axis_titles,
     )
     figure["layout"]["margin"] = {"l": 40, "r": 10, "t": 30, "b": 30}
     return figure

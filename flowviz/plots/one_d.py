@@ -11,6 +11,9 @@ Three panels share their axes the way the map links them:
 so an interval [z, z + dz] under p_Z rises to the graph and turns left onto
 [x, x + dx] beside p_X. Both densities use one density scale, so a taller p_X
 means the same probability squeezed into less length.
+
+Every trace names its mode: plotly's default puts markers, in its own colours, on any
+trace of fewer than 20 points (a narrow interval's beam), which would read as data.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
         go.Scatter(  # vertical beam: from the z axis up to the graph
             x=_f32(np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]])),
             y=_f32(np.concatenate([[z_bottom], beam_x, [z_bottom]])),
+            mode="lines",
             fill="toself",
             fillcolor=BAND_FILL,
             line={"width": 0},
@@ -90,6 +94,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
         go.Scatter(  # horizontal beam: from the graph left to the x axis
             x=_f32(np.concatenate([[z_left], beam_z, [z_left]])),
             y=_f32(np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]])),
+            mode="lines",
             fill="toself",
             fillcolor=BAND_FILL,
             line={"width": 0},
@@ -138,6 +143,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(step_x),
             y=_f32(step_y),
+            mode="lines",
             fill="tozerox",
             fillcolor=HISTOGRAM_FILL,
             line={"color": HISTOGRAM_EDGE, "width": 1},
@@ -149,6 +155,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(interval.band_density),
             y=_f32(interval.band_x),
+            mode="lines",
             fill="tozerox",
             fillcolor=BAND_FILL,
             line={"color": BAND_EDGE, "width": 0},
@@ -160,6 +167,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.density),
             y=_f32(curves.x),
+            mode="lines",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x2",
             yaxis="y2",
@@ -169,6 +177,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(interval.band_z),
             y=_f32(interval.band_base_density),
+            mode="lines",
             fill="tozeroy",
             fillcolor=BAND_FILL,
             line={"color": BAND_EDGE, "width": 0},
@@ -180,6 +189,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.z),
             y=_f32(curves.base_density),
+            mode="lines",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x3",
             yaxis="y3",
