@@ -12,6 +12,7 @@ from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, parse_spec
 from flowviz.ui import editor, learned, share, state
 from flowviz.ui import views as ui_views
+from flowviz.ui.path import next_idea, start_pointer
 from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
 
@@ -77,8 +78,8 @@ def selected_editor(spec: dict) -> dict:
         good = parse_spec(draft)
     except SpecError as error:
         st.error(
-            f"**Not applied** — {error.reason}. The pictures show the last valid flow; "
-            "change the highlighted values to continue.",
+            f"**Not applied** — {error.reason}. The pictures show the last valid flow "
+            "until the values this names are changed.",
             icon=":material/warning:",
         )
         return spec
@@ -175,6 +176,7 @@ def explorer() -> None:
 
 
 state.init_state()
+start_pointer()
 st.markdown("### Explorer: push a density through a flow")
 intro, formula = st.columns([1.2, 1], vertical_alignment="center")
 with formula:
@@ -193,3 +195,4 @@ else:
     st.session_state.pop(state.FULL_RERUN, None)  # this run draws the whole page anyway
     sidebar(state.current_spec())
     explorer()
+next_idea("explore")

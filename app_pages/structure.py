@@ -17,6 +17,7 @@ from flowviz.structure import (
     random_point,
     time_log_dets,
 )
+from flowviz.ui.path import next_idea
 
 K = "structure."
 SIZES = powers_of_two(2, 1024)
@@ -201,3 +202,4 @@ seed = int(st.session_state[K + "seed"])
 layer_table(seed)
 triangular_layers(seed)
 cost_experiment()
+next_idea("structure")
