@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from flowviz.data import toy_set
 from flowviz.flow import Flow
@@ -73,22 +74,25 @@ SAMPLES = 10_000  # as the 1D page draws by default
 # --------------------------------------------------------------------------- links between pages
 
 
-def page_link(address: str, label: str) -> None:
-    """A link to one of the app's pages at ``address`` ("/1d?case=compress"), opened in this tab."""
+def page_link(address: str, label: str, icon: str = ":material/arrow_forward:") -> None:
+    """A link to one of the app's pages at ``address`` ("/1d?case=compress"), opened in this tab.
+
+    A page run on its own (``streamlit run app_pages/one_d.py``, or a test) has no navigation to
+    link through: there the link is a plain one to the same address.
+    """
     path, _, query = address.lstrip("/").partition("?")
     params = dict(pair.split("=", 1) for pair in query.split("&")) if query else None
-    st.page_link(PAGE_FILES[path], label=label, icon=":material/arrow_forward:", query_params=params)
+    try:
+        st.page_link(PAGE_FILES[path], label=label, icon=icon, query_params=params)
+    except StreamlitAPIException:
+        st.markdown(f"[{label}]({address})")
 
 
 def next_idea(page: str) -> None:
     """The link at the foot of a page to the page with the next idea of the path."""
     target, what = NEXT_IDEA[page]
     st.divider()
-    st.page_link(
-        PAGE_FILES[target],
-        label=f"Next idea: {what} ({PAGE_TITLES[target]})",
-        icon=":material/arrow_forward:",
-    )
+    page_link(f"/{target}", f"Next idea: {what} ({PAGE_TITLES[target]})")
 
 
 def start_pointer() -> None:
@@ -102,7 +106,7 @@ def start_pointer() -> None:
             "one live picture at a time."
         )
         with link:
-            st.page_link(PAGE_FILES["start"], label="Start here", icon=":material/school:")
+            page_link("/start", "Start here", icon=":material/school:")
         close.button("Dismiss", key="fv_start_pointer_close", on_click=_dismiss)
 
 
