@@ -171,7 +171,8 @@ def explorer() -> None:
             editor.formulas(spec["layers"][state.uids().index(selected)])
         if "JSON" in extras:
             share.json_editor(spec)
-        if "Share" in extras:
+    if "Share" in extras:  # the whole width: a long link and its buttons fit there
+        with st.container(border=True, key="fv_share"):
             share.share_panel(spec, token)
 
 

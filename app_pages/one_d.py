@@ -24,6 +24,12 @@ from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui.path import next_idea
 
 K = "one_d."  # prefix of this page's session-state keys
+# The readouts carry 12 significant digits (both sides of each identity agree to about that):
+# at text size, in figures of one width, so they line up and fit a phone's width.
+READOUT_STYLE = (
+    "<style>.st-key-fv_1d_readouts [data-testid='stMetricValue'] "
+    "{ font-size: 1.05rem; font-variant-numeric: tabular-nums; }</style>"
+)
 
 DEFAULTS = {
     "base_kind": "uniform",
@@ -264,7 +270,7 @@ def fmt(value: float, digits: int = 12) -> str:
 def picture(base_json: str, map_json: str) -> None:
     base, fmap = _build(base_json, map_json)
     curves = cached_curves(base_json, map_json)
-    st.latex(rf"{base.latex} \qquad {fmap.latex}")
+    st.latex(rf"\begin{{gathered}} {base.latex} \\ {fmap.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
         start = range_slider("Interval start z", "interval_start", *curves.z_range)
@@ -291,7 +297,9 @@ def picture(base_json: str, map_json: str) -> None:
         f"p_X falls. Curve colour: {LENGTH_LEGEND}. Both densities are drawn to the same scale; "
         "the grey bars are a histogram of f(z) for samples of z, which should follow p_X."
     )
-    carried, at_point, rule = st.columns(3)
+    readouts = st.container(key="fv_1d_readouts")  # numbers at text size: CSS below
+    readouts.html(READOUT_STYLE)
+    carried, at_point, rule = readouts.columns(3)
     with carried:
         interval_numbers(interval)
         st.metric("Mass of p_X on the shown x range", f"{curves.mass_in_view:.10f}")
@@ -375,8 +383,8 @@ st.markdown(
     "[f(z), f(z+dz)]. So the new density p_X is the old one, corrected by how much f stretches length:"
 )
 st.latex(
-    r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| "
-    r"= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x)"
+    r"\begin{aligned} p_X(x) &= p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| \\ "
+    r"&= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x) \end{aligned}"
 )
 adopt_link()
 if st.session_state.get(K + "link_problem"):

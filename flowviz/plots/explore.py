@@ -132,6 +132,7 @@ def grid_figure(
         "hovermode": "closest",
     }
     data: list[dict] = []
+    colourbar_traces: dict[int, int] = {}  # index in data -> panel, for traces that may carry a colour bar
     first_of_space: dict[str, str] = {}
     hover_index = downsample(np.zeros((len(ys), len(xs))), HOVER_CELLS)[1]
     domains = list(_domains(rows, cols))
@@ -178,6 +179,8 @@ def grid_figure(
             data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
         elif panel.colourbar:
             data.append(_colourbar_stub(panel, xlim, ylim, xname, yname, (dx1, dy0, dy1)))
+        if hovered or panel.colourbar:
+            colourbar_traces[len(data) - 1] = i
         panel_lines = lines.get(panel.overlay) if (panel.overlay and lines) else None
         panel_points = samples.get(i) if samples else None
         if panel_lines is not None or panel_points is not None:
@@ -185,7 +188,41 @@ def grid_figure(
             layout["images"].append({**image_under_axes(uri, xlim, ylim, xname, yname), "layer": "above"})
         if markers and i in markers:
             data.append(_marker_trace(markers[i], xname, yname))
+    if cols > 1:
+        layout["meta"] = {"narrow": _one_column(panels, colourbar_traces, data)}
     return {"data": data, "layout": layout}
+
+
+NARROW_BELOW = 600  # px: a chart narrower than this (a phone) stacks its panels in one column
+NARROW_PANEL = 300  # px of height per panel when stacked
+
+
+def _one_column(panels: Sequence[Panel], colourbar_traces: dict[int, int], data: list[dict]) -> dict:
+    """The same figure with its panels stacked, for a chart narrower than NARROW_BELOW pixels.
+
+    Side by side on a phone, panels shrink to stamps and their titles and axis labels run into
+    each other. The live chart applies this where it is that narrow: the axes' domains, the colour
+    bars' places and the height; everything else (images, titles, overlays) follows the axes.
+    """
+    width = 0.8  # the rest of the width: the colour bars and their labels
+    axes: dict[str, dict] = {}
+    places = {}
+    for i, (_, (dy0, dy1)) in enumerate(_domains(len(panels), 1, gap_y=0.3 / len(panels))):
+        xname, yname = _axis_names(i)
+        axes["xaxis" + xname[1:]] = {"domain": [0.0, width]}
+        axes["yaxis" + yname[1:]] = {"domain": [dy0, dy1]}
+        places[i] = (width, dy0, dy1)
+    colourbars = {
+        str(k): _colourbar(panels[i], places[i])
+        for k, i in colourbar_traces.items()
+        if data[k].get("showscale", True) and "colorbar" in data[k]
+    }
+    return {
+        "below": NARROW_BELOW,
+        "height": NARROW_PANEL * len(panels) + 60,
+        "layout": axes,
+        "colorbars": colourbars,
+    }
 
 
 def _marker_trace(point: tuple[float, float], xname: str, yname: str) -> dict:

@@ -246,7 +246,7 @@ def _probe_traces(curves: LineCurves, probe: Probe) -> list[go.Scatter]:
     ]
 
 
-def _label(text: str, x: float, y: float, xanchor: str, yanchor: str) -> dict:
+def _label(text: str, x: float, y: float, xanchor: str, yanchor: str, row: int = 0) -> dict:
     return {
         "text": text,
         "xref": "paper",
@@ -256,7 +256,7 @@ def _label(text: str, x: float, y: float, xanchor: str, yanchor: str) -> dict:
         "xanchor": xanchor,
         "yanchor": yanchor,
         "showarrow": False,
-        "yshift": 3 if yanchor == "bottom" else 0,
+        "yshift": (3 + 20 * row) if yanchor == "bottom" else 0,  # rows of labels above a panel
         "font": {"size": 13},
     }
 
@@ -271,6 +271,7 @@ def _mass_labels(interval: CarriedInterval) -> list[dict]:
             TOP[1],
             "left",
             "bottom",
+            row=1,  # above the graph's own label: on a phone the two would run into each other
         ),
         _label(
             f"{swatch} shaded: P(z in [z, z+dz]) = <b>{interval.mass_base:.6f}</b>",
@@ -303,9 +304,17 @@ def change_of_variables_figure(
     figure = go.Figure(traces)
     figure.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 34, "b": 10},
+        margin={"l": 10, "r": 10, "t": 54, "b": 10},
         plot_bgcolor="white",
-        legend={"x": 0.0, "y": BOTTOM[1], "xanchor": "left", "yanchor": "top", "font": {"size": 12}},
+        # Under the panels, in rows: at any width it covers nothing (beside p_Z it hid a panel on a phone).
+        legend={
+            "orientation": "h",
+            "x": 0.0,
+            "y": -0.09,
+            "xanchor": "left",
+            "yanchor": "top",
+            "font": {"size": 12},
+        },
         xaxis=axis_style("", domain=RIGHT, range=curves.z_range, anchor="y"),
         yaxis=axis_style("x = f(z)", domain=TOP, range=curves.x_range, anchor="x"),
         xaxis2=axis_style(
@@ -316,9 +325,7 @@ def change_of_variables_figure(
         yaxis3=axis_style("p_Z(z): density of z", domain=BOTTOM, range=[0.0, density_top], anchor="x3"),
         annotations=[
             *_mass_labels(interval),
-            _label(
-                "graph of x = f(z), coloured by how f stretches length", RIGHT[0], TOP[1], "left", "bottom"
-            ),
+            _label("graph of x = f(z), coloured by log|f′|", RIGHT[0], TOP[1], "left", "bottom"),
         ],
     )
     return figure

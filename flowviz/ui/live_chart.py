@@ -104,6 +104,17 @@ function refreshLazy(Plotly, host, figure) {
   }, 250);
 }
 
+// A figure may carry a one-column variant for narrow charts (layout.meta.narrow, made by
+// flowviz.plots.explore): on a phone, panels side by side would shrink to stamps.
+function fitWidth(host, figure) {
+  const narrow = figure.layout.meta && figure.layout.meta.narrow;
+  if (!narrow || host.clientWidth >= narrow.below) return null;
+  Object.entries(narrow.layout).forEach(([name, axis]) => Object.assign(figure.layout[name], axis));
+  Object.entries(narrow.colorbars).forEach(([k, bar]) => { figure.data[Number(k)].colorbar = bar; });
+  figure.layout.height = narrow.height;
+  return narrow.height;
+}
+
 export default function (component) {
   const { data, parentElement } = component;
   let host = parentElement.querySelector("div.flowviz-live-chart");
@@ -121,6 +132,8 @@ export default function (component) {
   loadPlotly(data.script).then((Plotly) => {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
+    const narrowHeight = fitWidth(host, figure);
+    host.style.height = (narrowHeight || data.height) + "px";
     const shape = skeleton(figure);
     if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);

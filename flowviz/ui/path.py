@@ -216,9 +216,10 @@ def step_inverse_jacobian(step: Step) -> None:
         )
         live_chart(figure, K + "figure3", 340, "The probe in x and the point z it comes from", CHART_CONFIG)
         if jac.inside:
-            st.latex(
-                rf"\underbrace{{{_matrix(jac.forward)}}}_{{J_f(z)}}\;"
-                rf"\underbrace{{{_matrix(jac.inverse)}}}_{{J_{{f^{{-1}}}}(x)}} = {_matrix(jac.product)}"
+            st.latex(  # one matrix per line: a phone's width holds one
+                rf"\begin{{gathered}} J_f(z) = {_matrix(jac.forward)} \\ "
+                rf"J_{{f^{{-1}}}}(x) = {_matrix(jac.inverse)} \\ "
+                rf"J_f(z)\,J_{{f^{{-1}}}}(x) = {_matrix(jac.product)} \end{{gathered}}"
             )
             st.caption(
                 f"z = f⁻¹(x) = ({jac.z[0]:.3f}, {jac.z[1]:.3f}) (the cross on the left). Both matrices by "

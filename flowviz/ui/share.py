@@ -13,6 +13,7 @@ from flowviz.ui import state
 
 JSON_KEY = "fv_json_text"
 JSON_ERROR = "fv_json_error"
+JSON_GENERATION = "fv_json_generation"  # a new one for each discarded edit
 UPLOAD_KEY = "fv_upload"
 UPLOAD_ERROR = "fv_upload_error"
 
@@ -100,7 +101,7 @@ def _json_key(spec: dict) -> str:
     drop key presses on other controls while a run is in flight.)
     """
     digest = hashlib.sha1(spec_to_json(spec).encode()).hexdigest()[:12]
-    return f"{JSON_KEY}.{digest}"
+    return f"{JSON_KEY}.{digest}.{st.session_state.get(JSON_GENERATION, 0)}"
 
 
 def absorb_json_edit() -> bool:
@@ -137,5 +138,9 @@ def json_editor(spec: dict) -> None:
 
 
 def _discard_json_edit(spec: dict) -> None:
-    st.session_state[JSON_ERROR] = None
-    st.session_state.pop(_json_key(spec), None)
+    """A new text area holding the spec's JSON: the browser keeps a widget's text under its old key
+    (dropping the key's state alone left the bad text on screen, to be sent again)."""
+    ss = st.session_state
+    ss.pop(_json_key(spec), None)
+    ss[JSON_ERROR] = None
+    ss[JSON_GENERATION] = ss.get(JSON_GENERATION, 0) + 1
