@@ -177,7 +177,7 @@ def grid_figure(
         hovered = hover if isinstance(hover, bool) else i in hover
         if hovered:
             data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
-        elif panel.colourbar:
+        else:  # the colour bar, if any; a panel with no heatmap at all gets NaN axis lines from plotly
             data.append(_colourbar_stub(panel, xlim, ylim, xname, yname, (dx1, dy0, dy1)))
         if hovered or panel.colourbar:
             colourbar_traces[len(data) - 1] = i
@@ -252,8 +252,9 @@ def _colourbar(panel: Panel, place) -> dict:
 
 
 def _colourbar_stub(panel: Panel, xlim, ylim, xname: str, yname: str, place) -> dict:
-    """An invisible 2x2 heatmap that only carries a colour bar: it stays the same while the
-    colour range does, so redrawing a figure with new images costs no plotly work."""
+    """An invisible 2x2 heatmap that carries a colour bar (or none): it stays the same while the
+    colour range does, so redrawing a figure with new images costs no plotly work. Every panel
+    gets one or a hover layer: plotly draws a subplot holding only images with NaN axis lines."""
     return {
         "type": "heatmap",
         "x": [xlim[0], xlim[1]],
@@ -265,9 +266,9 @@ def _colourbar_stub(panel: Panel, xlim, ylim, xname: str, yname: str, place) -> 
         "zmin": panel.vmin,
         "zmax": panel.vmax,
         "colorscale": panel.scale,
-        "showscale": True,
+        "showscale": panel.colourbar is not None,
         "hoverinfo": "skip",
-        "colorbar": _colourbar(panel, place),
+        **({"colorbar": _colourbar(panel, place)} if panel.colourbar else {}),
     }
 
 

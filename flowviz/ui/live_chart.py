@@ -115,6 +115,18 @@ function fitWidth(host, figure) {
   return narrow.height;
 }
 
+// Plotly measures its container when it first draws: a chart drawn before the page has laid
+// its column out (width 0) gets NaN sizes, which the browser reports as broken SVG paths.
+function laidOut(host) {
+  if (host.clientWidth > 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const observer = new ResizeObserver(() => {
+      if (host.clientWidth > 0) { observer.disconnect(); resolve(); }
+    });
+    observer.observe(host);
+  });
+}
+
 export default function (component) {
   const { data, parentElement } = component;
   let host = parentElement.querySelector("div.flowviz-live-chart");
@@ -129,7 +141,7 @@ export default function (component) {
   host.setAttribute("role", "img");
   if (host.__flowvizFigure === data.figure) return;
   host.__flowvizFigure = data.figure;
-  loadPlotly(data.script).then((Plotly) => {
+  Promise.all([loadPlotly(data.script), laidOut(host)]).then(([Plotly]) => {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
     const narrowHeight = fitWidth(host, figure);
