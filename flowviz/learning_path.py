@@ -124,7 +124,7 @@ STEPS: tuple[Step, ...] = (
         "A flow must be invertible and its log-determinant cheap. A general D×D determinant costs "
         "O(D³); a triangular one is the product of its diagonal, O(D). Coupling and autoregressive "
         "layers are built so their Jacobian is triangular, however complex their networks.",
-        "Change the dimension: the zeros above the diagonal stay, whatever the network.",
+        "On the full page, change the dimension D: the zeros above the diagonal stay, whatever the network.",
         "structure",
     ),
     Step(
@@ -138,12 +138,12 @@ STEPS: tuple[Step, ...] = (
 )
 
 NEXT_IDEA: dict[str, tuple[str, str]] = {
-    # page -> (the page with the next idea, what it is)
-    "start": ("explore", "build a flow of your own, layer by layer"),
-    "1d": ("explore", "the same in 2D: the Jacobian matrix, many modes, the two terms of log p"),
-    "explore": ("structure", "why flows use triangular Jacobians"),
+    # page -> (the page with the next idea, what it is: short enough for a phone's line)
+    "start": ("explore", "build your own flow, layer by layer"),
+    "1d": ("explore", "the same in 2D: the Jacobian matrix"),
+    "explore": ("structure", "why triangular Jacobians"),
     "structure": ("train", "train a flow on your own data"),
-    "train": ("start", "the whole path again, idea by idea"),
+    "train": ("start", "the path again, from the start"),
 }
 
 

@@ -135,7 +135,9 @@ def grid_figure(
     colourbar_traces: dict[int, int] = {}  # index in data -> panel, for traces that may carry a colour bar
     first_of_space: dict[str, str] = {}
     hover_index = downsample(np.zeros((len(ys), len(xs))), HOVER_CELLS)[1]
-    domains = list(_domains(rows, cols))
+    # A colour bar beside a panel that is not the last of its row needs room before the next panel.
+    inner_bar = any(p.colourbar for k, p in enumerate(panels) if k % cols != cols - 1)
+    domains = list(_domains(rows, cols, gap_x=0.17 if inner_bar else 0.1))
     for i, panel in enumerate(panels):
         xname, yname = _axis_names(i)
         xkey, ykey = "xaxis" + xname[1:], "yaxis" + yname[1:]

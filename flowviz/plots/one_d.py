@@ -304,15 +304,16 @@ def change_of_variables_figure(
     figure = go.Figure(traces)
     figure.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 54, "b": 10},
+        margin={"l": 10, "r": 10, "t": 54, "b": 84},  # the legend's rows sit in the bottom margin
         plot_bgcolor="white",
         # Under the panels, in rows: at any width it covers nothing (beside p_Z it hid a panel on a phone).
         legend={
             "orientation": "h",
             "x": 0.0,
-            "y": -0.09,
+            "y": 0.0,
+            "yref": "container",
             "xanchor": "left",
-            "yanchor": "top",
+            "yanchor": "bottom",
             "font": {"size": 12},
         },
         xaxis=axis_style("", domain=RIGHT, range=curves.z_range, anchor="y"),

@@ -74,7 +74,9 @@ SAMPLES = 10_000  # as the 1D page draws by default
 # --------------------------------------------------------------------------- links between pages
 
 
-def page_link(address: str, label: str, icon: str = ":material/arrow_forward:") -> None:
+def page_link(
+    address: str, label: str, icon: str = ":material/arrow_forward:", help: str | None = None
+) -> None:
     """A link to one of the app's pages at ``address`` ("/1d?case=compress"), opened in this tab.
 
     A page run on its own (``streamlit run app_pages/one_d.py``, or a test) has no navigation to
@@ -83,7 +85,7 @@ def page_link(address: str, label: str, icon: str = ":material/arrow_forward:") 
     path, _, query = address.lstrip("/").partition("?")
     params = dict(pair.split("=", 1) for pair in query.split("&")) if query else None
     try:
-        st.page_link(PAGE_FILES[path], label=label, icon=icon, query_params=params)
+        st.page_link(PAGE_FILES[path], label=label, icon=icon, query_params=params, help=help)
     except StreamlitAPIException:
         st.markdown(f"[{label}]({address})")
 
@@ -92,7 +94,7 @@ def next_idea(page: str) -> None:
     """The link at the foot of a page to the page with the next idea of the path."""
     target, what = NEXT_IDEA[page]
     st.divider()
-    page_link(f"/{target}", f"Next idea: {what} ({PAGE_TITLES[target]})")
+    page_link(f"/{target}", f"Next idea: {what}", help=f"Opens {PAGE_TITLES[target]}")
 
 
 def start_pointer() -> None:
