@@ -10,7 +10,7 @@ from flowviz.errors import SpecError
 from flowviz.flow import Flow
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
-from flowviz.ui import editor, learned, share, state
+from flowviz.ui import editor, fairness, learned, share, state
 from flowviz.ui import views as ui_views
 from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
@@ -145,6 +145,7 @@ def explorer() -> None:
         st.rerun()  # a whole new flow, adopted in a run of this part alone: redraw the stack list too
     notice = state.take_notice()
     spec = state.current_spec()
+    fairness.yield_if_heavy(spec)  # a costly grid waits for the other visitors' light runs
     controls, views = st.columns([1.15, 2.2], gap="medium")
     with views:
         if notice:

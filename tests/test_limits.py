@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from flowviz.spec import (
     max_resolution,
     parse_spec,
 )
-from flowviz.ui import fields
+from flowviz.ui import fairness, fields
 from flowviz.views import steps_resolution
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,3 +265,29 @@ def test_worst_valid_specs_answer_within_the_budget():
         seconds = min(page_seconds(spec, ("Change-of-variables terms", "Layer by layer")) for _ in range(2))
         assert seconds < 1.5 * plain + 0.5, (name, seconds, plain)
         assert seconds < 3 * ANSWER_SECONDS, (name, seconds)
+
+
+def test_a_costly_grid_lowers_only_its_own_threads_priority():
+    """Plain flow at 1024²: 10 steps x 1024² points, beyond a quarter of the work limit; at 200²: far below."""
+    heavy = parse_spec(worst_valid_specs()["plain, largest grid"])
+    light = parse_spec({"base": GAUSSIAN, "layers": [ROTATION], "view": {"resolution": 200}})
+    assert fairness.grid_work(heavy) == 10 * 1024**2 > MAX_GRID_WORK / 4 > fairness.grid_work(light)
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def visitor() -> None:
+        me = threading.get_native_id()
+        seen["heavy"], seen["nice"] = fairness.yield_if_heavy(heavy), os.getpriority(os.PRIO_PROCESS, me)
+        seen["light"], seen["nice_after"] = (
+            fairness.yield_if_heavy(light),
+            os.getpriority(os.PRIO_PROCESS, me),
+        )
+
+    thread = threading.Thread(target=visitor)
+    thread.start()
+    thread.join()
+    assert seen["heavy"] and seen["nice"] == fairness.HEAVY_NICE
+    assert not seen["light"]
+    if os.geteuid() == 0:  # raising a priority again needs the privilege
+        assert seen["nice_after"] == 0
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
