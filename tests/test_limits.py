@@ -207,6 +207,13 @@ def test_many_bins_or_knots_are_one_table_whatever_the_count(layer, column, fiel
         at = open_explorer({"base": GAUSSIAN, "layers": [each], "view": {"resolution": 64}})
         counts.append((len(at.slider), len(at.number_input), len(at.data_editor)))
     assert counts[0] == counts[1] and counts[1][2] == 1  # the same controls for 9 bins as for 64
+    shown = at.data_editor[0].value
+    if layer["type"] == "spline":  # each bin's end slope; at B it is 1 by definition, shown empty
+        assert list(shown["end slope"][:-1]) == layer["derivatives"] and math.isnan(
+            shown["end slope"].iloc[-1]
+        )
+    else:  # each segment from its knot; the first from -inf
+        assert list(shown["segment starts at"]) == [-math.inf, *layer["knots"]]
     edit_table(at, {3: {column: 2.5}})
     assert url_spec(at)["layers"][0][field][3] == 2.5
     assert [v for i, v in enumerate(url_spec(at)["layers"][0][field]) if i != 3] == [1.0] * (

@@ -234,6 +234,10 @@ def _mixture_editor(base: dict) -> dict:
     return {"type": "mixture", "components": drafts, "weights": draft_weights}
 
 
+TABLE_ROWS_SHOWN = 10
+TABLE_ROW_PX = 35
+
+
 def table(columns: dict[str, list], widget_key: str, **column_config) -> dict[str, list[float]]:
     """One compact table for a long list of numbers (spline bins, knots, components).
 
@@ -242,18 +246,23 @@ def table(columns: dict[str, list], widget_key: str, **column_config) -> dict[st
     applied to the values it was drawn from, so drawing it again from the edited
     spec changes nothing. A cleared cell reads NaN, which the spec refuses by name.
     """
+    rows = len(next(iter(columns.values())))
     edited = st.data_editor(
-        pd.DataFrame(columns),
+        pd.DataFrame(columns, dtype=float),
         key=widget_key,
         num_rows="fixed",
         hide_index=True,
         width="stretch",
+        height=TABLE_ROW_PX * (min(rows, TABLE_ROWS_SHOWN) + 1) + 3,  # a few rows, then it scrolls
         column_config={
-            name: st.column_config.NumberColumn(name, format="%.4g", **config)
+            name: st.column_config.NumberColumn(name, **{"format": "%.4g", "width": "small", **config})
             for name, config in column_config.items()
         },
     )
     return {name: [float(v) for v in edited[name]] for name in columns}
+
+
+NARROW = {"width": 44, "format": "%.2f"}  # shown rounded; a value is kept exactly until edited
 
 
 def _mixture_table(components: list[dict], weights: list[float]) -> dict:
@@ -270,12 +279,14 @@ def _mixture_table(components: list[dict], weights: list[float]) -> dict:
             "weight": list(weights),
         },
         key("base", "table", len(components)),
-        **{
-            "σ₁": {"min_value": 0.0},
-            "σ₂": {"min_value": 0.0},
-            "ρ": {"min_value": -0.999, "max_value": 0.999},
+        **{  # six narrow columns fit the editor's width
+            "μ₁": NARROW,
+            "μ₂": NARROW,
+            "σ₁": {**NARROW, "min_value": 0.0},
+            "σ₂": {**NARROW, "min_value": 0.0},
+            "ρ": {**NARROW, "min_value": -0.999, "max_value": 0.999},
         },
-        weight={"min_value": 0.0, "help": "normalised to sum to 1"},
+        weight={**NARROW, "format": "%.3f", "min_value": 0.0, "help": "normalised to sum to 1"},
     )
     drafts = []
     for mx, my, a, b, rho in zip(*(edited[c] for c in ("μ₁", "μ₂", "σ₁", "σ₂", "ρ")), strict=True):
@@ -390,23 +401,24 @@ def _knot_table(layer: dict, uid: str) -> None:
             {
                 "width": layer["widths"],
                 "height": layer["heights"],
-                "slope at its right knot": [*layer["derivatives"], None],
+                "end slope": [*layer["derivatives"], math.nan],
             },
             key(uid, "table", bins),
             width={"min_value": 0.0},
             height={"min_value": 0.0},
-            **{"slope at its right knot": {"min_value": 0.0}},
+            **{"end slope": {"min_value": 0.0, "help": "the slope at the bin's right knot"}},
         )
         layer["widths"], layer["heights"] = edited["width"], edited["height"]
-        layer["derivatives"] = edited["slope at its right knot"][:-1]
+        layer["derivatives"] = edited["end slope"][:-1]
         st.caption(
-            "One row per bin, from −B to B: widths and heights are rescaled to sum to 2B; "
-            "the slope at B (the last row) is 1, where the spline joins the identity."
+            "One row per bin, from −B to B: widths and heights are rescaled to sum to 2B; each bin's "
+            "end slope is the slope at its right knot, and at B (the last row) it is 1, where the spline "
+            "joins the identity."
         )
         return
     knots = len(layer["knots"])
     edited = table(
-        {"segment starts at": [None, *layer["knots"]], "slope": layer["slopes"]},
+        {"segment starts at": [-math.inf, *layer["knots"]], "slope": layer["slopes"]},
         key(uid, "table", knots),
         slope={"min_value": 0.0},
     )
