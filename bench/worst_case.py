@@ -285,12 +285,14 @@ def memory_loop(url: str, server_pid: int, count: int) -> dict:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)
-        for spec in memory_specs(count):
+        for k, spec in enumerate(memory_specs(count)):
             page.goto(f"{url}/explore?spec={encode_token(parse_spec(spec))}")
             concurrency.wait_idle(page, 120_000)
             page.wait_for_timeout(200)
             concurrency.wait_idle(page, 120_000)
             samples.append(resident_mb(server_pid))
+            if k % 25 == 24:
+                print(f"  {k + 1} specs opened, server {samples[-1]:.0f} MB", file=sys.stderr, flush=True)
         browser.close()
     return {
         "specs_opened": count,
