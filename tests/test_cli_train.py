@@ -67,8 +67,20 @@ def trained(work) -> dict[str, Path]:
             zip(
                 jobs,
                 pool.map(
+                    # a time limit far beyond 100 steps: the schedule follows steps alone, so the
+                    # two runs stay step for step alike on a loaded machine
                     lambda job: flowviz(
-                        "train", job[0], "--out", job[1], "--steps", "100", "--seed", "3", cwd=work
+                        "train",
+                        job[0],
+                        "--out",
+                        job[1],
+                        "--steps",
+                        "100",
+                        "--seconds",
+                        "600",
+                        "--seed",
+                        "3",
+                        cwd=work,
                     ),
                     jobs.values(),
                 ),
