@@ -333,10 +333,11 @@ def main(argv=None) -> int:
         choices=["specs", "starvation", "memory"],
         help="parts not to run; their figures in --out are kept",
     )
-    parser.add_argument("--presses", type=int, help="slider presses per block (10 quick, 20 full)")
+    parser.add_argument("--presses", type=int, help="slider presses per phase (10 quick, 20 full)")
+    parser.add_argument("--loop", type=int, help="specs opened in the memory loop (40 quick, 300 full)")
     args = parser.parse_args(argv)
     repeats, presses, blocks, loop = (1, 10, 1, 40) if args.quick else (3, 20, 2, 300)
-    presses = args.presses or presses
+    presses, loop = args.presses or presses, args.loop or loop
 
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     report: dict = {
