@@ -18,6 +18,7 @@ from flowviz import spec as limits
 from flowviz.layers import LAYER_CLASSES
 from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
 from flowviz.ui import fields, state
+from flowviz.ui.drag_slider import FrameSource, drag_slider
 from flowviz.ui.fields import Control
 
 BASE_TYPES = {"gaussian": "Gaussian", "uniform": "Uniform box", "mixture": "Mixture of Gaussians"}
@@ -63,12 +64,20 @@ def keep_value(widget_key: str, limits: tuple, value) -> None:
 
 
 def slider(
-    label: str, value: float, low: float, high: float, step: float, widget_key: str, help: str = ""
+    label: str,
+    value: float,
+    low: float,
+    high: float,
+    step: float,
+    widget_key: str,
+    help: str = "",
+    path: tuple | None = None,
 ) -> float:
     """A float slider whose range widens to include a value that came from a link or file.
 
     With "Type exact values" on, the same control is a number box (same key, so the value
-    carries over both ways), with the same limits.
+    carries over both ways), with the same limits. ``path``: where the number lives in the
+    spec; given, the Explorer's pictures follow the thumb while it is dragged.
     """
     ss = st.session_state
     if widget_key not in ss:
@@ -83,7 +92,20 @@ def slider(
                 label, low, high, step=float(step), format="%g", key=widget_key, help=help or None
             )
         )
-    return float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
+    return drag_slider(label, low, high, float(step), widget_key, help, _frames(path))
+
+
+def _frames(path: tuple | None) -> FrameSource | None:
+    """Where a slider's preview frames come from: the current spec, drawn as the views now draw it."""
+    if path is None:
+        return None
+    ss = st.session_state
+    return FrameSource(
+        state.current_spec(),
+        tuple(path),
+        log_scale=bool(ss.get("fv_log", False)),
+        lines=not ss.get("fv_samples_on", False),  # samples ride on the same overlay: leave it be
+    )
 
 
 def range_slider(
@@ -119,11 +141,12 @@ def _gaussian_controls(
     sx, sy = math.sqrt(a), math.sqrt(d)
     rho = b / (sx * sy)
     c1, c2 = st.columns(2)
+    mean_path = ("base", "mean") if prefix[1] == "g" else ("base", "components", prefix[2], "mean")
     with c1:
-        mx = slider("Mean μ₁ (x)", component["mean"][0], -3, 3, 0.05, key(*prefix, "mx"))
+        mx = slider("Mean μ₁ (x)", component["mean"][0], -3, 3, 0.05, key(*prefix, "mx"), "", (*mean_path, 0))
         sx = slider("Std. dev. σ₁ (x)", sx, 0.1, 3, 0.05, key(*prefix, "sx"), "kept above 0")
     with c2:
-        my = slider("Mean μ₂ (y)", component["mean"][1], -3, 3, 0.05, key(*prefix, "my"))
+        my = slider("Mean μ₂ (y)", component["mean"][1], -3, 3, 0.05, key(*prefix, "my"), "", (*mean_path, 1))
         sy = slider("Std. dev. σ₂ (y)", sy, 0.1, 3, 0.05, key(*prefix, "sy"), "kept above 0")
     rho = slider(
         "Correlation ρ",
@@ -310,6 +333,7 @@ def layer_caption(layer: dict) -> str:
 
 
 def _number_control(control: Control, layer: dict, uid: str) -> float:
+    """The slider of one number of a layer (its frames: the same number in the current spec)."""
     value = fields.get_value(layer, control.path)
     if value is None:
         value = fields.neutral_value(control.path)
@@ -318,7 +342,8 @@ def _number_control(control: Control, layer: dict, uid: str) -> float:
     ss = st.session_state
     if widget_key in ss and float(ss[widget_key]) < low:
         ss[widget_key] = low  # a limit moved (radial beta above -alpha): follow it
-    return slider(control.label, value, low, high, control.step, widget_key, control.help)
+    path = ("layers", state.uids().index(uid), *control.path)
+    return slider(control.label, value, low, high, control.step, widget_key, control.help, path)
 
 
 def _scale_controls(layer: dict, uid: str) -> None:
