@@ -29,6 +29,7 @@ from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
 from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+from flowviz.ui import fairness
 from flowviz.ui.editor import init
 
 ss = st.session_state
@@ -417,6 +418,7 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
 
     @st.fragment(run_every=0.5 if job.active else None)
     def live() -> None:
+        fairness.yield_to_others()  # a redraw nobody waits on: other visitors' sliders come first
         history, flow = job.snapshot()
         if job.error:
             st.error(f"Training failed: {job.error}. Press Reset and try other settings.")

@@ -100,20 +100,21 @@ def steps_of_flow(
 
 
 STEPS_RESOLUTION = 96  # grid points per axis of each step's picture
+STEPS_WORK = MAX_GRID_WORK / 2  # an extra view: half of what the main grid may cost
 
 
 def steps_resolution(spec: Mapping) -> int:
     """The step pictures' grid: STEPS_RESOLUTION, coarser for a long or costly stack.
 
     Step k walks the grid back through k layers, so the view costs the sum of every
-    prefix of the stack; it is kept within the spec's bound on one grid's work.
+    prefix of the stack; it is kept within half the spec's bound on one grid's work.
     """
     active = [layer for layer in spec["layers"] if layer.get("enabled", True)]
     work, prefix = 0.0, base_cost(spec["base"])
     for layer in [None, *active]:
         prefix += layer_cost(layer) if layer else 0.0
         work += prefix
-    return max(16, min(STEPS_RESOLUTION, math.isqrt(int(MAX_GRID_WORK / work))))
+    return max(16, min(STEPS_RESOLUTION, math.isqrt(int(STEPS_WORK / work))))
 
 
 @functools.lru_cache(maxsize=16)
