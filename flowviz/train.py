@@ -102,6 +102,20 @@ class ModelConfig:
             raise SpecError("model.actnorm", f"{self.actnorm!r}, but it must be true or false")
         return self
 
+    def weight_count(self) -> int:
+        """How many learnable numbers :func:`build_model` makes for this config, counted without building it.
+
+        A model file's architecture is checked against a memory budget with this
+        before anything is allocated (64 couplings of 8 x 1024 units would take 2 GB).
+        Each conditioner is an MLP 1 -> hidden (x depth) -> outputs: 3K - 1 outputs
+        for a spline (K widths, K heights, K - 1 slopes), 2 for RealNVP (shift, log-scale);
+        an ActNorm adds a shift and a log-scale per coordinate.
+        """
+        outputs = 3 * self.bins - 1 if self.kind == "nsf" else 2
+        network = 2 * self.hidden + (self.depth - 1) * (self.hidden + 1) * self.hidden
+        network += (self.hidden + 1) * outputs
+        return self.layers * (network + (4 if self.actnorm else 0))
+
     @classmethod
     def from_dict(cls, values: Mapping) -> ModelConfig:
         known = {f.name for f in fields(cls)}
