@@ -16,7 +16,6 @@ import torch
 from flowviz.data import (
     TOY_SETS,
     CanvasWindow,
-    check_points,
     drawing_to_points,
     drop_last_object,
     read_csv,
@@ -28,8 +27,9 @@ from flowviz.layers.learned import NeuralSplineCoupling
 from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
-from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess, check_trainable
 from flowviz.ui.editor import init
+from flowviz.ui.session import session_alive
 
 ss = st.session_state
 WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
@@ -183,7 +183,7 @@ def data_section() -> tuple[np.ndarray | None, str, str | None]:
     if points is None:
         return None, title, "no data yet"
     try:
-        check_points(points, "the data")
+        check_trainable(points, place="the data")
     except SpecError as error:
         reason = error.reason
         if len(points) < 2:
@@ -276,13 +276,13 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
 
 def _start(points: np.ndarray, title: str, model: ModelConfig, train: TrainConfig) -> None:
     _stop_job()
-    job = TrainingProcess(points, model, train)
+    job = TrainingProcess(points, model, train, owner_alive=session_alive())
+    job.start()  # may refuse (the server's cap): then the last run and model stay as they were
     kind = "NSF" if model.kind == "nsf" else "RealNVP"
     ss.tr_job = job
     ss.tr_job_data = np.asarray(points)
     ss.tr_job_title = f"{kind} flow ({model.layers} couplings) trained on {title}"
     ss.tr_model = None
-    job.start()
 
 
 def _stop_job() -> None:
@@ -311,9 +311,12 @@ def controls(points, title, data_problem, model, train) -> None:
     ):
         try:
             _start(points, title, model, train)
+            ss.tr_start_error = None
         except SpecError as error:
-            st.error(f"**Cannot start:** {error}")
+            ss.tr_start_error = error.reason
         st.rerun()
+    if ss.get("tr_start_error"):
+        st.error(f"**Cannot start:** {ss.tr_start_error}.")
     if columns[1].button("Pause", disabled=state != "running", width="stretch"):
         job.pause()
         st.rerun()
