@@ -400,3 +400,26 @@ def test_a_grid_beyond_the_offered_resolutions_is_kept_with_a_warning():
     ).set_value(256).run()
     assert url_spec(at)["view"]["resolution"] == 256
     assert not any("grid (from the link" in w.value for w in at.warning)
+
+
+BELOW_THE_SLIDERS = {
+    "planar b": {"type": "planar", "w": [1, 0], "u": [0.5, 0.5], "b": -10},
+    "shift": {"type": "shift", "shift": [-6, 1]},
+    "radial beta": {"type": "radial", "center": [0, 0], "alpha": 1, "beta": -0.97},
+}
+
+
+@pytest.mark.parametrize("name", BELOW_THE_SLIDERS)
+def test_link_values_below_a_slider_are_kept_after_clicks(name):
+    """A value below a slider's default minimum survives the next clicks, as one above its maximum does."""
+    spec = {
+        "base": {"type": "gaussian"},
+        "layers": [BELOW_THE_SLIDERS[name]],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    }
+    at = open_explorer(spec)
+    select_item(at, "1 ·")
+    at.pills(key="fv_extra").set_value(["Samples"]).run()
+    at.pills(key="fv_extra").set_value([]).run()
+    assert not at.exception
+    assert url_spec(at) == parse_spec(spec)

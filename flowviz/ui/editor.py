@@ -249,7 +249,7 @@ def _number_control(control: Control, layer: dict, uid: str) -> float:
     low, high = fields.dynamic_range(control, layer)
     widget_key = key(uid, *control.path)
     ss = st.session_state
-    if widget_key in ss and float(ss[widget_key]) < low:
+    if widget_key in ss and float(ss[widget_key]) <= fields.invalid_at_or_below(control, layer):
         ss[widget_key] = low  # a limit moved (radial beta above -alpha): follow it
     return slider(control.label, value, low, high, control.step, widget_key, control.help)
 
