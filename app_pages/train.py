@@ -7,8 +7,6 @@ in a shared cache), flowviz.plots.train draws, flowviz.model_io saves and loads.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import streamlit as st
 import torch
@@ -30,6 +28,7 @@ from flowviz.plots import train as plots
 from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess, check_trainable
 from flowviz.ui.editor import init
 from flowviz.ui.session import session_alive
+from flowviz.ui.text import literal
 
 ss = st.session_state
 WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
@@ -158,13 +157,13 @@ def uploaded_data() -> tuple[np.ndarray | None, str]:
         except SpecError as error:
             ss.tr_csv_error = str(error)
     if ss.get("tr_csv_error"):
-        st.error(f"**This file cannot be used:** {ss.tr_csv_error}")
+        st.error(f"**This file cannot be used:** {literal(ss.tr_csv_error)}")
     if not ss.get("tr_csv"):
         st.info("Upload a CSV file to train on it. Example:\n\n```\nx,y\n0.5,1.2\n-0.3,0.8\n```")
         return None, "no file"
     name, points = ss.tr_csv
     note = " (the last file that could be read)" if ss.get("tr_csv_error") else ""
-    st.caption(f"**{html.escape(name)}**{note}: {len(points)} points; the first rows:")
+    st.caption(f"**{literal(name)}**{note}: {len(points)} points; the first rows:")
     st.dataframe({"x": points[:8, 0], "y": points[:8, 1]}, height=200, width="content")
     return points, f"{name} ({len(points)} points)"
 
@@ -527,7 +526,7 @@ def results_section() -> None:
         return
     data = ss.get("tr_model_data")
     st.subheader("4 · What the flow learned")
-    st.markdown(f"**{html.escape(model.title or 'A trained flow')}**")
+    st.markdown(f"**{literal(model.title or 'A trained flow')}**")
     steps = model.training.get("steps")
     best = model.training.get("best_val_nll")
     facts = []
@@ -611,7 +610,7 @@ def load_section() -> None:
             except SpecError as error:
                 ss.tr_model_error = str(error)
         if ss.get("tr_model_error"):
-            st.error(f"**This file cannot be loaded:** {ss.tr_model_error}")
+            st.error(f"**This file cannot be loaded:** {literal(ss.tr_model_error)}")
 
 
 # --------------------------------------------------------------------------- the page

@@ -116,6 +116,7 @@ def _gaussian_controls(
     (a, b), (_, d) = component["cov"]
     sx, sy = math.sqrt(a), math.sqrt(d)
     rho = b / (sx * sy)
+    given = (sx, sy, rho)
     c1, c2 = st.columns(2)
     with c1:
         mx = slider("Mean μ₁ (x)", component["mean"][0], -3, 3, 0.05, key(*prefix, "mx"))
@@ -137,7 +138,11 @@ def _gaussian_controls(
         weight = slider(
             "Weight (normalised)", show_weight, 0.05, 1.0, 0.05, key(*prefix, "w"), "kept above 0"
         )
-    cov = [[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]]
+    # An entry whose controls did not move keeps its exact value (sqrt(0.8)^2 is 0.7999999999999999).
+    var_x = a if sx == given[0] else sx * sx
+    var_y = d if sy == given[1] else sy * sy
+    covariance = b if (sx, sy, rho) == given else rho * sx * sy
+    cov = [[var_x, covariance], [covariance, var_y]]
     return {"type": "gaussian", "mean": [mx, my], "cov": cov}, weight
 
 
