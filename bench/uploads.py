@@ -60,6 +60,34 @@ def crafted_model_bytes(config: ModelConfig = HUGE) -> bytes:
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
+def crafted_header_bytes() -> bytes:
+    """A valid small architecture whose header is padded to MAX_HEADER_BYTES with empty tensor entries.
+
+    The most JSON the reader parses for one file: tens of thousands of small objects.
+    """
+    from flowviz.model_io import MAX_HEADER_BYTES
+
+    config = ModelConfig(kind="realnvp", layers=1, hidden=2, depth=1)
+    architecture_json = _canonical_architecture(
+        {"model": vars(config).copy(), "mean": [0.0, 0.0], "scale": [1.0, 1.0]}
+    )
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": architecture_json,
+        "checksum": "0",
+    }
+    head = json.dumps({"__metadata__": metadata})[:-1]
+    entries, size, k = [], len(head), 0
+    while size < MAX_HEADER_BYTES - 64:
+        entry = f',"t{k}":{{}}'
+        entries.append(entry)
+        size += len(entry)
+        k += 1
+    header = (head + "".join(entries) + "}").encode()
+    return len(header).to_bytes(8, "little") + header
+
+
 def largest_model_bytes() -> bytes:
     """A legitimate float64 model file as close to MAX_WEIGHTS as one-hidden-layer couplings get."""
     from flowviz.model_io import model_bytes
@@ -161,9 +189,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     mib = 2**20
-    crafted, largest = crafted_model_bytes(), largest_model_bytes()
-    report = {"crafted_file_bytes": len(crafted), "largest_file_bytes": len(largest)}
-    for label, data in (("crafted", crafted), ("largest", largest)):
+    crafted, header, largest = crafted_model_bytes(), crafted_header_bytes(), largest_model_bytes()
+    report = {
+        "crafted_file_bytes": len(crafted),
+        "header_file_bytes": len(header),
+        "largest_file_bytes": len(largest),
+    }
+    for label, data in (("crafted", crafted), ("header", header), ("largest", largest)):
         result = concurrent_peak(data, args.threads, args.rounds)
         report[f"{label}_uploads_growth_mib"] = round(result["growth_bytes"] / mib, 1)
         report[f"{label}_uploads_outcomes"] = result["outcomes"]

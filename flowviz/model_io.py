@@ -43,7 +43,7 @@ FORMAT_VERSION = "1"
 # against this budget, from its header, before anything is built: loading one costs at most a few
 # times MAX_WEIGHTS x 8 bytes (the file, its tensors and the flow in float64).
 MAX_WEIGHTS = 2_000_000
-MAX_HEADER_BYTES = 2**20  # a real header is a few tens of KB: one short entry per tensor
+MAX_HEADER_BYTES = 256 * 2**10  # the most tensors an architecture has (1,280) take 120 KB of header
 MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 8 * MAX_WEIGHTS
 _DTYPES = {torch.float32: "F32", torch.float64: "F64"}
 _HEADER_DTYPES = {"F32": torch.float32, "F64": torch.float64}

@@ -407,3 +407,16 @@ def test_a_killed_write_leaves_no_hidden_file_and_the_old_output_intact(tmp_path
         assert (tmp_path / "out.bin").read_bytes() == b"new"
     else:
         assert left == ["out.bin"]
+
+
+def test_a_folder_that_refuses_writing_is_found_before_reading_or_training(work, capsys, monkeypatch):
+    """As root every folder is writable, so the permission answer is simulated; the order is what is tested."""
+    import flowviz.cli
+
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(flowviz.cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(
+        flowviz.cli, "check_readable", lambda text: pytest.fail("read before --out was checked")
+    )
+    status, line = _status_and_line(["train", "moons.csv", "--out", "m.safetensors"], capsys)
+    assert status == 2 and line == "m.safetensors: cannot write: the folder '.' is not writable"

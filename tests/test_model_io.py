@@ -295,3 +295,37 @@ def test_cli_score_of_a_crafted_file_peaks_near_the_cost_of_importing(tmp_path):
     result = score_peak(crafted_model_bytes(), tmp_path)
     assert result["status"] == 2 and "at most 2,000,000" in result["message"]
     assert result["peak_bytes"] < import_peak() + 64 * MIB
+
+
+def test_the_largest_header_an_architecture_needs_fits_the_limit():
+    """64 couplings of 8 hidden layers with ActNorm: 1,280 tensors, and a 255-character title."""
+    from flowviz.model_io import MAX_HEADER_BYTES
+    from flowviz.train import TrainedModel, build_model
+
+    config = ModelConfig(kind="realnvp", layers=64, hidden=2, depth=8, actnorm=True)
+    architecture = {"model": vars(config).copy(), "mean": [0.0, 0.0], "scale": [1.0, 1.0]}
+    data = model_bytes(TrainedModel(build_model(config), architecture, "x" * 255, {}))
+    assert struct.unpack("<Q", data[:8])[0] < MAX_HEADER_BYTES / 2
+    assert load_model(data).architecture == architecture
+
+
+@pytest.mark.slow
+def test_ten_concurrent_uploads_of_the_largest_header_stay_within_the_memory_ceiling():
+    """A header padded to the limit with empty entries: the most JSON one file makes the reader parse."""
+    from bench.uploads import concurrent_peak, crafted_header_bytes
+
+    result = concurrent_peak(crafted_header_bytes(), threads=10, rounds=1)
+    assert [outcome.endswith("are missing for this architecture") for outcome in result["outcomes"]] == [True]
+    assert result["growth_bytes"] < 128 * MIB
+
+
+def test_the_app_accepts_the_largest_model_file_and_no_upload_much_larger():
+    """Streamlit holds each upload in memory: its limit admits every loadable model and bounds the rest."""
+    import tomllib
+    from pathlib import Path
+
+    from flowviz.model_io import MAX_FILE_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    limit = config["server"]["maxUploadSize"] * 1e6  # Streamlit counts megabytes
+    assert MAX_FILE_BYTES <= limit <= 32e6
