@@ -39,6 +39,7 @@ import copy
 import math
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -570,6 +571,7 @@ def with_overrides(config, **changes):
 # Each training process holds 350-400 MB (torch, the data, the model): a server trains at
 # most this many at once, whoever asks.
 MAX_TRAINING_PROCESSES = 3
+EXIT_UNTENDED = 3  # a training process's exit status when nothing reached it for its heartbeat timeout
 
 
 class _Supervisor:
@@ -708,7 +710,7 @@ def _child_main(
         except (EOFError, OSError):  # the server went away
             return
         if time.monotonic() - last_signal > heartbeat_timeout:
-            return
+            sys.exit(EXIT_UNTENDED)
         if state == "running":
             try:
                 trainer.run_for(0.1)
@@ -769,6 +771,7 @@ class TrainingProcess:
         self.owner_alive = owner_alive
         self.owner_grace = float(owner_grace)
         self._owner_gone_since: float | None = None
+        self._closed_because: str | None = None
         self._process = context.Process(
             target=_child_main,
             args=(
@@ -835,6 +838,9 @@ class TrainingProcess:
         if self._owner_gone_since is None:
             self._owner_gone_since = now
         if now - self._owner_gone_since >= self.owner_grace:
+            self._closed_because = (
+                "the training process was closed: the page that started it was closed or reloaded"
+            )
             self.close()
             return False
         return True
@@ -903,6 +909,10 @@ class TrainingProcess:
     def _ended(self) -> str:
         """Why a process that was still training or paused is gone."""
         self._process.join(timeout=0.5)
+        if self._closed_because:
+            return self._closed_because
+        if self._process.exitcode == EXIT_UNTENDED:
+            return "the training process ended itself: the server stopped reaching it"
         if self._process.exitcode == 0:
             return (
                 f"the training process closed after {self._abandon_after / 60:.0f} minutes without a visit "

@@ -141,6 +141,8 @@ def test_a_run_whose_page_has_gone_is_closed_promptly():
         page_open[0] = False
         assert _gone(job._process.pid, timeout=10.0)
         assert training_processes() == 0
+        job.poll()  # were the session to come back, it would be told why
+        assert job.state == "failed" and job.error.endswith("the page that started it was closed or reloaded")
     finally:
         job.close()
 
@@ -151,5 +153,7 @@ def test_a_run_nobody_pings_ends_itself_and_is_reaped():
     try:
         wait_for(job, lambda j: j.step_count > 0)  # polls are requests: from here on nothing is sent
         assert _gone(job._process.pid, timeout=15.0)  # ended by itself, and no zombie left
+        job.poll()
+        assert job.state == "failed" and job.error.endswith("ended itself: the server stopped reaching it")
     finally:
         job.close()

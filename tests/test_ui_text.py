@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 
 import pytest
 
@@ -30,11 +29,11 @@ def test_a_name_is_escaped_so_markdown_shows_it_as_written(name):
     assert _commonmark_unescape(shown) == name
     # every markdown- or LaTeX-active character is escaped: none stands unescaped
     unescaped = re.sub(r"\\[!-/:-@\[-`{-~]", "", shown)
-    assert not set(unescaped) & set("[]()*_`$<>&#\\")
+    assert not set(unescaped) & set("[]*_`$<>&~:\\")
 
 
 def test_line_breaks_become_spaces_and_plain_names_stay():
     assert literal("two\nlines") == "two lines"
     plain = "moons 2024 data"
     assert literal(plain) == plain
-    assert all(c in string.printable for c in literal("naïve")) or literal("naïve") == "naïve"
+    assert literal("naïve, 2024 (v2) #1.csv") == "naïve, 2024 (v2) #1.csv"
