@@ -226,12 +226,17 @@ def _check_sinh_arcsinh(p: dict) -> str | None:
     return None
 
 
+def _fmt_exact(value: Fraction) -> str:
+    """An exact number as _fmt would write it, beyond float64's range too (-1e+600)."""
+    mantissa, e, exponent = f"{Decimal(value.numerator) / Decimal(value.denominator):.6g}".partition("e")
+    return (mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa) + e + exponent
+
+
 def _check_planar(p: dict) -> str | None:
     wu = p["w"][0] * p["u"][0] + p["w"][1] * p["u"][1]
     if math.isnan(wu):  # inf - inf: the terms overflow float64, so decide with exact arithmetic
         exact = sum(Fraction(w) * Fraction(u) for w, u in zip(p["w"], p["u"], strict=True))
-        mantissa, e, exponent = f"{Decimal(exact.numerator) / Decimal(exact.denominator):.6g}".partition("e")
-        shown = (mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa) + e + exponent
+        shown = _fmt_exact(exact)
         if exact <= -1:
             return f"w.u = {shown}, but it must be > -1 for the layer to be invertible"
         return (
@@ -379,6 +384,15 @@ def _parse_gaussian(obj: Mapping, place: str, allowed: set[str]) -> dict:
     if abs(b - c) > 1e-9 * max(abs(b), abs(c), abs(a), abs(d)):
         raise SpecError(place, f"cov must be symmetric, but cov[0][1] = {_fmt(b)} and cov[1][0] = {_fmt(c)}")
     det = a * d - b * c
+    if a > 0 and (det == 0 or math.isnan(det)):  # float64 cannot hold the products: decide exactly
+        exact = Fraction(a) * Fraction(d) - Fraction(b) * Fraction(c)
+        if exact > 0:
+            raise SpecError(
+                place,
+                f"cov's determinant is {_fmt_exact(exact)}, positive but beyond float64's range: "
+                "rescale the covariance (a scale layer can stretch or squeeze the result)",
+            )
+        det = float(exact) if exact == 0 else det
     if not (a > 0 and det > 0):
         raise SpecError(
             place,

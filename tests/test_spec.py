@@ -163,6 +163,8 @@ INVALID = [
     case(third_layer({"type": "planar", "w": [1e300, 1e300], "u": [1e300, -1e300]}), "layers[2] (planar)", "w.u = 0 (its terms overflow float64", id="planar-wu-terms-overflow"),
     case(third_layer({"type": "affine", "matrix": [[1e300, 0], [0, 1e-300]]}), "layers[2] (affine)", "det(matrix) = 1 is too small next to its largest entry 1e+300", "numerically singular", id="affine-ill-conditioned"),
     case(third_layer(L(SPLINE, bound=1e-300)), "layers[2] (spline)", "bound = 1e-300 is too small", "use a larger bound", id="spline-bound-tiny"),
+    case(base(type="gaussian", cov=[[1e-300, 0], [0, 1e-300]]), "base (gaussian)", "cov's determinant is 1e-600, positive but beyond float64's range", id="cov-det-underflows"),
+    case(base(type="gaussian", cov=[[1e200, 1e200], [1e200, 1e200]]), "base (gaussian)", "det = 0", id="cov-det-overflows-to-nan"),
     case(third_layer({"type": "radial", "alpha": 0, "beta": 1}), "layers[2] (radial)", "alpha = 0", "> 0", id="radial-alpha-0"),
     case(third_layer({"type": "radial", "alpha": -1, "beta": 1}), "layers[2] (radial)", "alpha = -1", "> 0", id="radial-alpha-negative"),
     case(third_layer({"type": "radial", "alpha": 1, "beta": -1}), "layers[2] (radial)", "beta = -1", "> -alpha = -1", id="radial-beta-minus-alpha"),
