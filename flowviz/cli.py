@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import math
 import os
 import signal
 import sys
@@ -131,7 +132,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.resolution is not None and not 2 <= args.resolution <= MAX_RESOLUTION:
         raise SpecError("--resolution", f"{args.resolution}, but it must be between 2 and {MAX_RESOLUTION}")
     out = check_writable(args.out, inputs=[args.spec])
-    arrays = evaluate(check_readable(args.spec), resolution=args.resolution)
+    try:
+        arrays = evaluate(check_readable(args.spec), resolution=args.resolution, t=args.t)
+    except SpecError as error:
+        if error.place != "t":
+            raise
+        raise SpecError("--t", error.reason) from None
     write_atomically(out, lambda handle: np.savez(handle, **arrays))
     n = len(arrays["x"])
     print(f"wrote {args.out}: {n}x{n} grid, mass in view {float(arrays['mass']):.6f}", file=sys.stderr)
@@ -151,6 +157,17 @@ def _positive(kind: type, name: str) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _finite(text: str) -> float:
+    """An argparse type: any finite number (its range is checked where it is used)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -287,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, metavar="OUT.npz", help="where to write the arrays")
     evaluate.add_argument(
         "--resolution", type=int, metavar="N", help="grid points per axis (overrides the spec's view)"
+    )
+    evaluate.add_argument(
+        "--t",
+        type=_finite,
+        metavar="T",
+        help="the flow at time T, from 0 (the base) to K (all K active layers): "
+        "the first floor(T) layers, then the next one part of the way",
     )
     _add_training_commands(commands)
     return parser
