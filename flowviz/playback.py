@@ -28,19 +28,24 @@ from flowviz.plots.common import DENSITY_SCALE, colour_map, png_bytes
 from flowviz.plots.explore import density_limits
 
 PREVIEW_RESOLUTION = 96  # grid points per axis: smooth at the player's 400 px, cheap enough for every frame
+# A trained flow's neural couplings cost tens of ms per evaluation of a 96² grid: a coarser preview.
+TRAINED_PREVIEW_RESOLUTION = 64
 FRAMES_PER_LAYER = 24  # one layer per 0.8 s at 30 frames a second
 MIN_FRAMES_PER_LAYER = 8
-MAX_FRAMES = 241  # a deep (trained) flow gets fewer frames per layer, so its strip stays cheap
+# Frame j of layer k evaluates k layers, so a strip of K layers costs F·K(K+1)/2 layer evaluations:
+# a deep (trained) flow gets fewer frames per layer, so that its strip stays within seconds.
+LAYER_FRAMES = 504  # 24 frames a layer up to 6 layers
 PLAY_SAMPLES = 300
 PLAY_GRID_LINES = 13  # lines per direction
 PLAY_POINTS_PER_LINE = 48
 
 
 def frames_per_layer(n_layers: int) -> int:
-    """Frames for each layer's path: 24, fewer for a deep flow (never under 8)."""
+    """Frames for each layer's path: 24 for up to 6 layers, fewer for a deeper flow (never under 8)."""
     if n_layers <= 0:
         return FRAMES_PER_LAYER
-    return max(MIN_FRAMES_PER_LAYER, min(FRAMES_PER_LAYER, (MAX_FRAMES - 1) // n_layers))
+    work = n_layers * (n_layers + 1) // 2
+    return max(MIN_FRAMES_PER_LAYER, min(FRAMES_PER_LAYER, LAYER_FRAMES // work))
 
 
 def frame_times(n_layers: int, per_layer: int | None = None) -> np.ndarray:

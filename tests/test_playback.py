@@ -16,7 +16,7 @@ from flowviz.flow import Flow
 from flowviz.grid import deformed_grid, grid_points
 from flowviz.playback import (
     FRAMES_PER_LAYER,
-    MAX_FRAMES,
+    MIN_FRAMES_PER_LAYER,
     PLAY_GRID_LINES,
     PLAY_POINTS_PER_LINE,
     frame_png,
@@ -57,10 +57,10 @@ def test_frame_times_hit_every_whole_layer_exactly():
     assert len(times) == 25 and times[0] == 0.0 and times[-1] == 4.0
     assert [times[6 * k] for k in range(5)] == [0.0, 1.0, 2.0, 3.0, 4.0]
     np.testing.assert_allclose(np.diff(times), 1 / 6, rtol=1e-12)
-    # deep flows get fewer frames per layer, never fewer than 8 nor a strip far beyond MAX_FRAMES
-    assert frames_per_layer(3) == FRAMES_PER_LAYER
-    assert frames_per_layer(20) == 12 and len(frame_times(20)) <= MAX_FRAMES
-    assert frames_per_layer(100) == 8
+    # deep flows get fewer frames per layer (a frame of layer k evaluates k layers), never fewer than 8
+    assert frames_per_layer(3) == frames_per_layer(6) == FRAMES_PER_LAYER
+    assert frames_per_layer(8) == 504 // 36 and frames_per_layer(10) == 504 // 55
+    assert frames_per_layer(20) == MIN_FRAMES_PER_LAYER
 
 
 def test_frame_at_a_whole_time_is_the_first_k_layers(strip):
