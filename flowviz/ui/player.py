@@ -133,7 +133,13 @@ function setButton(P) {
 function request(P, what) {
   P.pending = what;
   P.status.textContent = "Computing the frames…";
-  P.setState("want", P.stripId);
+  ask(P);
+}
+
+// Each request is a new value (the strip and a count), so asking again for the same strip is heard too.
+function ask(P) {
+  P.asked = (P.asked || 0) + 1;
+  P.setState("want", P.stripId + ":" + P.asked);
 }
 
 function play(P) {
@@ -294,6 +300,7 @@ export default function (component) {
     P.index = 0;
     P.scrub.value = "0";
     P.img.removeAttribute("src");
+    delete P.root.dataset.frame;
     P.canvas.getContext("2d").clearRect(0, 0, P.canvas.width, P.canvas.height);
     P.placeholder.hidden = false;
     P.placeholder.textContent = data.placeholder;
@@ -301,7 +308,7 @@ export default function (component) {
     P.flip.hidden = true;
     P.bar.hidden = true;
     P.status.textContent = P.pending ? "Computing the frames…" : "";
-    if (P.pending) P.setState("want", P.stripId);
+    if (P.pending) ask(P);
   }
   setButton(P);
   if (data.frames && P.loadedId !== data.strip_id && P.loadingId !== data.strip_id) load(P, data);
@@ -388,8 +395,12 @@ def _gradient() -> str:
     return "linear-gradient(" + ", ".join(f"rgb({r}, {g}, {b})" for r, g, b in stops) + ")"
 
 
-def _noop() -> None:
-    """The state change itself reruns the views; nothing else to do."""
+def _asked(key: str) -> None:
+    """The browser asked for a strip: send it in this run only (later runs leave the loaded frames be)."""
+    state = st.session_state.get(key)
+    want = state.get("want") if isinstance(state, Mapping) else None
+    if isinstance(want, str):
+        st.session_state[f"{key}_asked"] = want.split(":")[0]
 
 
 def strip_id(flow_key: str, log_scale: bool) -> str:
@@ -408,10 +419,8 @@ def flow_player(
     """The player of one flow. ``make_strip(log_scale)`` gives ``flowviz.playback.play_strip``'s
     arrays (cached by the caller); it is called only once the browser has asked for this strip."""
     ident = strip_id(flow_key, log_scale)
-    state = st.session_state.get(key)
-    wanted = state.get("want") if isinstance(state, Mapping) else None
     frames = ""
-    if wanted == ident:
+    if st.session_state.pop(f"{key}_asked", None) == ident:
         try:
             frames = _payload(ident, lambda: strip_json(make_strip(log_scale), log_scale))
         except NotImplementedError as error:  # a layer without a path from the identity
@@ -438,5 +447,5 @@ def flow_player(
             "flip_note": FLIP_NOTE,
         },
         default={"want": None},
-        on_want_change=_noop,
+        on_want_change=lambda: _asked(key),
     )

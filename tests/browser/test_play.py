@@ -47,6 +47,15 @@ def test_play_paints_at_least_twenty_pictures_a_second(page, app_url):
     frame = page.get_by_role("slider", name="Flow time t").input_value()
     page.wait_for_timeout(300)
     assert page.get_by_role("slider", name="Flow time t").input_value() == frame
+    # another flow: the old frames go, and Play computes the new ones
+    page.get_by_role("slider", name="Rotation angle (degrees)").press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.fv-play').dataset.frame === undefined")
+    assert page.locator(".fv-play-placeholder").is_visible()
+    page.get_by_role("button", name=re.compile(r"^Play")).click()
+    page.wait_for_function(
+        "() => document.querySelector('.fv-play').dataset.frame !== undefined", timeout=60_000
+    )
+    assert not page.locator(".fv-play-placeholder").is_visible()
     assert exception_boxes(page) == []
 
 
