@@ -1,8 +1,8 @@
 """Playing the flow on the Explorer, measured in headless Chromium.
 
-``measure_play(page, url)`` opens an Explorer address, presses Play (loop on) and,
-from the page's own ``requestAnimationFrame``, counts for a few seconds how often the
-picture the player shows changes (distinct pictures painted per second), and whether
+``measure_play(page, url)`` opens an Explorer address, presses Play and, from the
+page's own ``requestAnimationFrame``, counts over one pass from p_Z to p_X (a few
+seconds) how often the picture the player shows changes (distinct pictures painted per second), and whether
 the label and the time scrubber advance. ``strip_costs`` times the torch core's
 frame strip for flows never seen before (each spec's parameters are nudged, so no
 cache answers). ``main`` runs both over a few flows, prints a table and writes
@@ -34,8 +34,8 @@ from flowviz.spec import canonical_json, encode_token, parse_spec  # noqa: E402
 
 PLAY_BUTTON = re.compile(r"^Play")
 
-# From page JS: every animation frame for ``ms`` milliseconds, which picture the player shows,
-# its label and the scrubber's value.
+# From page JS: every animation frame for ``ms`` milliseconds or until the player stops at p_X,
+# which picture the player shows, its label and the scrubber's value.
 SAMPLE_JS = """async (ms) => {
   const img = document.querySelector('.fv-play-stage img');
   const scrub = document.querySelector('.fv-play-scrub');
@@ -50,7 +50,8 @@ SAMPLE_JS = """async (ms) => {
       if (src !== last) { changes += 1; last = src; seen.add(src); }
       labels.push(now.textContent);
       values.push(Number(scrub.value));
-      if (performance.now() - start < ms) requestAnimationFrame(step); else resolve();
+      const playing = document.querySelector('.fv-play-button').getAttribute('aria-label').startsWith('Pause');
+      if (playing && performance.now() - start < ms) requestAnimationFrame(step); else resolve();
     }
     requestAnimationFrame(step);
   });
@@ -60,7 +61,8 @@ SAMPLE_JS = """async (ms) => {
 
 
 def measure_play(page, url: str, seconds: float = 3.0) -> dict:
-    """Open ``url`` (an Explorer address), press Play with loop on, and watch for ``seconds``.
+    """Open ``url`` (an Explorer address), press Play, and watch one pass from p_Z to p_X (at most
+    ``seconds``; loop off, so the hold before a loop starts again is not counted as play).
 
     Returns ``pictures_per_second`` (changes of the shown picture per second of play),
     ``distinct_pictures`` (different pictures seen), ``display_fps`` (animation frames per
@@ -75,7 +77,7 @@ def measure_play(page, url: str, seconds: float = 3.0) -> dict:
     wait_idle(page, 60_000)
     button = page.get_by_role("button", name=PLAY_BUTTON)
     button.scroll_into_view_if_needed()
-    page.locator(".fv-play-loop").check()
+    page.locator(".fv-play-loop").uncheck()
     start = time.perf_counter()
     button.click()
     page.wait_for_function(
@@ -118,12 +120,13 @@ def strip_costs(specs: dict[str, dict], repeats: int = 3) -> list[dict]:
     torch.set_num_threads(1)  # as in the app
     rows = []
     for name, spec in specs.items():
-        times, payload = [], 0
+        times, cpu, payload = [], [], 0
         for k in range(repeats):
             key = canonical_json(nudged(spec, k + int(time.time() * 1e3) % 100_000))
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             strip = strip_of_spec(key, PREVIEW_RESOLUTION, False)
             times.append((time.perf_counter() - start) * 1e3)
+            cpu.append((time.process_time() - start_cpu) * 1e3)
             payload = len(strip_json(strip, False).encode())
         rows.append(
             {
@@ -131,6 +134,7 @@ def strip_costs(specs: dict[str, dict], repeats: int = 3) -> list[dict]:
                 "frames": len(strip["t"]),
                 "strip_ms_median": round(statistics.median(times), 1),
                 "strip_ms": [round(t, 1) for t in times],
+                "strip_cpu_ms_median": round(statistics.median(cpu), 1),
                 "ms_per_frame": round(statistics.median(times) / len(strip["t"]), 2),
                 "payload_bytes": payload,
             }
@@ -172,7 +176,7 @@ def main() -> None:
     finally:
         stop_app(proc)
 
-    print("Play in the browser (loop on, 1×)")
+    print("Play in the browser (one pass from p_Z to p_X at 1×)")
     print(f"{'flow':<26} {'pictures/s':>10} {'display fps':>11} {'frames':>7} {'Play→first frame ms':>20}")
     for row in played:
         print(
@@ -180,11 +184,11 @@ def main() -> None:
             f"{row['frames_total']:>7} {row['click_to_first_frame_ms']:>20.0f}"
         )
     print("\nFrame strip in the torch core (uncached, one torch thread)")
-    print(f"{'flow':<26} {'frames':>7} {'median ms':>10} {'ms/frame':>9} {'payload kB':>11}")
+    print(f"{'flow':<26} {'frames':>7} {'median ms':>10} {'CPU ms':>7} {'ms/frame':>9} {'payload kB':>11}")
     for row in costs:
         print(
             f"{row['flow']:<26} {row['frames']:>7} {row['strip_ms_median']:>10.0f} "
-            f"{row['ms_per_frame']:>9.2f} {row['payload_bytes'] / 1e3:>11.0f}"
+            f"{row['strip_cpu_ms_median']:>7.0f} {row['ms_per_frame']:>9.2f} {row['payload_bytes'] / 1e3:>11.0f}"
         )
     write_json(
         args.out,

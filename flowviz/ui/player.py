@@ -335,7 +335,7 @@ def _quantise(points: np.ndarray, window: tuple[float, float, float, float]) -> 
 
 
 def _tick(value: float) -> str:
-    return f"{value:.3g}"
+    return f"{value + 0.0:.3g}"  # + 0.0: no "-0"
 
 
 def strip_json(strip: Mapping[str, np.ndarray], log_scale: bool) -> str:
