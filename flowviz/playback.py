@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +63,7 @@ def play_strip(
     per_layer: int | None = None,
     n_samples: int = PLAY_SAMPLES,
     seed: int = 0,
+    numbers: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Every frame of the flow played from t = 0 to t = K over ``view`` at ``resolution``.
 
@@ -73,7 +74,8 @@ def play_strip(
     ``log_density`` when ``log_scale`` else on the density; ``lines`` (F, M, 2) the
     window's even grid pushed through ``Flow.at(t)`` (lines separated by NaN rows);
     ``points`` (F, n, 2) the same ``n_samples`` base draws pushed through ``Flow.at(t)``;
-    ``labels`` (F,) ``Flow.time_label(t)``; ``layer`` (F,) the 1-based position among
+    ``labels`` (F,) ``Flow.time_label(t)`` (with ``numbers``, the number each active layer has in
+    a stack that also holds switched-off layers, in place of its place among the active ones); ``layer`` (F,) the 1-based position among
     the active layers of the layer in progress (0 at t = 0); ``flips`` (K,) which
     layers reverse orientation.
     """
@@ -89,7 +91,7 @@ def play_strip(
         log_density.append(flow_t.log_prob(points).reshape(len(ys), len(xs)).numpy())
         lines.append(deformed_grid(flow_t, small_view, PLAY_GRID_LINES, PLAY_POINTS_PER_LINE)["x"])
         dots.append(flow_t.forward(z0).numpy())
-        labels.append(flow.time_label(t))
+        labels.append(renumbered(flow.time_label(t), numbers))
     log_density = np.stack(log_density)
     with np.errstate(under="ignore"):
         fields = log_density if log_scale else np.exp(log_density)
@@ -112,6 +114,14 @@ def play_strip(
     }
 
 
+def renumbered(label: str, numbers: Sequence[int] | None) -> str:
+    """ "2 · planar, 40 %" with the layer's number in the stack (a switched-off layer keeps its number)."""
+    place, sep, rest = label.partition(" · ")
+    if numbers is None or not sep or not place.isdigit():
+        return label
+    return f"{numbers[int(place) - 1]}{sep}{rest}"
+
+
 def frame_png(strip: Mapping[str, np.ndarray], index: int) -> bytes:
     """The PNG file of frame ``index``."""
     start, end = strip["png_offsets"][index], strip["png_offsets"][index + 1]
@@ -127,7 +137,8 @@ def strip_of_spec(
     The arrays are shared between callers, so read-only.
     """
     spec = json.loads(canonical_json)
-    strip = play_strip(Flow.from_spec(spec), spec["view"], resolution, log_scale)
+    numbers = [i + 1 for i, layer in enumerate(spec["layers"]) if layer.get("enabled", True)]
+    strip = play_strip(Flow.from_spec(spec), spec["view"], resolution, log_scale, numbers=numbers)
     for value in strip.values():
         value.flags.writeable = False
     return strip

@@ -146,6 +146,15 @@ def test_log_scale_strip_colours_the_log_density():
     np.testing.assert_array_equal(shown, colour_map(strip["log_density"][3], vmin, vmax, DENSITY_SCALE))
 
 
+def test_labels_number_layers_as_the_stack_does():
+    """The Explorer numbers layers in the stack, switched-off ones included: the player says the same."""
+    strip = strip_of_spec(canonical_json(SPEC), 16)
+    per_layer = len(strip["t"]) // 4
+    assert strip["labels"][2 * per_layer + per_layer // 2].startswith("3 · planar")
+    assert strip["labels"][-1] == "5 · radial, 100 %"  # the 4th active layer, 5th in the stack
+    assert strip["labels"][0] == "base p_Z"
+
+
 def test_strip_is_cached_by_the_canonical_spec_and_read_only():
     key = canonical_json(parse_spec({**SPEC, "layers": SPEC["layers"][:2]}))
     first = strip_of_spec(key, 24)
