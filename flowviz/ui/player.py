@@ -37,7 +37,7 @@ _CSS = """
 .fv-play-yaxis, .fv-play-bar-ticks { display: flex; flex-direction: column; justify-content: space-between;
   font-size: 0.75rem; color: #555; }
 .fv-play-yaxis { width: 2.2rem; text-align: right; }
-.fv-play-stage { position: relative; flex: none; width: var(--fv-side); height: var(--fv-side);
+.fv-play-stage { position: relative; flex: none; width: min(var(--fv-side), calc(100% - 5.5rem)); aspect-ratio: 1;
   border: 1px solid #888; background: #f2f2f2; }
 .fv-play-stage img, .fv-play-stage canvas { position: absolute; inset: 0; width: 100%; height: 100%; }
 .fv-play-stage img:not([src]) { visibility: hidden; }
@@ -46,7 +46,8 @@ _CSS = """
 .fv-play-bar { display: flex; gap: 0.35rem; }
 .fv-play-bar[hidden] { display: none; }
 .fv-play-bar-colours { width: 12px; border: 1px solid #888; }
-.fv-play-axis { display: flex; justify-content: space-between; width: var(--fv-side); margin-left: 2.7rem;
+.fv-play-axis { display: flex; justify-content: space-between; width: min(var(--fv-side), calc(100% - 5.5rem));
+  margin-left: 2.7rem;
   font-size: 0.75rem; color: #555; }
 .fv-play-now { margin: 0.2rem 0 0 2.7rem; font-size: 1.15rem; font-weight: 600; min-height: 1.6em; }
 .fv-play-now span { font-weight: 400; font-size: 0.9rem; color: #555; margin-left: 0.6rem; }
