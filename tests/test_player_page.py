@@ -59,3 +59,16 @@ def test_a_trained_flow_gets_the_player_too(monkeypatch):
     assert not at.exception
     data = player_data(at)
     assert data["frames"] == "" and data["n_frames"] == 25
+
+
+def test_frames_go_out_in_the_one_run_that_answers_a_request():
+    """Asked for (as the browser's Play does), the strip is sent once; later runs of the same flow carry none."""
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["spec"] = encode_token(SPEC)
+    at.session_state["fv_player_asked"] = strip_id(canonical_json(SPEC), False)
+    at.run()
+    assert not at.exception, at.exception
+    frames = json.loads(player_data(at)["frames"])
+    assert frames["n"] == 2 * 24 + 1 and frames["labels"][-1] == "3 · tanh, 100 %"
+    at.run()
+    assert player_data(at)["frames"] == ""
