@@ -29,6 +29,7 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/grid.py
 	$(PY) bench/latency.py
 	$(PY) bench/train.py
+	$(PY) bench/worst_case.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check .

@@ -10,8 +10,8 @@ from flowviz.errors import SpecError
 from flowviz.flow import Flow
 from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
-from flowviz.spec import canonical_json, parse_spec
-from flowviz.ui import editor, learned, share, state
+from flowviz.spec import canonical_json, max_resolution, parse_spec
+from flowviz.ui import editor, fairness, learned, share, state
 from flowviz.ui import views as ui_views
 from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
@@ -99,7 +99,8 @@ def view_settings(spec: dict) -> None:
         "View x-range", view["xlim"], 20.0, 0.5, editor.key("view", "x"), "The window, in both z and x."
     )
     ylim = editor.range_slider("View y-range", view["ylim"], 20.0, 0.5, editor.key("view", "y"))
-    options = sorted({*ui_views.RESOLUTIONS, int(view["resolution"])})
+    finest = max_resolution(spec)  # a costly flow is offered only grids it may ask for
+    options = sorted({*(r for r in ui_views.RESOLUTIONS if r <= finest), int(view["resolution"])})
     resolution = st.select_slider(
         "Grid resolution (points per axis)",
         options,
@@ -146,6 +147,7 @@ def explorer() -> None:
         st.rerun()  # a whole new flow, adopted in a run of this part alone: redraw the stack list too
     notice = state.take_notice()
     spec = state.current_spec()
+    fairness.yield_if_heavy(spec)  # a costly grid waits for the other visitors' light runs
     controls, views = st.columns([1.15, 2.2], gap="medium")
     with views:
         if notice:

@@ -20,6 +20,7 @@ from flowviz.line import (
     sample_histogram,
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
+from flowviz.ui.drag_slider import LineFrameSource, drag_slider
 
 K = "one_d."  # prefix of this page's session-state keys
 
@@ -83,12 +84,74 @@ def apply_preset(name: str) -> None:
         st.session_state[K + name_] = value
 
 
-def slider(label: str, name: str, low: float, high: float, step: float, **kwargs) -> float:
-    """A slider whose value lives in session state under the page's prefix (default from DEFAULTS)."""
+# Where each parameter of a base or map lives in session state (a list: one entry per knot or slope).
+BASE_PARAMS = {
+    "uniform": {"low": "uniform_low", "high": "uniform_high"},
+    "gaussian": {"mean": "gaussian_mean", "std": "gaussian_std"},
+    "mixture": {
+        "mean1": "mixture_mean1",
+        "std1": "mixture_std1",
+        "mean2": "mixture_mean2",
+        "std2": "mixture_std2",
+        "weight1": "mixture_weight1",
+    },
+}
+MAP_PARAMS = {
+    "affine": {"slope": "affine_slope", "offset": "affine_offset"},
+    "piecewise_linear": {
+        "knots": ["pl_knot1", "pl_knot2"],
+        "slopes": ["pl_slope1", "pl_slope2", "pl_slope3"],
+    },
+    "tanh": {"steepness": "steepness"},
+    "sigmoid": {"steepness": "steepness"},
+    "exp": {"steepness": "steepness"},
+    "sinh_arcsinh": {"skew": "sa_skew", "tailweight": "sa_tailweight"},
+    "spline": {
+        "knots_z": ["spline_z1", "spline_z2", "spline_z3"],
+        "knots_x": ["spline_x1", "spline_x2", "spline_x3"],
+    },
+}
+
+
+def current(part: str) -> tuple[str, dict]:
+    """The base's or the map's kind and parameters as session state holds them now."""
+    ss = st.session_state
+    kind = ss.get(K + f"{part}_kind", DEFAULTS[f"{part}_kind"])
+    table = (BASE_PARAMS if part == "base" else MAP_PARAMS)[kind]
+
+    def value(name: str) -> float:
+        return float(ss.get(K + name, DEFAULTS[name]))
+
+    return kind, {
+        key: [value(n) for n in names] if isinstance(names, list) else value(names)
+        for key, names in table.items()
+    }
+
+
+def place_of(part: str, name: str) -> tuple:
+    """The place of session-state entry ``name`` in the current base's or map's parameters."""
+    kind = current(part)[0]
+    for key, names in (BASE_PARAMS if part == "base" else MAP_PARAMS)[kind].items():
+        if names == name:
+            return (key,)
+        if isinstance(names, list) and name in names:
+            return (key, names.index(name))
+    raise KeyError(name)
+
+
+def slider(label: str, name: str, low: float, high: float, step: float, part: str | None = None) -> float:
+    """A slider whose value lives in session state under the page's prefix (default from DEFAULTS).
+
+    ``part`` ("base" or "map"): a parameter of f or p_Z, so the figure's curves follow its
+    thumb while it is dragged (the interval and probe sliders leave it out).
+    """
     key = K + name
     st.session_state.setdefault(key, DEFAULTS[name])
     st.session_state[key] = min(max(float(st.session_state[key]), low), high)
-    return st.slider(label, low, high, step=step, key=key, **kwargs)
+    if part is None:
+        return st.slider(label, low, high, step=step, key=key)
+    frames = LineFrameSource(current("base"), current("map"), part, place_of(part, name))
+    return drag_slider(label, low, high, step, key, frames=frames)
 
 
 def nice_step(span: float) -> float:
@@ -125,21 +188,21 @@ def base_controls() -> tuple[str, dict]:
     )
     if kind == "uniform":
         params = {
-            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05),
-            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05),
+            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05, "base"),
+            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05, "base"),
         }
     elif kind == "gaussian":
         params = {
-            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05),
-            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05),
+            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05, "base"),
+            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05, "base"),
         }
     else:
         params = {
-            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05),
-            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05),
-            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05),
-            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05),
-            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05),
+            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05, "base"),
+            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05, "base"),
+            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05, "base"),
+            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05, "base"),
+            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05, "base"),
         }
     return keep_last_good("base", kind, params, build_line_base)
 
@@ -150,28 +213,30 @@ def map_controls() -> tuple[str, dict]:
     kind = st.selectbox("Map f (monotone)", list(MAP_KINDS), format_func=MAP_KINDS.get, key=K + "map_kind")
     if kind == "affine":
         params = {
-            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05),
-            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05),
+            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05, "map"),
+            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05, "map"),
         }
     elif kind == "piecewise_linear":
         params = {
             "knots": [
-                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05),
-                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05),
+                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05, "map"),
+                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05, "map"),
             ],
             "slopes": [
-                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05),
-                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05),
-                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05),
+                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05, "map"),
+                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05, "map"),
+                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05, "map"),
             ],
         }
     elif kind in ("tanh", "sigmoid", "exp"):
         outer = {"tanh": "tanh", "sigmoid": "σ", "exp": "exp"}[kind]
-        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05)}
+        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05, "map")}
     elif kind == "sinh_arcsinh":
         params = {
-            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05),
-            "tailweight": slider("Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05),
+            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05, "map"),
+            "tailweight": slider(
+                "Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05, "map"
+            ),
         }
     else:
         st.caption(
@@ -184,9 +249,9 @@ def map_controls() -> tuple[str, dict]:
         for i in (1, 2, 3):
             left, right = st.columns(2)
             with left:
-                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05))
+                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05, "map"))
             with right:
-                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05))
+                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05, "map"))
         params = {"knots_z": knots_z, "knots_x": knots_x}
     return keep_last_good("map", kind, params, build_line_map)
 

@@ -654,7 +654,10 @@ class LineCurves:
     reaches_image_end: bool = False  # the window holds a finite end of f's image (where f may be flat)
 
 
-def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCurves:
+def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300, masses: bool = True) -> LineCurves:
+    """The curves of the 1D figure and the masses on its window. ``masses=False`` leaves the
+    two masses NaN: their quadrature costs far more than the curves, which is all a slider's
+    preview frames draw."""
     z_range, x_range = view_ranges(base, fmap)
     with torch.no_grad():
         z = grid_with_breaks(*z_range, resolution, base.breakpoints)
@@ -675,7 +678,7 @@ def line_curves(base: LineBase, fmap: LineMap, resolution: int = 300) -> LineCur
         probe_range=probe_range(base, fmap),
         knots_z=tuple(fmap.knots()[0]),
         knots_x=tuple(fmap.knots()[1]),
-        mass_in_view=pushforward_mass(base, fmap, *x_range),
-        mass_in_view_cdf=mass_in_window_cdf(base, fmap, *x_range),
+        mass_in_view=pushforward_mass(base, fmap, *x_range) if masses else float("nan"),
+        mass_in_view_cdf=mass_in_window_cdf(base, fmap, *x_range) if masses else float("nan"),
         reaches_image_end=reaches_image_end(fmap, *x_range),
     )

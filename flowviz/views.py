@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import torch
 from flowviz.flow import Flow
 from flowviz.grid import as_float64, deformed_grid, evaluate_flow, grid_points
 from flowviz.memo import array_cache
+from flowviz.spec import MAX_GRID_WORK, base_cost, layer_cost
 
 GRID_LINES = 17  # lines per direction across the window
 POINTS_PER_LINE = 120  # enough for smooth images of the lines, light enough to redraw fast
@@ -97,11 +99,28 @@ def steps_of_flow(
     return steps, xs, ys
 
 
+STEPS_RESOLUTION = 96  # grid points per axis of each step's picture
+
+
+def steps_resolution(spec: Mapping) -> int:
+    """The step pictures' grid: STEPS_RESOLUTION, coarser for a long or costly stack.
+
+    Step k walks the grid back through k layers, so the view costs the sum of every
+    prefix of the stack; it is kept within the spec's bound on one grid's work.
+    """
+    active = [layer for layer in spec["layers"] if layer.get("enabled", True)]
+    work, prefix = 0.0, base_cost(spec["base"])
+    for layer in [None, *active]:
+        prefix += layer_cost(layer) if layer else 0.0
+        work += prefix
+    return max(16, min(STEPS_RESOLUTION, math.isqrt(int(MAX_GRID_WORK / work))))
+
+
 @functools.lru_cache(maxsize=16)
 def explorer_steps(canonical_json: str, titles: tuple[str, ...]) -> tuple[list[Step], np.ndarray, np.ndarray]:
     """:func:`steps_of_flow` for a canonical spec, cached by its JSON."""
     spec = json.loads(canonical_json)
-    return steps_of_flow(Flow.from_spec(spec), spec["view"], list(titles))
+    return steps_of_flow(Flow.from_spec(spec), spec["view"], list(titles), steps_resolution(spec))
 
 
 @dataclass(frozen=True)

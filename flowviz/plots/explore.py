@@ -157,7 +157,8 @@ def grid_figure(
         else:
             first_of_space[space] = xname
         uri = field_image(panel.values, panel.vmin, panel.vmax, panel.scale)
-        layout["images"].append(image_under_axes(uri, xlim, ylim, xname, yname))
+        # named, so a slider's preview frames can find the picture they replace
+        layout["images"].append({**image_under_axes(uri, xlim, ylim, xname, yname), "name": f"panel{i}"})
         layout["annotations"].append(
             {
                 "text": f"<b>{panel.title}</b>",
@@ -179,7 +180,13 @@ def grid_figure(
         panel_points = samples.get(i) if samples else None
         if panel_lines is not None or panel_points is not None:
             uri = overlay_image(panel_lines, panel_points, xlim, ylim)
-            layout["images"].append({**image_under_axes(uri, xlim, ylim, xname, yname), "layer": "above"})
+            layout["images"].append(
+                {
+                    **image_under_axes(uri, xlim, ylim, xname, yname),
+                    "layer": "above",
+                    "name": f"panel{i}-overlay",
+                }
+            )
         if markers and i in markers:
             data.append(_marker_trace(markers[i], xname, yname))
     return {"data": data, "layout": layout}

@@ -76,6 +76,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             customdata=_f32(np.exp(curves.curve_log_slope)),
             hovertemplate="z = %{x:.4g}<br>x = f(z) = %{y:.4g}<br>|f′(z)| = %{customdata:.4g}<extra></extra>",
             name="stretch of f",
+            meta="graph-colour",  # a slider's preview frames find the trace by it
             showlegend=False,
         ),
         go.Scatter(  # vertical beam: from the z axis up to the graph
@@ -103,6 +104,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             line={"color": "#333333", "width": 1.5},
             hoverinfo="skip",
             name="graph of f",
+            meta="graph-line",  # a slider's preview frames find the trace by it
             showlegend=False,
         ),
     ]
@@ -123,6 +125,7 @@ def _knot_trace(curves: LineCurves) -> list[go.Scatter]:
                 "line": {"color": "#222222", "width": 2},
             },
             name="knots of f",
+            meta="knots",  # a slider's preview frames find the trace by it
             hovertemplate="knot: z = %{x:.4g}, x = %{y:.4g}<extra></extra>",
         )
     ]
@@ -160,6 +163,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.density),
             y=_f32(curves.x),
+            meta="p_X",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x2",
             yaxis="y2",
@@ -180,6 +184,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.z),
             y=_f32(curves.base_density),
+            meta="p_Z",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x3",
             yaxis="y3",

@@ -99,8 +99,12 @@ LAYER_CONTROLS: dict[str, list[Control]] = {
     "piecewise_linear": [],
 }
 
-MAX_BINS = 8
-MAX_KNOTS = 4
+# Up to these counts each number has its own slider; beyond them one table holds them
+# all, so that drawing the editor takes the same time whatever the count (the spec's
+# own limits, spec.MAX_SPLINE_BINS and the rest, bound the count).
+SLIDER_BINS = 8
+SLIDER_KNOTS = 4
+SLIDER_COMPONENTS = 8
 
 
 def spline_controls(bins: int) -> list[Control]:

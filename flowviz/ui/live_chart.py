@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,20 @@ function swapImages(host, figure) {
   return true;
 }
 
+// Show other pictures in the named layout images of a chart at once (a slider's preview
+// frames while its thumb moves): {name: source}. The next figure from Python replaces them.
+window.flowvizShowImages = function (host, byName) {
+  if (!host || !host._fullLayout || !host.__flowvizSources) return false;
+  const images = host.layout.images || [];
+  const fresh = host.__flowvizSources.map((source, k) => {
+    const name = images[k] && images[k].name;
+    return name && byName[name] !== undefined ? byName[name] : source;
+  });
+  const swapped = swapImages(host, { layout: { images: fresh.map((source) => ({ source })) } });
+  if (swapped) host.__flowvizPreviewed = true;
+  return swapped;
+};
+
 // Hover layers follow a moment later, once the person pauses.
 function refreshLazy(Plotly, host, figure) {
   clearTimeout(host.__flowvizLazy);
@@ -116,8 +131,11 @@ export default function (component) {
   host.style.height = data.height + "px";
   host.setAttribute("aria-label", data.label);
   host.setAttribute("role", "img");
-  if (host.__flowvizFigure === data.figure) return;
+  // the same figure again: nothing to do, unless a slider's preview frames replaced its
+  // pictures and were let go at a value that changed nothing (or one the spec refuses)
+  if (host.__flowvizFigure === data.figure && !(host.__flowvizPreviewed && !window.__flowvizDragging)) return;
   host.__flowvizFigure = data.figure;
+  host.__flowvizPreviewed = false;
   loadPlotly(data.script).then((Plotly) => {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
@@ -196,5 +214,8 @@ def live_chart(figure: dict, key: str, height: int, label: str, config: dict | N
             "label": label,
             "config": {"responsive": True, **(config or {})},
             "script": ensure_plotly_asset(),
+            # new in every run, so the browser sees each run's figure even when it is the same
+            # (a slider's preview may have to be replaced by it)
+            "run": time.monotonic_ns(),
         },
     )

@@ -99,13 +99,19 @@ def _index(uid: str) -> int:
     return uids().index(uid)
 
 
-def _edit(mutate) -> None:
+def _edit(mutate) -> bool:
+    """Apply a stack edit; one the spec refuses (a layer beyond the limit) is shown, not made."""
     ss = st.session_state
     spec = copy.deepcopy(ss[SPEC])
     ids = list(ss[UIDS])
     mutate(spec["layers"], ids)
-    ss[SPEC] = parse_spec(spec)
+    try:
+        ss[SPEC] = parse_spec(spec)
+    except SpecError as error:
+        notice("warning", f"Not changed: {error}.")
+        return False
     ss[UIDS] = ids
+    return True
 
 
 def move(uid: str, offset: int) -> None:
@@ -126,8 +132,8 @@ def duplicate(uid: str) -> None:
         layers.insert(i + 1, copy.deepcopy(layers[i]))
         ids.insert(i + 1, new)
 
-    _edit(mutate)
-    st.session_state[SELECTED] = new
+    if _edit(mutate):
+        st.session_state[SELECTED] = new
 
 
 def remove(uid: str) -> None:
@@ -149,8 +155,8 @@ def add(kind: str) -> None:
         layers.append(new_layer(kind))
         ids.append(new)
 
-    _edit(mutate)
-    st.session_state[SELECTED] = new
+    if _edit(mutate):
+        st.session_state[SELECTED] = new
 
 
 def set_enabled(uid: str, enabled: bool) -> None:

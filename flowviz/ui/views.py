@@ -7,6 +7,7 @@ import streamlit as st
 
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
+from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.player import flow_player
@@ -63,9 +64,7 @@ def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Pro
         height=MAIN_HEIGHT,
         hover=[1],  # values under the cursor on p_X; the probe itemises any point exactly
     )
-    live_chart(
-        figure, "fv_main_figure", MAIN_HEIGHT, "Base and pushed-forward densities, volume change", PLOT_CONFIG
-    )
+    live_chart(figure, "fv_main_figure", MAIN_HEIGHT, EXPLORER_CHART, PLOT_CONFIG)
     st.caption(
         "Top: the base density p_Z with an even grid, and the density p_X after the flow with the same grid "
         "carried along (cells that grow thin the density, cells that shrink concentrate it). "

@@ -1,0 +1,78 @@
+"""The Explorer's pictures follow a slider's thumb while it is dragged, in headless Chromium."""
+
+from __future__ import annotations
+
+import copy
+
+from flowviz.devtools import drag_slider
+from flowviz.presets import default_spec
+from flowviz.spec import encode_token, parse_spec
+from flowviz.ui.drag_slider import EXPLORER_CHART
+from tests.browser.test_explorer import shown_images, spec_in_address, wait_for_spec
+from tests.conftest import exception_boxes, open_page, wait_idle
+
+W1 = "Planar direction w₁"  # default flow: planar w = (3, 0), u = (1.1, 0); w.u > -1 needs w₁ > -0.909
+
+
+def fraction(value: float, low: float = -4.0, high: float = 4.0) -> float:
+    return (value - low) / (high - low)
+
+
+def default_at(resolution: int) -> dict:
+    spec = copy.deepcopy(default_spec())
+    spec["view"]["resolution"] = resolution
+    return parse_spec(spec)
+
+
+def test_a_mouse_drag_paints_frames_of_the_values_passed_and_release_paints_the_exact_picture(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(128))}")
+    # the first drag fetches the strip; the second flips through it
+    drag_slider(page, W1, EXPLORER_CHART, "panel1", fraction(3.0), fraction(1.0), duration_ms=1500)
+    moved = drag_slider(page, W1, EXPLORER_CHART, "panel1", fraction(1.0), fraction(3.6), duration_ms=1500)
+    assert moved["frames"] >= 4, (
+        moved
+    )  # a still picture until release would paint 0 (a loaded machine: few moves)
+    assert moved["matched"], moved  # each frame is the strip frame of a value inside the sweep
+    released = moved["value"]
+    assert abs(released - 3.6) <= 0.05 + 1e-9
+    spec = wait_for_spec(page, lambda s: abs(s["layers"][0]["w"][0] - released) < 1e-9)
+    slider = page.get_by_role("slider", name=W1)
+    assert float(slider.get_attribute("aria-valuenow")) == released
+    # the exact picture on screen is the one the shared address shows
+    drawn = shown_images(page)
+    copy_page = page.context.new_page()
+    open_page(copy_page, f"{app_url}/explore?spec={encode_token(spec)}")
+    copy_page.wait_for_function(
+        "n => document.querySelectorAll('.js-plotly-plot image').length >= n", arg=len(drawn)
+    )
+    assert shown_images(copy_page) == drawn
+    assert exception_boxes(page) == []
+
+
+def test_letting_go_where_the_layer_is_not_invertible_keeps_the_last_valid_picture(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot image').length >= 8")
+    before = shown_images(page)
+    moved = drag_slider(page, W1, EXPLORER_CHART, "panel1", fraction(3.0), fraction(-2.0), duration_ms=1200)
+    assert moved["value"] < -0.909
+    page.get_by_text("Not applied").first.wait_for()
+    wait_idle(page)
+    page.wait_for_timeout(300)
+    assert shown_images(page) == before  # no "not invertible" frame left behind
+    assert spec_in_address(page)["layers"][0]["w"][0] == 3.0
+    assert exception_boxes(page) == []
+
+
+def test_arrow_keys_step_exactly_and_the_address_follows(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    slider = page.get_by_role("slider", name=W1)
+    assert slider.get_attribute("aria-valuemin") == "-4" and slider.get_attribute("aria-valuemax") == "4"
+    slider.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    spec = wait_for_spec(page, lambda s: s["layers"][0]["w"][0] != 3.0)
+    assert spec["layers"][0]["w"][0] == 3.15
+    assert slider.get_attribute("aria-valuenow") == "3.15"
+    page.keyboard.press("ArrowLeft")
+    assert wait_for_spec(page, lambda s: s["layers"][0]["w"][0] != 3.15)["layers"][0]["w"][0] == 3.1
+    assert exception_boxes(page) == []
