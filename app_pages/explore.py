@@ -8,6 +8,7 @@ import streamlit as st
 
 from flowviz.errors import SpecError
 from flowviz.flow import Flow
+from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
 from flowviz.ui import editor, fairness, learned, share, state
@@ -134,6 +135,7 @@ def show_views(spec: dict) -> None:
         flow_factory=lambda: Flow.from_spec(spec),
         samples=lambda n: explorer_samples(key, n),
         steps=lambda titles: explorer_steps(key, titles),
+        play=(key, lambda log_scale: strip_of_spec(key, PREVIEW_RESOLUTION, log_scale)),
     )
 
 

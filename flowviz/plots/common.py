@@ -83,11 +83,16 @@ def colour_map(values: np.ndarray, vmin: float, vmax: float, scale=DENSITY_SCALE
     return rgba[::-1]
 
 
-def png_data_uri(rgba: np.ndarray) -> str:
-    """PNG-encode an RGBA image as a data URI (fast compression: speed over bytes)."""
+def png_bytes(rgba: np.ndarray) -> bytes:
+    """PNG-encode an RGBA image (fast compression: speed over bytes)."""
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def png_data_uri(rgba: np.ndarray) -> str:
+    """PNG-encode an RGBA image as a data URI."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode("ascii")
 
 
 def image_under_axes(uri: str, xlim, ylim, xref: str = "x", yref: str = "y") -> dict:

@@ -10,6 +10,7 @@ from flowviz.plots.explore import density_panels, grid_figure, steps_figure, ter
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
+from flowviz.ui.player import flow_player
 from flowviz.views import MASS_TOLERANCE, Probe, inside_fraction, mass_notes, probe_point
 
 MASS_LABEL = "Mass in view"
@@ -149,12 +150,21 @@ def view_options() -> None:
     st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=init("fv_extra", []))
 
 
-def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples, steps) -> None:
+def play_section(flow_key: str, n_layers: int, view: dict, strip, log_scale: bool) -> None:
+    st.markdown("**Play the flow from p_Z to p_X**")
+    flow_player(flow_key, n_layers, view, strip, log_scale)
+
+
+def render_views(
+    fields: dict, view: dict, names: list[str], flow_factory, samples, steps, play: tuple | None = None
+) -> None:
     """Every view of one flow: readouts, the main figure and the views asked for.
 
     ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
     ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x);
     ``steps(titles)`` gives ``flowviz.views.steps_of_flow``'s result (the last two, cached by the caller).
+    ``play``: (the flow's identity, ``strip(log_scale)``) for the player, ``strip`` giving
+    ``flowviz.playback.play_strip``'s arrays (cached by the caller, called only once Play is pressed).
     """
     ss = st.session_state
     mass = float(fields["mass"])
@@ -182,6 +192,8 @@ def render_views(fields: dict, view: dict, names: list[str], flow_factory, sampl
     if probe is not None:
         st.markdown("**Probe:** the point walked back from x to z₀, layer by layer")
         probe_table(probe)
+    if play is not None:
+        play_section(play[0], len(names), view, play[1], log_scale)
     if "Change-of-variables terms" in extra:
         terms_figure(fields)
     if "Layer by layer" in extra:
