@@ -8,6 +8,7 @@ import streamlit as st
 
 from flowviz.errors import SpecError
 from flowviz.flow import Flow
+from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
 from flowviz.ui import editor, fairness, learned, share, state
@@ -135,6 +136,7 @@ def show_views(spec: dict) -> None:
         flow_factory=lambda: Flow.from_spec(spec),
         samples=lambda n: explorer_samples(key, n),
         steps=lambda titles: explorer_steps(key, titles),
+        play=(key, lambda log_scale: strip_of_spec(key, PREVIEW_RESOLUTION, log_scale)),
     )
 
 
@@ -156,6 +158,8 @@ def explorer() -> None:
         editor.exact_values_toggle()
     token = state.sync_url(spec)
     with views:
+        if token is None:
+            st.warning(share.too_long_for_a_link(spec), icon=":material/link_off:")
         show_views(spec)
     with controls:
         extras = (

@@ -272,3 +272,19 @@ def test_the_data_points_can_be_hidden_over_the_results():
     assert data_traces() == {}
     titles = [spec["layout"]["title"]["text"] for spec in _charts(at) if "title" in spec["layout"]]
     assert "Samples of the flow (white)" in titles  # no promise of red points that are not there
+
+
+def test_a_full_server_says_so_and_keeps_the_page(monkeypatch):
+    """At the server's cap of training processes, Start answers with a message; nothing starts or is lost."""
+    import flowviz.train
+
+    monkeypatch.setattr(flowviz.train._SUPERVISOR, "limit", 0)
+    at = _page()
+    _button(at, "Start training").click().run()
+    assert not at.exception
+    assert "tr_job" not in at.session_state
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Cannot start:** this server is already training 0 flows") for e in errors), (
+        errors
+    )
+    assert not _button(at, "Start training").disabled

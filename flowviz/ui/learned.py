@@ -12,6 +12,7 @@ import json
 import streamlit as st
 
 from flowviz.flow import Flow
+from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, play_strip
 from flowviz.plots.train import data_window
 from flowviz.train import layer_name
 from flowviz.ui import views as ui_views
@@ -107,5 +108,14 @@ def _explorer_body(flow: Flow, data) -> None:
             samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), n),
             steps=lambda titles: _cached(
                 "steps", lambda: steps_of_flow(flow, view, list(titles)), view_key, titles
+            ),
+            play=(
+                f"trained {id(st.session_state[LEARNED])} {json.dumps(window)}",
+                lambda log_scale: _cached(
+                    "strip",
+                    lambda: play_strip(flow, view, TRAINED_PREVIEW_RESOLUTION, log_scale),
+                    json.dumps(window),
+                    log_scale,
+                ),
             ),
         )
