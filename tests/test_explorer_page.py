@@ -406,7 +406,9 @@ def test_a_refused_edit_names_what_to_change_and_promises_no_highlight():
     """Nothing on the page is highlighted: the message itself must say which values are wrong."""
     at = open_explorer(ROTATION_SPEC)
     select_item(at, "2 ·")
-    slider(at, "Planar push u₁").set_value(-1.0).run()
+    at.toggle(key="fv_exact").set_value(True).run()
+    (box,) = [n for n in at.number_input if n.label == "Planar push u₁"]
+    box.set_value(-1.0).run()
     (message,) = [e.value for e in at.error if "Not applied" in e.value]
     assert "highlighted" not in message
     assert "w.u = -2" in message and "until the values this names are changed" in message
