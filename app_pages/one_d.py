@@ -10,6 +10,7 @@ import streamlit as st
 from flowviz.errors import SpecError
 from flowviz.line import (
     BASE_KINDS,
+    CLASSIC_CASES,
     MAP_KINDS,
     SPLINE_BOUND,
     build_line_base,
@@ -20,8 +21,16 @@ from flowviz.line import (
     sample_histogram,
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
+from flowviz.ui.drag_slider import LineFrameSource, drag_slider
+from flowviz.ui.path import next_idea
 
 K = "one_d."  # prefix of this page's session-state keys
+# The readouts carry 12 significant digits (both sides of each identity agree to about that):
+# at text size, in figures of one width, so they line up and fit a phone's width.
+READOUT_STYLE = (
+    "<style>.st-key-fv_1d_readouts [data-testid='stMetricValue'] "
+    "{ font-size: 1.05rem; font-variant-numeric: tabular-nums; }</style>"
+)
 
 DEFAULTS = {
     "base_kind": "uniform",
@@ -57,12 +66,7 @@ DEFAULTS = {
     "samples": 10_000,
 }
 
-PRESETS = {
-    # label, slope a, offset b, probe x (at z = 0.75 or 0.8: beside the shaded interval, not on it)
-    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 1.25),
-    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.65),
-    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 1.1),
-}
+PRESETS = CLASSIC_CASES  # label, slope a, offset b, probe x
 
 
 def apply_preset(name: str) -> None:
@@ -83,12 +87,108 @@ def apply_preset(name: str) -> None:
         st.session_state[K + name_] = value
 
 
-def slider(label: str, name: str, low: float, high: float, step: float, **kwargs) -> float:
-    """A slider whose value lives in session state under the page's prefix (default from DEFAULTS)."""
+def adopt_link() -> None:
+    """A link may open a state: ?case= one of the classic cases, ?probe= a probe point x.
+
+    The page starts afresh from its defaults, takes the link's values, and drops them from the
+    address (so the person's later changes stay, and the same link opens the same state again).
+    A parameter that cannot be used is named, and the page opens as it would without it.
+    """
+    params = {name: st.query_params.get(name) for name in ("case", "probe")}
+    if not any(value is not None for value in params.values()):
+        return
+    for name, value in DEFAULTS.items():
+        st.session_state[K + name] = value
+    problems = []
+    case, probe_text = params["case"], params["probe"]
+    if case is not None:
+        if case in PRESETS:
+            apply_preset(case)
+        else:
+            problems.append(f"case={case!r} is not one of {', '.join(PRESETS)}")
+    if probe_text is not None:
+        try:
+            probe_x = float(probe_text)
+        except ValueError:
+            probe_x = math.nan
+        if math.isfinite(probe_x):
+            st.session_state[K + "probe_x"] = probe_x
+        else:
+            problems.append(f"probe={probe_text!r} is not a finite number")
+    st.session_state[K + "link_problem"] = "; ".join(problems) or None
+    for name in params:
+        if name in st.query_params:
+            del st.query_params[name]
+
+
+# Where each parameter of a base or map lives in session state (a list: one entry per knot or slope).
+BASE_PARAMS = {
+    "uniform": {"low": "uniform_low", "high": "uniform_high"},
+    "gaussian": {"mean": "gaussian_mean", "std": "gaussian_std"},
+    "mixture": {
+        "mean1": "mixture_mean1",
+        "std1": "mixture_std1",
+        "mean2": "mixture_mean2",
+        "std2": "mixture_std2",
+        "weight1": "mixture_weight1",
+    },
+}
+MAP_PARAMS = {
+    "affine": {"slope": "affine_slope", "offset": "affine_offset"},
+    "piecewise_linear": {
+        "knots": ["pl_knot1", "pl_knot2"],
+        "slopes": ["pl_slope1", "pl_slope2", "pl_slope3"],
+    },
+    "tanh": {"steepness": "steepness"},
+    "sigmoid": {"steepness": "steepness"},
+    "exp": {"steepness": "steepness"},
+    "sinh_arcsinh": {"skew": "sa_skew", "tailweight": "sa_tailweight"},
+    "spline": {
+        "knots_z": ["spline_z1", "spline_z2", "spline_z3"],
+        "knots_x": ["spline_x1", "spline_x2", "spline_x3"],
+    },
+}
+
+
+def current(part: str) -> tuple[str, dict]:
+    """The base's or the map's kind and parameters as session state holds them now."""
+    ss = st.session_state
+    kind = ss.get(K + f"{part}_kind", DEFAULTS[f"{part}_kind"])
+    table = (BASE_PARAMS if part == "base" else MAP_PARAMS)[kind]
+
+    def value(name: str) -> float:
+        return float(ss.get(K + name, DEFAULTS[name]))
+
+    return kind, {
+        key: [value(n) for n in names] if isinstance(names, list) else value(names)
+        for key, names in table.items()
+    }
+
+
+def place_of(part: str, name: str) -> tuple:
+    """The place of session-state entry ``name`` in the current base's or map's parameters."""
+    kind = current(part)[0]
+    for key, names in (BASE_PARAMS if part == "base" else MAP_PARAMS)[kind].items():
+        if names == name:
+            return (key,)
+        if isinstance(names, list) and name in names:
+            return (key, names.index(name))
+    raise KeyError(name)
+
+
+def slider(label: str, name: str, low: float, high: float, step: float, part: str | None = None) -> float:
+    """A slider whose value lives in session state under the page's prefix (default from DEFAULTS).
+
+    ``part`` ("base" or "map"): a parameter of f or p_Z, so the figure's curves follow its
+    thumb while it is dragged (the interval and probe sliders leave it out).
+    """
     key = K + name
     st.session_state.setdefault(key, DEFAULTS[name])
     st.session_state[key] = min(max(float(st.session_state[key]), low), high)
-    return st.slider(label, low, high, step=step, key=key, **kwargs)
+    if part is None:
+        return st.slider(label, low, high, step=step, key=key)
+    frames = LineFrameSource(current("base"), current("map"), part, place_of(part, name))
+    return drag_slider(label, low, high, step, key, frames=frames)
 
 
 def nice_step(span: float) -> float:
@@ -125,21 +225,21 @@ def base_controls() -> tuple[str, dict]:
     )
     if kind == "uniform":
         params = {
-            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05),
-            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05),
+            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05, "base"),
+            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05, "base"),
         }
     elif kind == "gaussian":
         params = {
-            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05),
-            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05),
+            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05, "base"),
+            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05, "base"),
         }
     else:
         params = {
-            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05),
-            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05),
-            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05),
-            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05),
-            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05),
+            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05, "base"),
+            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05, "base"),
+            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05, "base"),
+            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05, "base"),
+            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05, "base"),
         }
     return keep_last_good("base", kind, params, build_line_base)
 
@@ -150,28 +250,30 @@ def map_controls() -> tuple[str, dict]:
     kind = st.selectbox("Map f (monotone)", list(MAP_KINDS), format_func=MAP_KINDS.get, key=K + "map_kind")
     if kind == "affine":
         params = {
-            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05),
-            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05),
+            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05, "map"),
+            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05, "map"),
         }
     elif kind == "piecewise_linear":
         params = {
             "knots": [
-                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05),
-                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05),
+                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05, "map"),
+                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05, "map"),
             ],
             "slopes": [
-                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05),
-                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05),
-                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05),
+                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05, "map"),
+                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05, "map"),
+                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05, "map"),
             ],
         }
     elif kind in ("tanh", "sigmoid", "exp"):
         outer = {"tanh": "tanh", "sigmoid": "σ", "exp": "exp"}[kind]
-        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05)}
+        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05, "map")}
     elif kind == "sinh_arcsinh":
         params = {
-            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05),
-            "tailweight": slider("Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05),
+            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05, "map"),
+            "tailweight": slider(
+                "Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05, "map"
+            ),
         }
     else:
         st.caption(
@@ -184,9 +286,9 @@ def map_controls() -> tuple[str, dict]:
         for i in (1, 2, 3):
             left, right = st.columns(2)
             with left:
-                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05))
+                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05, "map"))
             with right:
-                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05))
+                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05, "map"))
         params = {"knots_z": knots_z, "knots_x": knots_x}
     return keep_last_good("map", kind, params, build_line_map)
 
@@ -233,7 +335,7 @@ def fmt(value: float, digits: int = 12) -> str:
 def picture(base_json: str, map_json: str) -> None:
     base, fmap = _build(base_json, map_json)
     curves = cached_curves(base_json, map_json)
-    st.latex(rf"{base.latex} \qquad {fmap.latex}")
+    st.latex(rf"\begin{{gathered}} {base.latex} \\ {fmap.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
         start = range_slider("Interval start z", "interval_start", *curves.z_range)
@@ -260,7 +362,9 @@ def picture(base_json: str, map_json: str) -> None:
         f"p_X falls. Curve colour: {LENGTH_LEGEND}. Both densities are drawn to the same scale; "
         "the grey bars are a histogram of f(z) for samples of z, which should follow p_X."
     )
-    carried, at_point, rule = st.columns(3)
+    readouts = st.container(key="fv_1d_readouts")  # numbers at text size: CSS below
+    readouts.html(READOUT_STYLE)
+    carried, at_point, rule = readouts.columns(3)
     with carried:
         interval_numbers(interval)
         st.metric("Mass of p_X on the shown x range", f"{curves.mass_in_view:.10f}")
@@ -344,9 +448,12 @@ st.markdown(
     "[f(z), f(z+dz)]. So the new density p_X is the old one, corrected by how much f stretches length:"
 )
 st.latex(
-    r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| "
-    r"= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x)"
+    r"\begin{aligned} p_X(x) &= p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| \\ "
+    r"&= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x) \end{aligned}"
 )
+adopt_link()
+if st.session_state.get(K + "link_problem"):
+    st.warning(f"Part of this link was not used: {st.session_state[K + 'link_problem']}.")
 st.markdown("**The three classic cases**, each on a uniform base on [0, 1] with x = a z + b:")
 for column, (name, (label, *_)) in zip(st.columns(3), PRESETS.items(), strict=True):
     with column:
@@ -363,3 +470,4 @@ if map_params is None:
     map_params = {"knots": [-1.0, 1.0], "slopes": [DEFAULTS[f"pl_slope{i}"] for i in (1, 2, 3)]}
 
 picture(json.dumps([base_kind, base_params]), json.dumps([map_kind, map_params]))
+next_idea("1d")

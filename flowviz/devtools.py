@@ -7,6 +7,7 @@ subprocess on a free loopback port and times what a person would see.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -120,6 +121,204 @@ def time_slider_key(
     return (time.perf_counter() - start) * 1e3
 
 
+def worst_valid_specs() -> dict[str, dict]:
+    """The largest valid spec along each of the spec's limits, each at the finest grid it may ask
+    for: the cases the stated time budget is measured on (tests and bench/worst_case.py)."""
+    from flowviz import spec as limits
+
+    def spline(bins: int) -> dict:
+        return {
+            "type": "spline",
+            "widths": [1] * bins,
+            "heights": [1] * bins,
+            "derivatives": [1] * (bins - 1),
+        }
+
+    def piecewise(knots: int) -> dict:
+        return {
+            "type": "piecewise_linear",
+            "knots": [0.1 * k for k in range(knots)],
+            "slopes": [1] * (knots + 1),
+        }
+
+    count = limits.MAX_MIXTURE_COMPONENTS
+    ring = [
+        [2 * math.cos(2 * math.pi * i / count), 2 * math.sin(2 * math.pi * i / count)] for i in range(count)
+    ]
+    mixture = {"type": "mixture", "components": [{"mean": m, "cov": [[0.1, 0], [0, 0.1]]} for m in ring]}
+    gaussian = {"type": "gaussian"}
+    rotation = {"type": "rotation", "degrees": 10}
+    slow_planar = {"type": "planar", "w": [30, 0], "u": [-0.0333333, 0], "b": 0.3}  # the most Newton steps
+    layers, bins, knots = limits.MAX_LAYERS, limits.MAX_SPLINE_BINS, limits.MAX_KNOTS
+    specs = {
+        "plain, largest grid": {"base": gaussian, "layers": [rotation]},
+        f"mixture of {count}": {"base": mixture, "layers": [rotation]},
+        f"{layers} splines of {bins} bins": {"base": gaussian, "layers": [spline(bins)] * layers},
+        f"{layers} piecewise of {knots} knots": {"base": gaussian, "layers": [piecewise(knots)] * layers},
+        f"{layers} slow planar": {"base": gaussian, "layers": [slow_planar] * layers},
+        "everything at once": {"base": mixture, "layers": [spline(bins)] * layers},
+    }
+    for spec in specs.values():
+        finest = limits.max_resolution(limits.parse_spec({**spec, "view": {"resolution": 2}}))
+        spec["view"] = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": finest}
+    return specs
+
+
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+# Watches one picture of a chart at every animation frame, and the values a slider passes, so
+# a drag can be judged by what was painted (see ``drag_slider``). The picture: a named layout
+# image of a live chart ({"kind": "image", "chart": LABEL, "name": NAME}) or the data of the
+# trace with a given meta in the page's first plotly chart ({"kind": "trace", "meta": META}).
+_PICTURE_JS = """
+const __fvPicture = (target) => {
+  if (target.kind === 'image') {
+    const host = Array.from(document.querySelectorAll('div.flowviz-live-chart'))
+      .find(h => h.getAttribute('aria-label') === target.chart);
+    if (!host || !host._fullLayout || !host.__flowvizSources) return null;
+    return { host, shown: () => {
+      const k = (host.layout.images || []).findIndex(i => i.name === target.name);
+      const els = host.__flowvizImageEls;
+      const el = els && els[k];
+      return el ? (el.getAttribute('href') || '') : (k >= 0 ? host.layout.images[k].source : '');
+    } };
+  }
+  const find = () => document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  if (!find() || !find().data) return null;
+  return { get host() { return find() || document.body; }, shown: () => {
+    const gd = find();  // Streamlit may swap in a new chart element on a run
+    const trace = ((gd && gd.data) || []).find(t => t.meta === target.meta);
+    return trace ? __fvTraceKey(trace.x) : '';
+  } };
+};
+const __fvTraceKey = (x) => x ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
+  + ':' + Array.from(x).reduce((a, b) => a + Number(b), 0).toPrecision(12) : '';
+const __fvFrameKey = (target, frame) => target.kind === 'image' ? frame.images[target.name]
+  : (frame.traces && frame.traces[target.meta] ? __fvTraceKey(frame.traces[target.meta].x) : undefined);
+"""
+
+_MOTION_READY_JS = "(target) => {" + _PICTURE_JS + " return __fvPicture(target) !== null; }"
+
+_MOTION_RECORDER_JS = (
+    "([target, slider]) => {"
+    + _PICTURE_JS
+    + """
+  const picture = __fvPicture(target);
+  const input = Array.from(document.querySelectorAll('input[type=range]'))
+    .find(i => i.labels && i.labels[0] && i.labels[0].textContent === slider);
+  if (!picture || !input) return false;
+  if (window.__fvMotion) window.__fvMotion.stop = true;
+  const rec = { painted: [], passed: [], down: null, up: null, stop: false, target };
+  window.__fvMotion = rec;
+  let last = picture.shown();
+  rec.painted.push({ t: performance.now(), href: last, spacing: 0 });
+  const tick = () => {
+    if (rec.stop) return;
+    const now = picture.shown();
+    if (now !== last) {
+      last = now;
+      rec.painted.push({ t: performance.now(), href: now,
+                         spacing: Number(picture.host.dataset.previewSpacing || 0) });
+    }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  input.addEventListener('input', () => rec.passed.push({ t: performance.now(), v: Number(input.value) }));
+  input.addEventListener('pointerdown', () => { rec.down = performance.now(); });
+  window.addEventListener('pointerup', () => { if (rec.up === null) rec.up = performance.now(); }, true);
+  return true;
+}"""
+)
+
+_MOTION_SETTLED_JS = (
+    "() => {"
+    + _PICTURE_JS
+    + """
+  const rec = window.__fvMotion; if (!rec || rec.up === null) return false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  const frames = new Set();
+  (window.__flowvizStrips || new Map()).forEach(s => s.frames.forEach(f => frames.add(__fvFrameKey(rec.target, f))));
+  const last = rec.painted[rec.painted.length - 1];
+  const previewed = rec.painted.some(p => p.t >= rec.down && frames.has(p.href));
+  // the exact picture, painted after the button went up (or no preview to replace)
+  return !frames.has(last.href) && (last.t >= rec.up || !previewed);
+}"""
+)
+
+_MOTION_RESULT_JS = (
+    "() => {"
+    + _PICTURE_JS
+    + """
+  const rec = window.__fvMotion;
+  const frames = new Map();  // a strip frame's picture -> its value
+  (window.__flowvizStrips || new Map()).forEach(strip => strip.frames.forEach(f => {
+    const key = __fvFrameKey(rec.target, f);
+    if (key !== undefined) frames.set(key, f.value);
+  }));
+  const painted = rec.painted.map(p => {
+    const value = frames.has(p.href) ? frames.get(p.href) : null;
+    const before = rec.passed.filter(q => q.t <= p.t).map(q => q.v);
+    // the frame shown is that of a value inside the thumb's sweep so far (to half a frame's spacing)
+    const passed = value !== null && before.length > 0 &&
+      value >= Math.min(...before) - p.spacing / 2 - 1e-9 && value <= Math.max(...before) + p.spacing / 2 + 1e-9;
+    return { t: p.t, frame: value, passed, href: p.href.length + ':' + p.href.slice(-40) };
+  });
+  return { painted, passed: rec.passed, down: rec.down, up: rec.up };
+}"""
+)
+
+
+def drag_slider(
+    page,
+    slider_label: str,
+    target: dict,
+    start: float,
+    end: float,
+    duration_ms: float = 2000.0,
+    settle_timeout: float = 20_000,
+) -> dict:
+    """Drag a slider's thumb with the mouse from fraction ``start`` to ``end`` of its track over
+    ``duration_ms``, watching the picture ``target`` (see ``_PICTURE_JS``) at every animation frame.
+
+    Returns ``fps`` (distinct pictures painted per second while the button was down),
+    ``frames`` (how many), ``matched`` (whether each was the strip frame of a value inside
+    the thumb's sweep so far), ``first_frame_ms`` (button down to the first new picture),
+    ``release_ms`` (button up to the first picture that is no strip frame: the exact one),
+    ``value`` (where the thumb was let go) and ``passed`` (input events seen).
+    """
+    slider = page.get_by_role("slider", name=slider_label)
+    page.wait_for_function(_MOTION_READY_JS, arg=target, timeout=settle_timeout)
+    if not page.evaluate(_MOTION_RECORDER_JS, [target, slider_label]):
+        raise RuntimeError(f"no picture {target!r} or slider {slider_label!r} on the page")
+    box = slider.bounding_box()
+    # a native range's thumb centre runs from half a thumb in from each end (16 px thumb)
+    left, width, y = box["x"] + 8, box["width"] - 16, box["y"] + box["height"] / 2
+    page.mouse.move(left + start * width, y)
+    page.mouse.down()
+    begin = time.perf_counter()
+    while (elapsed := (time.perf_counter() - begin) * 1e3) < duration_ms:
+        page.mouse.move(left + (start + (end - start) * elapsed / duration_ms) * width, y)
+    page.mouse.move(left + end * width, y)
+    page.mouse.up()
+    page.wait_for_function(_MOTION_SETTLED_JS, polling="raf", timeout=settle_timeout)
+    page.wait_for_timeout(300)  # a run that was about to start after the release
+    wait_idle(page)
+    record = page.evaluate(_MOTION_RESULT_JS)
+    page.evaluate("() => { window.__fvMotion.stop = true; }")
+    down, up = record["down"], record["up"]
+    during = [p for p in record["painted"][1:] if down <= p["t"] <= up]
+    after = [p for p in record["painted"] if p["t"] > up and p["frame"] is None]
+    distinct = {p["href"] for p in during}
+    return {
+        "fps": len(distinct) / ((up - down) / 1e3),
+        "frames": len(distinct),
+        "matched": all(p["passed"] for p in during),
+        "first_frame_ms": (during[0]["t"] - down) if during else None,
+        "release_ms": after[0]["t"] - up if after else None,
+        "value": float(slider.input_value()),
+        "passed": len(record["passed"]),
+    }

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,20 @@ function swapImages(host, figure) {
   return true;
 }
 
+// Show other pictures in the named layout images of a chart at once (a slider's preview
+// frames while its thumb moves): {name: source}. The next figure from Python replaces them.
+window.flowvizShowImages = function (host, byName) {
+  if (!host || !host._fullLayout || !host.__flowvizSources) return false;
+  const images = host.layout.images || [];
+  const fresh = host.__flowvizSources.map((source, k) => {
+    const name = images[k] && images[k].name;
+    return name && byName[name] !== undefined ? byName[name] : source;
+  });
+  const swapped = swapImages(host, { layout: { images: fresh.map((source) => ({ source })) } });
+  if (swapped) host.__flowvizPreviewed = true;
+  return swapped;
+};
+
 // Hover layers follow a moment later, once the person pauses.
 function refreshLazy(Plotly, host, figure) {
   clearTimeout(host.__flowvizLazy);
@@ -104,6 +119,29 @@ function refreshLazy(Plotly, host, figure) {
   }, 250);
 }
 
+// A figure may carry a one-column variant for narrow charts (layout.meta.narrow, made by
+// flowviz.plots.explore): on a phone, panels side by side would shrink to stamps.
+function fitWidth(host, figure) {
+  const narrow = figure.layout.meta && figure.layout.meta.narrow;
+  if (!narrow || host.clientWidth >= narrow.below) return null;
+  Object.entries(narrow.layout).forEach(([name, axis]) => Object.assign(figure.layout[name], axis));
+  Object.entries(narrow.colorbars).forEach(([k, bar]) => { figure.data[Number(k)].colorbar = bar; });
+  figure.layout.height = narrow.height;
+  return narrow.height;
+}
+
+// Plotly measures its container when it first draws: a chart drawn before the page has laid
+// its column out (width 0) gets NaN sizes, which the browser reports as broken SVG paths.
+function laidOut(host) {
+  if (host.clientWidth > 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const observer = new ResizeObserver(() => {
+      if (host.clientWidth > 0) { observer.disconnect(); resolve(); }
+    });
+    observer.observe(host);
+  });
+}
+
 export default function (component) {
   const { data, parentElement } = component;
   let host = parentElement.querySelector("div.flowviz-live-chart");
@@ -113,14 +151,19 @@ export default function (component) {
     host.style.width = "100%";
     parentElement.appendChild(host);
   }
-  host.style.height = data.height + "px";
+  host.style.height = (host.__flowvizNarrowHeight || data.height) + "px";
   host.setAttribute("aria-label", data.label);
   host.setAttribute("role", "img");
-  if (host.__flowvizFigure === data.figure) return;
+  // the same figure again: nothing to do, unless a slider's preview frames replaced its
+  // pictures and were let go at a value that changed nothing (or one the spec refuses)
+  if (host.__flowvizFigure === data.figure && !(host.__flowvizPreviewed && !window.__flowvizDragging)) return;
   host.__flowvizFigure = data.figure;
-  loadPlotly(data.script).then((Plotly) => {
+  host.__flowvizPreviewed = false;
+  Promise.all([loadPlotly(data.script), laidOut(host)]).then(([Plotly]) => {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
+    host.__flowvizNarrowHeight = fitWidth(host, figure);
+    host.style.height = (host.__flowvizNarrowHeight || data.height) + "px";
     const shape = skeleton(figure);
     if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);
@@ -196,5 +239,8 @@ def live_chart(figure: dict, key: str, height: int, label: str, config: dict | N
             "label": label,
             "config": {"responsive": True, **(config or {})},
             "script": ensure_plotly_asset(),
+            # new in every run, so the browser sees each run's figure even when it is the same
+            # (a slider's preview may have to be replaced by it)
+            "run": time.monotonic_ns(),
         },
     )

@@ -1,0 +1,240 @@
+"""Frame strips: the Explorer's pictures for many values of one parameter, ready to flip through.
+
+A slider's thumb moves faster than a page can ask the server for each picture. So
+when a person grabs a slider, the core evaluates the flow at a preview resolution
+for values spread along the slider's whole range, one picture per value, and the
+browser shows the picture of the value nearest the thumb while it moves. Every
+frame is an evaluation of the flow by the same layers and colour-mapped by the
+same code as the Explorer's own figure: nothing is computed twice in the browser.
+
+A frame is ``{"value": v, "images": {name: data URI}}``, its names those of the
+main figure's layout images (``panel1``, ``panel1-overlay``, ...; the grid lines over
+p_X are also those over the volume change in x, ``panel3-overlay``: see ``ALIASES``); a value for
+which the spec is refused (a layer would not be invertible there) gets a frame
+that says so, with ``"invertible": False`` and the spec's reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from flowviz.errors import SpecError
+from flowviz.flow import Flow
+from flowviz.grid import deformed_grid, evaluate_flow
+from flowviz.line import LineCurves, build_line_base, build_line_map, line_curves
+from flowviz.memo import array_cache
+from flowviz.plots.common import colour_map, pixel_extent, png_data_uri
+from flowviz.plots.explore import density_panels, svg_overlay, volume_panels
+from flowviz.spec import parse_spec
+from flowviz.views import GRID_LINES, base_density_on_grid
+
+PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
+# Values along a slider's range (its ends included), sent in chunks: a coarse strip first,
+# so the first pictures follow the thumb within one round trip, then the values between,
+# each chunk short enough that letting go never waits long for one.
+STRIP_LEVELS = (17, 41, 81, 121)
+PREVIEW_LINE_POINTS = 32  # points per grid line in a frame's overlay (the exact figure has 120)
+ALIASES = {"panel3-overlay": "panel1-overlay"}  # images a frame shows twice, sent once
+
+_NOT_INVERTIBLE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 200" preserveAspectRatio="none">'
+    '<rect width="200" height="200" fill="#d7d7d7"/>'
+    '<text x="100" y="96" font-family="sans-serif" font-size="15" text-anchor="middle" fill="#333">'
+    "not invertible here</text>"
+    '<text x="100" y="116" font-family="sans-serif" font-size="10" text-anchor="middle" fill="#555">'
+    "(no density: the spec refuses this value)</text></svg>"
+)
+NOT_INVERTIBLE_IMAGE = "data:image/svg+xml;base64," + base64.b64encode(_NOT_INVERTIBLE_SVG.encode()).decode()
+EMPTY_OVERLAY = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"></svg>'
+).decode("ascii")
+
+
+def strip_values(low: float, high: float, step: float, count: int = STRIP_LEVELS[-1]) -> tuple[float, ...]:
+    """``count`` values spread evenly over [low, high], each on the slider's own steps.
+
+    On the steps, so that a frame is the picture of a value the thumb can stop at.
+    """
+    positions = round((high - low) / step)
+    indices = np.unique(np.round(np.linspace(0, positions, min(count, positions + 1))).astype(int))
+    return tuple(float(round(low + k * step, 10)) for k in indices)
+
+
+def strip_chunk(low: float, high: float, step: float, level: int) -> tuple[float, ...]:
+    """The values of level ``level`` not in any coarser level: chunk by chunk, the strip fills in."""
+    earlier = {v for count in STRIP_LEVELS[:level] for v in strip_values(low, high, step, count)}
+    return tuple(v for v in strip_values(low, high, step, STRIP_LEVELS[level]) if v not in earlier)
+
+
+def spec_with(spec: Mapping, path: Sequence, value: float) -> dict:
+    """A copy of ``spec`` with the number at ``path`` (keys and list indices) set to ``value``."""
+    out = copy.deepcopy(dict(spec))
+    holder = out
+    for part in path[:-1]:
+        holder = holder[part]
+    holder[path[-1]] = float(value)
+    return out
+
+
+@torch.no_grad()
+def preview_fields(spec: Mapping, resolution: int = PREVIEW_RESOLUTION) -> dict[str, np.ndarray]:
+    """The arrays one frame is drawn from: ``evaluate``'s at ``resolution``, the base density
+    and the carried grid lines. Raises :class:`SpecError` where the spec is refused."""
+    canonical = parse_spec(spec)
+    view = {**canonical["view"], "resolution": resolution}
+    flow = Flow.from_spec(canonical)
+    out = dict(evaluate_flow(flow, view))
+    out["base_density"] = base_density_on_grid(flow, view)
+    out["x_lines"] = deformed_grid(flow, view, lines=GRID_LINES, points_per_line=PREVIEW_LINE_POINTS)["x"]
+    return out
+
+
+def frame_images(
+    fields: Mapping[str, np.ndarray], extent: tuple, log_scale: bool, lines: bool, base_changes: bool
+) -> dict[str, str]:
+    """The main figure's images for one frame, named as its layout images, by the figure's own code."""
+    base_panel, density_panel = density_panels(fields["base_density"], fields["density"], log_scale)
+    volume_z, volume_x = volume_panels(fields["log_det_forward"], fields["log_det_inverse"])
+    panels = {"panel1": density_panel, "panel2": volume_z, "panel3": volume_x}
+    if base_changes:
+        panels = {"panel0": base_panel, **panels}
+    # encoded here, not through the figure's small image cache: a strip would flush it
+    images = {name: png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale)) for name, p in panels.items()}
+    if lines:
+        images["panel1-overlay"] = svg_overlay(fields["x_lines"], None, *extent)
+    return images
+
+
+def _blocked_images(lines: bool, base_changes: bool) -> dict[str, str]:
+    names = ("panel0", "panel1", "panel2", "panel3") if base_changes else ("panel1", "panel2", "panel3")
+    images = dict.fromkeys(names, NOT_INVERTIBLE_IMAGE)
+    if lines:
+        images["panel1-overlay"] = EMPTY_OVERLAY
+    return images
+
+
+def _packed(text: str) -> np.ndarray:
+    """Text as a uint8 array, so that the byte-bounded cache counts what it holds."""
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+@array_cache(max_bytes=128 * 2**20, max_entries=64)
+def _strip_cached(
+    spec_json: str, path: tuple, values: tuple, log_scale: bool, lines: bool, resolution: int
+) -> tuple:
+    spec = json.loads(spec_json)
+    view = spec["view"]
+    n = int(view["resolution"])
+    extent = pixel_extent(np.linspace(*view["xlim"], n), np.linspace(*view["ylim"], n))
+    base_changes = path[0] == "base"
+    frames = []
+    for value in values:
+        try:
+            fields = preview_fields(spec_with(spec, path, value), resolution)
+        except SpecError as error:
+            frames.append(
+                (
+                    value,
+                    False,
+                    _packed(error.reason),
+                    _packed(json.dumps(_blocked_images(lines, base_changes))),
+                )
+            )
+            continue
+        images = frame_images(fields, extent, log_scale, lines, base_changes)
+        frames.append((value, True, _packed(""), _packed(json.dumps(images))))
+    return tuple(frames)
+
+
+def explorer_strip(
+    spec: Mapping,
+    path: Sequence,
+    values: Sequence[float],
+    log_scale: bool = False,
+    lines: bool = True,
+    resolution: int = PREVIEW_RESOLUTION,
+) -> list[dict]:
+    """One frame per value of the number at ``path`` of the spec, the rest of the spec as it is.
+
+    Cached by everything but the number's current value (the strip of a slider stays
+    valid while only that slider moves), within 128 MB.
+    """
+    if not values:
+        return []
+    key = json.dumps(spec_with(spec, path, values[0]), separators=(",", ":"), sort_keys=True)
+    packed = _strip_cached(key, tuple(path), tuple(float(v) for v in values), log_scale, lines, resolution)
+    frames = []
+    for value, invertible, reason, images in packed:
+        frame = {"value": value, "images": json.loads(images.tobytes())}
+        if not invertible:
+            frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
+        frames.append(frame)
+    return frames
+
+
+# ----------------------------------------------------------------------------- the 1D page
+
+
+def line_traces(curves: LineCurves) -> dict[str, dict[str, list]]:
+    """The 1D figure's curves that a parameter moves, keyed by their traces' ``meta``: the graph of f
+    (coloured by log|f'|), its knots, p_X drawn sideways and p_Z. Six digits: far finer than a pixel."""
+
+    def plain(values) -> list:
+        return [float(f"{v:.6g}") for v in np.asarray(values, dtype=float).tolist()]
+
+    graph = {"x": plain(curves.curve_z), "y": plain(curves.curve_x)}
+    return {
+        "graph-colour": {**graph, "marker.color": plain(np.nan_to_num(curves.curve_log_slope))},
+        "graph-line": graph,
+        "knots": {"x": list(curves.knots_z), "y": list(curves.knots_x)},
+        "p_X": {"x": plain(curves.density), "y": plain(curves.x)},
+        "p_Z": {"x": plain(curves.z), "y": plain(curves.base_density)},
+    }
+
+
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def _line_strip_cached(setting_json: str, part: str, path: tuple, values: tuple) -> tuple:
+    (base_kind, base_params), (map_kind, map_params) = json.loads(setting_json)
+    frames = []
+    for value in values:
+        base = spec_with(base_params, path, value) if part == "base" else base_params
+        fmap = spec_with(map_params, path, value) if part == "map" else map_params
+        try:
+            curves = line_curves(
+                build_line_base(base_kind, base), build_line_map(map_kind, fmap), masses=False
+            )
+        except SpecError as error:
+            frames.append((value, False, _packed(error.reason), _packed("{}")))
+            continue
+        frames.append((value, True, _packed(""), _packed(json.dumps(line_traces(curves)))))
+    return tuple(frames)
+
+
+def line_strip(
+    base: tuple[str, Mapping], fmap: tuple[str, Mapping], part: str, path: Sequence, values: Sequence[float]
+) -> list[dict]:
+    """One frame of the 1D figure's curves per value of the number at ``path`` of the base's or the
+    map's parameters (``part``: "base" or "map"); a value they refuse gets a frame that says why.
+
+    Cached by everything but the number's current value, within 64 MB.
+    """
+    if not values:
+        return []
+    setting = [list(base), list(fmap)]
+    side = 0 if part == "base" else 1
+    setting[side][1] = spec_with(setting[side][1], path, values[0])
+    key = json.dumps(setting, separators=(",", ":"), sort_keys=True)
+    packed = _line_strip_cached(key, part, tuple(path), tuple(float(v) for v in values))
+    frames = []
+    for value, valid, reason, traces in packed:
+        frame = {"value": value, "traces": json.loads(traces.tobytes())}
+        if not valid:
+            frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
+        frames.append(frame)
+    return frames

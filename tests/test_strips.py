@@ -1,0 +1,139 @@
+"""Frame strips: every frame is the flow evaluated at a preview resolution, drawn by the figure's code."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import flowviz
+from flowviz.plots.common import colour_map
+from flowviz.plots.explore import density_panels, volume_panels
+from flowviz.spec import parse_spec
+from flowviz.strips import (
+    ALIASES,
+    NOT_INVERTIBLE_IMAGE,
+    PREVIEW_RESOLUTION,
+    _strip_cached,
+    explorer_strip,
+    preview_fields,
+    spec_with,
+    strip_values,
+)
+from flowviz.ui.drag_slider import snap
+
+SPEC = parse_spec(
+    {
+        "base": {"type": "gaussian", "mean": [0.3, -0.2], "cov": [[1.0, 0.3], [0.3, 0.8]]},
+        "layers": [
+            {"type": "rotation", "degrees": 30},
+            {"type": "planar", "w": [2, 0], "u": [0.8, 0.4], "b": 0},
+        ],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 128},
+    }
+)
+W1 = ("layers", 1, "w", 0)
+
+
+def decoded(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
+
+
+def test_strip_values_lie_on_the_slider_steps_and_span_the_range():
+    values = strip_values(-4.0, 4.0, 0.05, 17)
+    assert len(values) == 17 and values[0] == -4.0 and values[-1] == 4.0
+    steps = (np.asarray(values) + 4.0) / 0.05
+    assert np.allclose(steps, np.round(steps), atol=1e-9)
+    assert np.all(np.diff(values) > 0)
+    # fewer positions than frames asked for: every position once
+    assert strip_values(0.0, 1.0, 0.25, 121) == (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def test_snap_puts_a_browser_value_on_a_step_inside_the_limits():
+    assert snap(2.0500000000000007, -4.0, 4.0, 0.05) == 2.05
+    assert snap(4.2, -4.0, 4.0, 0.05) == 4.0
+    assert snap(-7.0, -4.0, 4.0, 0.05) == -4.0
+    assert snap(33.0, -180.0, 180.0, 1.0) == 33.0
+
+
+def test_each_frame_is_the_preview_resolution_evaluation_of_the_spec_with_that_value():
+    values = (0.5, 1.25, 3.0)
+    frames = explorer_strip(SPEC, W1, values, lines=False)
+    assert [f["value"] for f in frames] == list(values)
+    for frame in frames:
+        edited = spec_with(SPEC, W1, frame["value"])
+        truth = flowviz.evaluate(edited, resolution=PREVIEW_RESOLUTION)
+        fields = preview_fields(edited)
+        for name in ("density", "log_density", "log_det_inverse", "log_det_forward"):
+            np.testing.assert_allclose(fields[name], truth[name], rtol=1e-12, atol=1e-15, equal_nan=True)
+        # the base density: a closed-form Gaussian on the same grid
+        gx, gy = np.meshgrid(truth["x"], truth["y"])
+        d = np.stack([gx - 0.3, gy + 0.2], -1)
+        cov = np.array([[1.0, 0.3], [0.3, 0.8]])
+        quad = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
+        pdf = np.exp(-0.5 * quad) / (2 * math.pi * math.sqrt(np.linalg.det(cov)))
+        np.testing.assert_allclose(fields["base_density"], pdf, rtol=1e-10)
+        # pictures: colour-mapped as the Explorer's figure maps the exact arrays
+        density = density_panels(pdf, truth["density"], log_scale=False)[1]
+        expected = colour_map(truth["density"], density.vmin, density.vmax, density.scale)
+        assert np.array_equal(decoded(frame["images"]["panel1"]), expected)
+        volume_z, volume_x = volume_panels(truth["log_det_forward"], truth["log_det_inverse"])
+        expected = colour_map(-truth["log_det_inverse"], volume_x.vmin, volume_x.vmax, volume_x.scale)
+        assert np.array_equal(decoded(frame["images"]["panel3"]), expected)
+        expected = colour_map(truth["log_det_forward"], volume_z.vmin, volume_z.vmax, volume_z.scale)
+        assert np.array_equal(decoded(frame["images"]["panel2"]), expected)
+        assert "panel0" not in frame["images"]  # a layer's number leaves the base density alone
+
+
+def test_a_value_the_spec_refuses_gets_a_frame_that_says_so():
+    # w.u = 0.8 w1 must stay above -1: w1 = -1.5 folds the plane
+    frames = explorer_strip(SPEC, W1, (-1.5, 1.0))
+    refused, fine = frames
+    assert refused["invertible"] is False and "w.u" in refused["reason"]
+    assert refused["images"]["panel1"] == NOT_INVERTIBLE_IMAGE
+    assert "invertible" not in fine and fine["images"]["panel1"].startswith("data:image/png")
+    # the grid lines over p_X are also those over the volume change in x
+    assert fine["images"]["panel1-overlay"].startswith("data:image/svg+xml")
+    assert ALIASES == {"panel3-overlay": "panel1-overlay"}
+
+
+def test_a_base_mean_strip_redraws_the_base_density():
+    frame = explorer_strip(SPEC, ("base", "mean", 0), (1.0,), lines=False)[0]
+    truth = flowviz.evaluate(spec_with(SPEC, ("base", "mean", 0), 1.0), resolution=PREVIEW_RESOLUTION)
+    gx, gy = np.meshgrid(truth["x"], truth["y"])
+    d = np.stack([gx - 1.0, gy + 0.2], -1)
+    cov = np.array([[1.0, 0.3], [0.3, 0.8]])
+    pdf = np.exp(-0.5 * np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d))
+    pdf /= 2 * math.pi * math.sqrt(np.linalg.det(cov))
+    base = density_panels(pdf, truth["density"], log_scale=False)[0]
+    assert np.array_equal(
+        decoded(frame["images"]["panel0"]), colour_map(pdf, base.vmin, base.vmax, base.scale)
+    )
+
+
+def test_a_strip_does_not_depend_on_the_current_value_of_its_own_number():
+    _strip_cached.cache_clear()
+    values = strip_values(-4.0, 4.0, 0.05, 5)
+    first = explorer_strip(SPEC, W1, values)
+    again = explorer_strip(spec_with(SPEC, W1, 3.5), W1, values)  # the thumb moved: same strip
+    assert _strip_cached.cache_len() == 1 and again == first
+    other = explorer_strip(spec_with(SPEC, ("layers", 1, "b"), 0.5), W1, values)  # another number moved
+    assert _strip_cached.cache_len() == 2 and other != first
+
+
+@pytest.mark.parametrize("log_scale", [False, True])
+def test_log_scale_frames_follow_the_log_scale_figure(log_scale):
+    frame = explorer_strip(SPEC, W1, (2.0,), log_scale=log_scale, lines=False)[0]
+    truth = flowviz.evaluate(spec_with(SPEC, W1, 2.0), resolution=PREVIEW_RESOLUTION)
+    fields = preview_fields(spec_with(SPEC, W1, 2.0))
+    panel = density_panels(fields["base_density"], truth["density"], log_scale)[1]
+    with np.errstate(divide="ignore"):
+        values = np.log(truth["density"]) if log_scale else truth["density"]
+    assert np.array_equal(
+        decoded(frame["images"]["panel1"]), colour_map(values, panel.vmin, panel.vmax, panel.scale)
+    )
