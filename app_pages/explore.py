@@ -8,10 +8,12 @@ import streamlit as st
 
 from flowviz.errors import SpecError
 from flowviz.flow import Flow
+from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
-from flowviz.spec import canonical_json, parse_spec
-from flowviz.ui import editor, learned, share, state
+from flowviz.spec import canonical_json, max_resolution, parse_spec
+from flowviz.ui import editor, fairness, learned, share, state
 from flowviz.ui import views as ui_views
+from flowviz.ui.path import next_idea, start_pointer
 from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
 
@@ -77,8 +79,8 @@ def selected_editor(spec: dict) -> dict:
         good = parse_spec(draft)
     except SpecError as error:
         st.error(
-            f"**Not applied** — {error.reason}. The pictures show the last valid flow; "
-            "change the highlighted values to continue.",
+            f"**Not applied** — {error.reason}. The pictures show the last valid flow "
+            "until the values this names are changed.",
             icon=":material/warning:",
         )
         return spec
@@ -98,7 +100,8 @@ def view_settings(spec: dict) -> None:
         "View x-range", view["xlim"], 20.0, 0.5, editor.key("view", "x"), "The window, in both z and x."
     )
     ylim = editor.range_slider("View y-range", view["ylim"], 20.0, 0.5, editor.key("view", "y"))
-    options = sorted({*ui_views.RESOLUTIONS, int(view["resolution"])})
+    finest = max_resolution(spec)  # a costly flow is offered only grids it may ask for
+    options = sorted({*(r for r in ui_views.RESOLUTIONS if r <= finest), int(view["resolution"])})
     resolution = st.select_slider(
         "Grid resolution (points per axis)",
         options,
@@ -133,6 +136,7 @@ def show_views(spec: dict) -> None:
         flow_factory=lambda: Flow.from_spec(spec),
         samples=lambda n: explorer_samples(key, n),
         steps=lambda titles: explorer_steps(key, titles),
+        play=(key, lambda log_scale: strip_of_spec(key, PREVIEW_RESOLUTION, log_scale)),
     )
 
 
@@ -144,6 +148,7 @@ def explorer() -> None:
         st.rerun()  # a whole new flow, adopted in a run of this part alone: redraw the stack list too
     notice = state.take_notice()
     spec = state.current_spec()
+    fairness.yield_if_heavy(spec)  # a costly grid waits for the other visitors' light runs
     controls, views = st.columns([1.15, 2.2], gap="medium")
     with views:
         if notice:
@@ -153,6 +158,8 @@ def explorer() -> None:
         editor.exact_values_toggle()
     token = state.sync_url(spec)
     with views:
+        if token is None:
+            st.warning(share.too_long_for_a_link(spec), icon=":material/link_off:")
         show_views(spec)
     with controls:
         extras = (
@@ -170,11 +177,13 @@ def explorer() -> None:
             editor.formulas(spec["layers"][state.uids().index(selected)])
         if "JSON" in extras:
             share.json_editor(spec)
-        if "Share" in extras:
+    if "Share" in extras:  # the whole width: a long link and its buttons fit there
+        with st.container(border=True, key="fv_share"):
             share.share_panel(spec, token)
 
 
 state.init_state()
+start_pointer()
 st.markdown("### Explorer: push a density through a flow")
 intro, formula = st.columns([1.2, 1], vertical_alignment="center")
 with formula:
@@ -193,3 +202,4 @@ else:
     st.session_state.pop(state.FULL_RERUN, None)  # this run draws the whole page anyway
     sidebar(state.current_spec())
     explorer()
+next_idea("explore")

@@ -7,8 +7,6 @@ in a shared cache), flowviz.plots.train draws, flowviz.model_io saves and loads.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import streamlit as st
 import torch
@@ -16,7 +14,6 @@ import torch
 from flowviz.data import (
     TOY_SETS,
     CanvasWindow,
-    check_points,
     drawing_to_points,
     drop_last_object,
     read_csv,
@@ -24,12 +21,21 @@ from flowviz.data import (
 )
 from flowviz.errors import SpecError
 from flowviz.grid import as_float64, evaluate_flow, grid_points
-from flowviz.layers.learned import NeuralSplineCoupling
-from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
-from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+from flowviz.train import (
+    ModelConfig,
+    TrainConfig,
+    TrainedModel,
+    TrainingProcess,
+    check_trainable,
+    layer_name,
+)
+from flowviz.ui import fairness
 from flowviz.ui.editor import init
+from flowviz.ui.path import next_idea
+from flowviz.ui.session import session_alive
+from flowviz.ui.text import literal
 
 ss = st.session_state
 WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
@@ -93,9 +99,8 @@ def drawn_data() -> tuple[np.ndarray, str]:
     st.caption(
         "The canvas shows the window [-4, 4] × [-4, 4]; grid lines every 1 unit. "
         + ("Click to add points." if tool == POINTS else "Drag to draw strokes.")
-        + " The canvas's own toolbar (above it) also undoes and redoes."
+        + " The buttons below the canvas undo the last point or stroke, or clear it all."
     )
-    st.write("")  # room for the canvas toolbar
     try:
         from streamlit_drawable_canvas import st_canvas
 
@@ -158,13 +163,13 @@ def uploaded_data() -> tuple[np.ndarray | None, str]:
         except SpecError as error:
             ss.tr_csv_error = str(error)
     if ss.get("tr_csv_error"):
-        st.error(f"**This file cannot be used:** {ss.tr_csv_error}")
+        st.error(f"**This file cannot be used:** {literal(ss.tr_csv_error)}")
     if not ss.get("tr_csv"):
         st.info("Upload a CSV file to train on it. Example:\n\n```\nx,y\n0.5,1.2\n-0.3,0.8\n```")
         return None, "no file"
     name, points = ss.tr_csv
     note = " (the last file that could be read)" if ss.get("tr_csv_error") else ""
-    st.caption(f"**{html.escape(name)}**{note}: {len(points)} points; the first rows:")
+    st.caption(f"**{literal(name)}**{note}: {len(points)} points; the first rows:")
     st.dataframe({"x": points[:8, 0], "y": points[:8, 1]}, height=200, width="content")
     return points, f"{name} ({len(points)} points)"
 
@@ -183,7 +188,7 @@ def data_section() -> tuple[np.ndarray | None, str, str | None]:
     if points is None:
         return None, title, "no data yet"
     try:
-        check_points(points, "the data")
+        check_trainable(points, place="the data")
     except SpecError as error:
         reason = error.reason
         if len(points) < 2:
@@ -276,13 +281,13 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
 
 def _start(points: np.ndarray, title: str, model: ModelConfig, train: TrainConfig) -> None:
     _stop_job()
-    job = TrainingProcess(points, model, train)
+    job = TrainingProcess(points, model, train, owner_alive=session_alive())
+    job.start()  # may refuse (the server's cap): then the last run and model stay as they were
     kind = "NSF" if model.kind == "nsf" else "RealNVP"
     ss.tr_job = job
     ss.tr_job_data = np.asarray(points)
     ss.tr_job_title = f"{kind} flow ({model.layers} couplings) trained on {title}"
     ss.tr_model = None
-    job.start()
 
 
 def _stop_job() -> None:
@@ -300,6 +305,7 @@ def _reset() -> None:
 def controls(points, title, data_problem, model, train) -> None:
     job: TrainingProcess | None = ss.get("tr_job")
     state = job.state if job else "ready"
+    ss.tr_controls_state = state  # the live part redraws the whole page when the job's state moves on
     columns = st.columns(5)
     start_help = None if data_problem is None else f"Not ready: {data_problem}."
     if columns[0].button(
@@ -311,9 +317,12 @@ def controls(points, title, data_problem, model, train) -> None:
     ):
         try:
             _start(points, title, model, train)
+            ss.tr_start_error = None
         except SpecError as error:
-            st.error(f"**Cannot start:** {error}")
+            ss.tr_start_error = error.reason
         st.rerun()
+    if ss.get("tr_start_error"):
+        st.error(f"**Cannot start:** {ss.tr_start_error}.")
     if columns[1].button("Pause", disabled=state != "running", width="stretch"):
         job.pause()
         st.rerun()
@@ -417,6 +426,7 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
 
     @st.fragment(run_every=0.5 if job.active else None)
     def live() -> None:
+        fairness.yield_to_others()  # a redraw nobody waits on: other visitors' sliders come first
         history, flow = job.snapshot()
         if job.error:
             st.error(f"Training failed: {job.error}. Press Reset and try other settings.")
@@ -457,6 +467,8 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
             ss.tr_live_was_active = False
             st.rerun(scope="app")
         ss.tr_live_was_active = job.active
+        if job.state != ss.get("tr_controls_state"):  # e.g. starting -> running: Pause becomes possible
+            st.rerun(scope="app")
 
     live()
 
@@ -477,18 +489,6 @@ def _current_model() -> TrainedModel | None:
     return ss.get("tr_model")
 
 
-def _layer_name(layer) -> str:
-    """A short name for a trained layer: what it does to which coordinate."""
-    subscript = "₁₂"
-    if hasattr(layer, "condition_on") and hasattr(layer, "other"):
-        kind = "spline" if isinstance(layer, NeuralSplineCoupling) else "affine"
-        return f"{kind} coupling: x{subscript[layer.other]} given x{subscript[layer.condition_on]}"
-    if isinstance(layer, Rotation):
-        degrees = float(torch.rad2deg(torch.atan2(layer.matrix[1, 0], layer.matrix[0, 0])))
-        return f"rotation by {degrees:.0f}°"
-    return layer.type_name or type(layer).__name__
-
-
 def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     """Pictures of a finished model, computed once per model and kept in this session."""
     cached = ss.get("tr_views")
@@ -507,7 +507,7 @@ def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     names = ["z₀ ~ N(0, I)"]
     for k, layer in enumerate(model.flow.layers, start=1):
         last = k == len(model.flow.layers)
-        names.append(f"{k}: " + ("undo standardisation → x" if last else _layer_name(layer)))
+        names.append(f"{k}: " + layer_name(layer, last))
     views["names"] = names
     ss.tr_views = views
     return views
@@ -524,7 +524,7 @@ def results_section() -> None:
         return
     data = ss.get("tr_model_data")
     st.subheader("4 · What the flow learned")
-    st.markdown(f"**{html.escape(model.title or 'A trained flow')}**")
+    st.markdown(f"**{literal(model.title or 'A trained flow')}**")
     steps = model.training.get("steps")
     best = model.training.get("best_val_nll")
     facts = []
@@ -566,14 +566,23 @@ def results_section() -> None:
 
 
 def _result_figures(views: dict, data) -> None:
+    if data is not None and not st.toggle(
+        "Show the data points",
+        key=init("tr_show_data", True),
+        help="The red training points over the learned density and the samples; hide them to see what "
+        "lies beneath.",
+    ):
+        data_shown = None
+    else:
+        data_shown = data
     columns = st.columns(3)
     columns[0].plotly_chart(
-        plots.density_figure(views["grid"], data, "Learned density p(x)"),
+        plots.density_figure(views["grid"], data_shown, "Learned density p(x)"),
         width="stretch",
         key="tr_final_density",
     )
     columns[1].plotly_chart(
-        plots.samples_figure(views["samples"], data, views["window"]),
+        plots.samples_figure(views["samples"], data_shown, views["window"]),
         width="stretch",
         key="tr_final_samples",
     )
@@ -608,7 +617,7 @@ def load_section() -> None:
             except SpecError as error:
                 ss.tr_model_error = str(error)
         if ss.get("tr_model_error"):
-            st.error(f"**This file cannot be loaded:** {ss.tr_model_error}")
+            st.error(f"**This file cannot be loaded:** {literal(ss.tr_model_error)}")
 
 
 # --------------------------------------------------------------------------- the page
@@ -632,3 +641,4 @@ st.subheader("3 · Training")
 controls(points, data_title, data_problem, model_config, train_config)
 live_section(points, data_problem)
 results_section()
+next_idea("train")

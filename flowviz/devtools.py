@@ -7,6 +7,7 @@ subprocess on a free loopback port and times what a person would see.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import socket
@@ -118,6 +119,49 @@ def time_slider_key(
         timeout=timeout,
     )
     return (time.perf_counter() - start) * 1e3
+
+
+def worst_valid_specs() -> dict[str, dict]:
+    """The largest valid spec along each of the spec's limits, each at the finest grid it may ask
+    for: the cases the stated time budget is measured on (tests and bench/worst_case.py)."""
+    from flowviz import spec as limits
+
+    def spline(bins: int) -> dict:
+        return {
+            "type": "spline",
+            "widths": [1] * bins,
+            "heights": [1] * bins,
+            "derivatives": [1] * (bins - 1),
+        }
+
+    def piecewise(knots: int) -> dict:
+        return {
+            "type": "piecewise_linear",
+            "knots": [0.1 * k for k in range(knots)],
+            "slopes": [1] * (knots + 1),
+        }
+
+    count = limits.MAX_MIXTURE_COMPONENTS
+    ring = [
+        [2 * math.cos(2 * math.pi * i / count), 2 * math.sin(2 * math.pi * i / count)] for i in range(count)
+    ]
+    mixture = {"type": "mixture", "components": [{"mean": m, "cov": [[0.1, 0], [0, 0.1]]} for m in ring]}
+    gaussian = {"type": "gaussian"}
+    rotation = {"type": "rotation", "degrees": 10}
+    slow_planar = {"type": "planar", "w": [30, 0], "u": [-0.0333333, 0], "b": 0.3}  # the most Newton steps
+    layers, bins, knots = limits.MAX_LAYERS, limits.MAX_SPLINE_BINS, limits.MAX_KNOTS
+    specs = {
+        "plain, largest grid": {"base": gaussian, "layers": [rotation]},
+        f"mixture of {count}": {"base": mixture, "layers": [rotation]},
+        f"{layers} splines of {bins} bins": {"base": gaussian, "layers": [spline(bins)] * layers},
+        f"{layers} piecewise of {knots} knots": {"base": gaussian, "layers": [piecewise(knots)] * layers},
+        f"{layers} slow planar": {"base": gaussian, "layers": [slow_planar] * layers},
+        "everything at once": {"base": mixture, "layers": [spline(bins)] * layers},
+    }
+    for spec in specs.values():
+        finest = limits.max_resolution(limits.parse_spec({**spec, "view": {"resolution": 2}}))
+        spec["view"] = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": finest}
+    return specs
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -11,6 +11,7 @@ whose values leave float64, are "outside": density 0, log-density -inf.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -136,3 +137,48 @@ class Flow(torch.nn.Module):
         flow = Flow(self.base_spec, list(self.layers)[:k])
         flow._bases = self._bases
         return flow
+
+    # ------------------------------------------------------------------ time
+
+    def _split_time(self, t: float) -> tuple[int, float]:
+        """(k, s) with t = k + s: k whole layers, then layer k + 1 at s in [0, 1); ValueError for a bad t."""
+        count = len(self.layers)
+        try:
+            value = float(t)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (math.isfinite(value) and 0.0 <= value <= count):
+            raise ValueError(
+                f"t = {t}, but it must be a finite number in [0, {count}] (the number of layers)"
+            )
+        whole = min(math.floor(value), count)
+        return whole, value - whole
+
+    def at(self, t: float) -> Flow:
+        """The flow at time t in [0, K]: the first floor(t) layers whole, then the next one at s = t - floor(t).
+
+        t = 0 is the base alone, t = K the flow itself; every layer moves along its
+        own path from the identity (:meth:`flowviz.layers.base.Bijector.at`), so p at
+        time t is an exact density for every t, continuous in t (but for the one step
+        of an orientation-reversing layer at its middle).
+        """
+        whole, s = self._split_time(t)
+        layers = list(self.layers)[:whole]
+        if s > 0.0:
+            layers.append(self.layers[whole].at(s))
+        flow = Flow(self.base_spec, layers).train(self.training)
+        flow._bases = self._bases
+        return flow
+
+    def time_label(self, t: float) -> str:
+        """Where time t is, for people: "3 · planar, 40 %" (layer number from 1, type, share of it done).
+
+        "base p_Z" at t = 0; at a whole t = k > 0, layer k at 100 %. The share is
+        rounded down, so 100 % means the layer is complete.
+        """
+        whole, s = self._split_time(t)
+        if whole == 0 and s == 0.0:
+            return "base p_Z"
+        number, share = (whole, 1.0) if s == 0.0 else (whole + 1, s)
+        name = self.layers[number - 1].type_name or type(self.layers[number - 1]).__name__
+        return f"{number} · {name}, {math.floor(100.0 * share + 1e-9)} %"

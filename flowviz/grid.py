@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowviz.errors import SpecError
 from flowviz.flow import Flow
 from flowviz.memo import array_cache
 from flowviz.spec import parse_spec
@@ -77,12 +79,15 @@ def _dtype_of(flow: Flow) -> torch.dtype:
     return torch.float64
 
 
-def evaluate(spec: Any, resolution: int | None = None) -> dict[str, np.ndarray]:
+def evaluate(spec: Any, resolution: int | None = None, t: float | None = None) -> dict[str, np.ndarray]:
     """Evaluate a spec (a dict, JSON text, or a path to a JSON file) on its view's grid.
 
     Returns NumPy arrays keyed ``x, y, density, log_density, base_log_prob,
     log_det_inverse, log_det_forward, mass``; see ``flow-spec.md``. ``resolution``
-    overrides the view's. Raises :class:`flowviz.SpecError` for a bad spec.
+    overrides the view's. ``t`` in [0, K] (K active layers) evaluates the flow at
+    time t (:meth:`flowviz.Flow.at`): the first floor(t) layers, then the next one
+    part of the way; None is the whole flow. Raises :class:`flowviz.SpecError` for
+    a bad spec or a bad t.
     """
     if isinstance(spec, (str, Path)) and not (isinstance(spec, str) and spec.lstrip().startswith("{")):
         spec = Path(spec)
@@ -90,15 +95,29 @@ def evaluate(spec: Any, resolution: int | None = None) -> dict[str, np.ndarray]:
     if resolution is not None:
         canonical["view"] = {**canonical["view"], "resolution": resolution}
         canonical = parse_spec(canonical)
-    cached = _evaluate_canonical(json.dumps(canonical, separators=(",", ":")))
+    time = None if t is None else check_time(t, canonical)
+    cached = _evaluate_canonical(json.dumps(canonical, separators=(",", ":")), time)
     return {key: value.copy() for key, value in cached.items()}
 
 
+def check_time(t: Any, canonical: Mapping) -> float:
+    """t as a float, or SpecError unless it is a finite number in [0, K], K the spec's active layers."""
+    count = sum(1 for layer in canonical["layers"] if layer.get("enabled", True))
+    try:
+        value = float(t)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(t, bool) or not (math.isfinite(value) and 0.0 <= value <= count):
+        raise SpecError("t", f"{t!r}, but it must be a finite number from 0 to {count} (the active layers)")
+    return value
+
+
 @array_cache(max_bytes=256 * 2**20, max_entries=32)
-def _evaluate_canonical(canonical_json: str) -> dict[str, np.ndarray]:
-    """Evaluation keyed by the canonical spec (within 256 MB); the arrays are shared, so read-only."""
+def _evaluate_canonical(canonical_json: str, t: float | None = None) -> dict[str, np.ndarray]:
+    """Evaluation keyed by the canonical spec and time (within 256 MB); the arrays are shared, so read-only."""
     canonical = json.loads(canonical_json)
-    arrays = evaluate_flow(Flow.from_spec(canonical), canonical["view"])
+    flow = Flow.from_spec(canonical)
+    arrays = evaluate_flow(flow if t is None else flow.at(t), canonical["view"])
     for value in arrays.values():
         value.flags.writeable = False
     return arrays

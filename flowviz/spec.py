@@ -18,14 +18,39 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from flowviz.errors import SpecError
 
 SPEC_VERSION = 1
-MAX_RESOLUTION = 2048
 DEFAULT_VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 200}
+
+# --------------------------------------------------------------------------- limits
+# A spec is a link anyone may open, so every one is bounded: the largest valid
+# spec is evaluated, its controls drawn and its pictures rendered within
+# ANSWER_SECONDS on a quiet 2-core machine (measured by bench/worst_case.py).
+# Each limit is far beyond what a flow made by hand needs; the work of a whole
+# grid (its points times what the flow costs at each point) is bounded as well,
+# since limits that are each harmless still multiply.
+ANSWER_SECONDS = 2
+MAX_RESOLUTION = 1024
+MAX_LAYERS = 32
+MAX_MIXTURE_COMPONENTS = 64
+MAX_SPLINE_BINS = 64
+MAX_KNOTS = 64
+# What one grid point costs, in steps of about 0.1 µs (one simple layer applied
+# one way, on one point): drawing the pictures, the base (twice: p_Z and p_Z(f⁻¹(x))), each
+# layer (forward and inverse). Planar's inverse takes up to a few dozen Newton steps; spline
+# and piecewise-linear layers compare each point with every knot.
+POINT_COST_PICTURES = 8.0
+POINT_COST_BASE = {"gaussian": 1.0, "uniform": 1.0}
+POINT_COST_PER_COMPONENT = 5.0
+POINT_COST_LAYER = {"planar": 6.0}
+POINT_COST_PER_KNOT = {"spline": 0.35, "piecewise_linear": 0.3}
+MAX_GRID_WORK = 12.0 * MAX_RESOLUTION**2  # the simplest flows reach MAX_RESOLUTION
 
 _REQUIRED = object()
 
@@ -192,8 +217,14 @@ def _check_affine(p: dict) -> str | None:
     scale = max(abs(a), abs(b), abs(c), abs(d))
     if not math.isfinite(det):
         return "det(matrix) overflows float64: use smaller entries (a scale layer can stretch further)"
-    if scale == 0 or abs(det) <= 1e-12 * scale * scale:
+    if scale == 0 or det == 0:
         return f"det(matrix) = {_fmt(det)}, but it must be nonzero for the layer to be invertible"
+    if abs(det) <= 1e-12 * scale * scale:  # invertible on paper, but its inverse is lost in rounding
+        return (
+            f"det(matrix) = {_fmt(det)} is too small next to its largest entry {_fmt(scale)} "
+            f"(|det| must exceed 1e-12 x {_fmt(scale)}^2): the matrix is numerically singular; "
+            "a scale layer can stretch one axis and squeeze the other"
+        )
     return None
 
 
@@ -218,8 +249,22 @@ def _check_sinh_arcsinh(p: dict) -> str | None:
     return None
 
 
+def _fmt_exact(value: Fraction) -> str:
+    """An exact number as _fmt would write it, beyond float64's range too (-1e+600)."""
+    mantissa, e, exponent = f"{Decimal(value.numerator) / Decimal(value.denominator):.6g}".partition("e")
+    return (mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa) + e + exponent
+
+
 def _check_planar(p: dict) -> str | None:
     wu = p["w"][0] * p["u"][0] + p["w"][1] * p["u"][1]
+    if math.isnan(wu):  # inf - inf: the terms overflow float64, so decide with exact arithmetic
+        exact = sum(Fraction(w) * Fraction(u) for w, u in zip(p["w"], p["u"], strict=True))
+        shown = _fmt_exact(exact)
+        if exact <= -1:
+            return f"w.u = {shown}, but it must be > -1 for the layer to be invertible"
+        return (
+            f"w.u = {shown} (its terms overflow float64, so the layer cannot be computed): use smaller w or u"
+        )
     if wu <= -1:
         return f"w.u = {_fmt(wu)}, but it must be > -1 for the layer to be invertible"
     return None
@@ -248,6 +293,11 @@ def _check_spline(p: dict) -> str | None:
     bins = len(p["widths"])
     if bins < 1:
         return "widths must list at least one bin width"
+    if bins > MAX_SPLINE_BINS:
+        return (
+            f"widths lists {bins} bins, but a spline has at most {MAX_SPLINE_BINS}: "
+            "each bin is a control and a piece of the map that every grid point is compared with"
+        )
     if len(p["heights"]) != bins:
         return f"heights has {len(p['heights'])} numbers but widths has {bins}: give one height per bin"
     if len(p["derivatives"]) != bins - 1:
@@ -261,7 +311,13 @@ def _check_spline(p: dict) -> str | None:
                 return f"{name}[{i}] = {_fmt(v)}, but it must be > 0 for the spline to be monotone"
     for name in ("widths", "heights"):  # rescaled to sum to 2 * bound: no bin may vanish
         largest = max(p[name])
-        if min(p[name]) / largest * (2 * p["bound"] / sum(v / largest for v in p[name])) < 1e-300:
+        fraction = min(p[name]) / largest / sum(v / largest for v in p[name])  # the narrowest bin's share
+        if fraction * 2 * p["bound"] < 1e-300:
+            if fraction * 2 >= 1e-300:  # with bound = 1 they would fit: the bound is what is too small
+                return (
+                    f"bound = {_fmt(p['bound'])} is too small: the narrowest of these {name} would be "
+                    f"{fraction * 2 * p['bound']:.3g} wide, below what float64 can hold (1e-300); use a larger bound"
+                )
             return f"{name} differ by more orders of magnitude than float64 can hold"
     return None
 
@@ -270,6 +326,11 @@ def _check_piecewise_linear(p: dict) -> str | None:
     knots, slopes = p["knots"], p["slopes"]
     if not knots:
         return "knots must list at least one knot"
+    if len(knots) > MAX_KNOTS:
+        return (
+            f"knots lists {len(knots)} knots, but a piecewise-linear layer has at most {MAX_KNOTS}: "
+            "each knot is a control and a place that every grid point is compared with"
+        )
     if len(slopes) != len(knots) + 1:
         return (
             f"slopes has {len(slopes)} numbers, but {len(knots)} knots make "
@@ -356,6 +417,15 @@ def _parse_gaussian(obj: Mapping, place: str, allowed: set[str]) -> dict:
     if abs(b - c) > 1e-9 * max(abs(b), abs(c), abs(a), abs(d)):
         raise SpecError(place, f"cov must be symmetric, but cov[0][1] = {_fmt(b)} and cov[1][0] = {_fmt(c)}")
     det = a * d - b * c
+    if a > 0 and (det == 0 or math.isnan(det)):  # float64 cannot hold the products: decide exactly
+        exact = Fraction(a) * Fraction(d) - Fraction(b) * Fraction(c)
+        if exact > 0:
+            raise SpecError(
+                place,
+                f"cov's determinant is {_fmt_exact(exact)}, positive but beyond float64's range: "
+                "rescale the covariance (a scale layer can stretch or squeeze the result)",
+            )
+        det = float(exact) if exact == 0 else det
     if not (a > 0 and det > 0):
         raise SpecError(
             place,
@@ -400,6 +470,12 @@ def _parse_mixture(obj: Mapping, place: str) -> dict:
     comps = obj["components"]
     if not isinstance(comps, list) or not comps:
         raise SpecError(place, f"components must be a non-empty list of gaussians, got {_describe(comps)}")
+    if len(comps) > MAX_MIXTURE_COMPONENTS:
+        raise SpecError(
+            place,
+            f"components lists {len(comps)} gaussians, but a mixture has at most {MAX_MIXTURE_COMPONENTS}: "
+            "each is a set of controls and a density evaluated at every grid point",
+        )
     components = []
     for i, comp in enumerate(comps):
         where = f"base.components[{i}]"
@@ -461,7 +537,11 @@ def _parse_view(obj: Any) -> dict:
         raise SpecError("view", "the window's area overflows float64: make it smaller")
     res = out["resolution"]
     if not 2 <= res <= MAX_RESOLUTION:
-        raise SpecError("view", f"resolution = {res}, but it must be between 2 and {MAX_RESOLUTION}")
+        raise SpecError(
+            "view",
+            f"resolution = {res}, but it must be between 2 and {MAX_RESOLUTION}: "
+            f"{MAX_RESOLUTION}² points already give every picture more detail than a screen shows",
+        )
     return out
 
 
@@ -494,9 +574,60 @@ def parse_spec(source: Any) -> dict:
     layers_in = source["layers"]
     if not isinstance(layers_in, list):
         raise SpecError("layers", f"must be a list of layers, got {_describe(layers_in)}")
+    if len(layers_in) > MAX_LAYERS:
+        raise SpecError(
+            "layers",
+            f"lists {len(layers_in)} layers, but a flow has at most {MAX_LAYERS}: "
+            "every grid point goes through each of them, and each has its own controls and picture",
+        )
     layers = [_parse_layer(layer, i) for i, layer in enumerate(layers_in)]
     view = _parse_view(source.get("view"))
-    return {"version": SPEC_VERSION, "base": base, "layers": layers, "view": view}
+    spec = {"version": SPEC_VERSION, "base": base, "layers": layers, "view": view}
+    _check_grid_work(spec)
+    return spec
+
+
+def base_cost(base: Mapping) -> float:
+    """What the (canonical) base costs at one point, in simple-layer steps (see POINT_COST_*)."""
+    if base["type"] == "mixture":
+        return POINT_COST_PER_COMPONENT * len(base["components"])
+    return POINT_COST_BASE[base["type"]]
+
+
+def layer_cost(layer: Mapping) -> float:
+    """What one (canonical) layer costs at one point, in simple-layer steps."""
+    kind = layer["type"]
+    cost = POINT_COST_LAYER.get(kind, 1.0)
+    if kind in POINT_COST_PER_KNOT:
+        cost += POINT_COST_PER_KNOT[kind] * len(layer["widths"] if kind == "spline" else layer["knots"])
+    return cost
+
+
+def point_cost(spec: Mapping) -> float:
+    """What one grid point of this (canonical) flow costs to evaluate and draw, in simple-layer steps.
+
+    A rough model, measured by bench/worst_case.py: it bounds the work of a grid
+    before any of it is done. Switched-off layers count too, so that switching
+    one back on never needs a coarser grid.
+    """
+    return POINT_COST_PICTURES + base_cost(spec["base"]) + sum(layer_cost(layer) for layer in spec["layers"])
+
+
+def max_resolution(spec: Mapping) -> int:
+    """The finest grid this flow may ask for: MAX_RESOLUTION, or less where each point costs more."""
+    return max(2, min(MAX_RESOLUTION, math.isqrt(int(MAX_GRID_WORK / point_cost(spec)))))
+
+
+def _check_grid_work(spec: dict) -> None:
+    res, limit = spec["view"]["resolution"], max_resolution(spec)
+    if res > limit:
+        layers = len(spec["layers"])
+        raise SpecError(
+            "view",
+            f"resolution = {res}, but this flow allows at most {limit}: its base and {layers} "
+            f"layer{'s' if layers != 1 else ''} cost as much as {point_cost(spec):.0f} simple steps "
+            f"at every grid point, and the whole grid must be answered within {ANSWER_SECONDS} s",
+        )
 
 
 def _loads(text: str | bytes) -> Any:

@@ -85,3 +85,92 @@ def test_main_figure_structure():
     assert math.isclose(panels[1].vmax, nice_ceiling(panels[1].vmax))
     lazy = [t for t in figure["data"] if t.get("meta") == "lazy"]
     assert len(lazy) == 1 and lazy[0]["xaxis"] == "x2"
+
+
+def test_sample_dots_have_an_outline_thinner_than_the_dot():
+    """The outline is drawn in plot units: it must be a small fraction of the dot, not a halo around it."""
+    points = np.random.default_rng(0).normal(size=(50, 2))
+    root = _svg(svg_overlay(None, points, (-4, 4), (-4, 4)))
+    ns = "{http://www.w3.org/2000/svg}"
+    group = next(g for g in root.iter(f"{ns}g") if g.find(f"{ns}circle") is not None)
+    radius = float(group.find(f"{ns}circle").get("r"))
+    assert radius == pytest.approx(0.006 * 8, rel=1e-3)
+    # the halo reaches stroke-width / 2 beyond the dot: at most a fifth of its radius
+    assert float(group.get("stroke-width")) / 2 <= 0.2 * radius
+
+
+def test_terms_figure_has_a_colour_bar_for_each_scale():
+    """Both colour scales of the terms view carry a bar: the log-densities and the diverging log-det."""
+    from flowviz.plots.explore import terms_panels
+
+    fields = explorer_fields(canonical_json(default_spec()))
+    panels = terms_panels(fields["base_log_prob"], fields["log_det_inverse"], fields["log_density"])
+    figure = grid_figure(panels, fields["x"], fields["y"], cols=3, spaces=["x"] * 3, hover=[2])
+    bars = {
+        t["xaxis"]: t["colorbar"]["title"]["text"]
+        for t in figure["data"]
+        if t.get("showscale") and t.get("colorbar")
+    }
+    assert bars == {"x2": "log|det J_f⁻¹|", "x3": "log density"}
+    (log_det_bar,) = [t for t in figure["data"] if t.get("xaxis") == "x2" and t.get("showscale")]
+    # centred on 0, like every volume view
+    assert log_det_bar["zmin"] == -log_det_bar["zmax"] > -np.inf
+
+
+def test_layer_by_layer_panels_name_the_intermediate_points():
+    """After k layers the point is z_k, not x: only the last panel's axes are x₁, x₂."""
+    from flowviz.plots.explore import steps_figure
+
+    xs = ys = np.linspace(-3, 3, 16)
+    density = np.ones((16, 16))
+    titles = ["z₀ ~ p_Z", "after 1 · rotation", "after 2 · planar"]
+    figure = steps_figure(titles, [density] * 3, [np.zeros((0, 2))] * 3, xs, ys)
+    layout = figure["layout"]
+    names = [(layout[a]["title"]["text"], layout[b]["title"]["text"]) for a, b in
+             (("xaxis", "yaxis"), ("xaxis2", "yaxis2"), ("xaxis3", "yaxis3"))]  # fmt: skip
+    assert names == [("z₀[1]", "z₀[2]"), ("z₁[1]", "z₁[2]"), ("x₁", "x₂")]
+
+
+# --------------------------------------------------------------------------- colours for any field
+
+
+def _row(rgba: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(c) for c in pixel) for pixel in rgba[0]]
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax"),
+    [(-math.inf, math.inf), (math.nan, math.nan), (-1.7e308, 1.7e308), (-math.inf, 1.7e308)],
+    ids=["infinite", "nan", "span-beyond-float64", "one-end-infinite"],
+)
+def test_colour_map_is_safe_for_any_limits(vmin, vmax):
+    """Limits that are infinite, NaN or a span beyond float64: the finite values take the table's ends."""
+    from flowviz.plots.common import DENSITY_SCALE, OUTSIDE_RGBA, colour_map, colour_table
+
+    table = colour_table(DENSITY_SCALE)
+    values = np.array([[-1.7e308, 0.0, 1.7e308, np.nan, np.inf, -np.inf]])
+    rgba = colour_map(values, vmin, vmax)
+    expected_middle = tuple(table[128])  # 0 is halfway: t = 0.5 rounds to 128 of 0..255
+    assert _row(rgba)[0] == (*table[0], 255)
+    assert _row(rgba)[1][:3] == expected_middle
+    assert _row(rgba)[2] == (*table[-1], 255)
+    assert _row(rgba)[3:] == [OUTSIDE_RGBA] * 3
+
+
+def test_a_link_whose_map_overflows_draws_every_panel():
+    """planar w.u = inf (valid): log|det J| is +-1.8e308 or NaN; every panel is drawn, none raises."""
+    spec = {
+        "base": {"type": "gaussian"},
+        "layers": [{"type": "planar", "w": [1e300, 1e300], "u": [1e300, -3]}],
+    }
+    fields = explorer_fields(canonical_json(spec))
+    for log_scale in (False, True):
+        panels = [
+            *density_panels(fields["base_density"], fields["density"], log_scale),
+            *volume_panels(fields["log_det_forward"], fields["log_det_inverse"]),
+        ]
+        lines = {"z_lines": fields["z_lines"], "x_lines": fields["x_lines"]}
+        figure = grid_figure(panels, fields["x"], fields["y"], 2, ["z", "x", "z", "x"], lines, height=640)
+        below = [im for im in figure["layout"]["images"] if im["layer"] == "below"]
+        assert len(below) == 4 and all(im["source"].startswith("data:image/png;base64,") for im in below)
+        assert all(math.isfinite(p.vmin) and math.isfinite(p.vmax) for p in panels)

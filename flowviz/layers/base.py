@@ -17,10 +17,19 @@ there is no NumPy twin of any layer.
 Each class also states its math once, for people: ``jacobian`` (the sparsity of
 J: diagonal, triangular, permutation or full), ``volume_preserving``, and
 ``latex`` with the forward map, the inverse and log|det J_f|.
+
+Every layer also has a path from the identity to itself, ``at(s)`` for s in
+[0, 1]: a layer of the same kind, the identity at s = 0 and the layer itself at
+s = 1, invertible with an exact log-det for every s and continuous in s. Playing
+a flow walks its layers along these paths (:meth:`flowviz.flow.Flow.at`). A
+layer with det J < 0 (``reverses_orientation``) cannot be reached from the
+identity through invertible maps, since det J would have to pass through 0 on
+the way: its path flips orientation in one step at s = ``FLIP_AT``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar
 
@@ -28,6 +37,16 @@ import torch
 from torch import Tensor
 
 LOG2 = math.log(2.0)
+# Where the path of an orientation-reversing layer applies its flip, in one step.
+FLIP_AT = 0.5
+
+
+def check_fraction(s: float) -> float:
+    """s as a float, or ValueError unless it is a finite number in [0, 1]."""
+    value = float(s)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"s = {s}, but it must be a finite number in [0, 1]")
+    return value
 
 
 class Bijector(torch.nn.Module):
@@ -52,6 +71,27 @@ class Bijector(torch.nn.Module):
         return self.inverse_and_log_det(x)[0]
 
     @property
+    def reverses_orientation(self) -> bool:
+        """True when det J_f < 0: the layer mirrors the plane (swap, a reflection)."""
+        return False
+
+    def at(self, s: float) -> Bijector:
+        """The layer a fraction s of the way along its path from the identity (s = 0) to itself (s = 1).
+
+        Each class chooses its path in :meth:`_at` and says which in its docstring;
+        s = 1 is the layer itself, the very object.
+        """
+        s = check_fraction(s)
+        if s == 1.0:
+            return self
+        layer = self._at(s)
+        dtype = next((t.dtype for t in (*self.parameters(), *self.buffers()) if t.is_floating_point()), None)
+        return layer if dtype is None else layer.to(dtype)
+
+    def _at(self, s: float) -> Bijector:
+        raise NotImplementedError(f"{type(self).__name__} has no path from the identity")
+
+    @property
     def structure(self) -> str:
         """One word for the Jacobian: 'volume-preserving' where |det J| = 1, else its sparsity."""
         return "volume-preserving" if self.volume_preserving else self.jacobian
@@ -66,10 +106,43 @@ class Elementwise(Bijector):
     """
 
     jacobian = "diagonal"
+    # The weight of h in the blend (1 - s) t + s h(t) (see :meth:`_at`): 1 is h itself.
+    blend: float = 1.0
 
     def __init__(self, dims: tuple[int, ...] = (0, 1)) -> None:
         super().__init__()
         self.dims = tuple(sorted(dims))
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the scalar map is t -> t; the layer then returns its input unchanged, exactly."""
+        return self.blend == 0.0
+
+    def _at(self, s: float) -> Elementwise:
+        """The default path: h blended with the identity, h_s(t) = (1 - s) t + s h(t).
+
+        h is increasing, so h_s is too, with h_s' = (1 - s) + s h' >= 1 - s > 0: a
+        bijection of the whole line for s < 1 (even where h's image is bounded).
+        """
+        layer = copy.copy(self)
+        layer.blend = s
+        return layer
+
+    def map_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        """The layer's scalar map at its point of the path (``forward_1d`` at s = 1) and its log-derivative."""
+        if self.is_identity:
+            return t.clone(), torch.zeros_like(t)
+        if self.blend == 1.0:
+            return self.forward_1d(t)
+        return blended_forward(self.forward_1d, t, self.blend)
+
+    def unmap_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The inverse of :meth:`map_1d` and its log-derivative."""
+        if self.is_identity:
+            return y.clone(), torch.zeros_like(y)
+        if self.blend == 1.0:
+            return self.inverse_1d(y)
+        return blended_inverse(self.forward_1d, self.inverse_1d, y, self.blend)
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -88,10 +161,92 @@ class Elementwise(Bijector):
         return torch.stack(parts, -1), log_deriv
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return self._map_dims(z, self.forward_1d)
+        return self._map_dims(z, self.map_1d)
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._map_dims(x, self.inverse_1d)
+        return self._map_dims(x, self.unmap_1d)
+
+
+def blended_forward(forward_1d, t: Tensor, s: float) -> tuple[Tensor, Tensor]:
+    """(1 - s) t + s h(t) and log((1 - s) + s h'(t)), from h's own (h, log h') at t.
+
+    The log-derivative is a log-sum-exp of log(1 - s) and log s + log h', finite
+    where h' under- or overflows.
+    """
+    h, log_h_prime = forward_1d(t)
+    log_deriv = torch.logaddexp(torch.full_like(t, math.log1p(-s)), math.log(s) + log_h_prime)
+    return (1.0 - s) * t + s * h, log_deriv
+
+
+def blended_inverse(
+    forward_1d, inverse_1d, y: Tensor, s: float, max_iter: int = 200
+) -> tuple[Tensor, Tensor]:
+    """Solve (1 - s) t + s h(t) = y for t, elementwise, and return t and -log of the derivative there.
+
+    g(t) = (1 - s) t + s h(t) is strictly increasing. Its root lies between y and
+    y' = (y - s h(y)) / (1 - s) (if h(y) > y then g(y) > y, so t < y, and h(t) < h(y)
+    gives t > y'; the other way round likewise), and also between y and h^{-1}(y)
+    where that exists (g at the smaller of the two is at most y). Newton's method
+    runs inside the intersection of the finite brackets, a step that leaves it is
+    replaced by bisection, so it always converges. The solve carries no gradient;
+    one Newton step from the root then gives the same value and, by the implicit
+    function theorem, the exact derivative dt/dy = 1 / g'(t).
+    """
+    with torch.no_grad():
+        yd = y.detach()
+        h_y = forward_1d(yd)[0]
+        y_other = (yd - s * h_y) / (1.0 - s)
+        lo, hi = torch.minimum(yd, y_other), torch.maximum(yd, y_other)
+        h_inv = inverse_1d(yd)[0]
+        lo = torch.where(torch.isfinite(lo), lo, -math.inf)
+        hi = torch.where(torch.isfinite(hi), hi, math.inf)
+        usable = torch.isfinite(h_inv)
+        lo = torch.where(usable, torch.maximum(lo, torch.minimum(yd, h_inv)), lo)
+        hi = torch.where(usable, torch.minimum(hi, torch.maximum(yd, h_inv)), hi)
+        # Start where the chord of g across the bracket crosses y: near the root
+        # whichever end g is flat at (Newton from y alone can start far out on a flat tail).
+        ends = torch.stack([lo, hi]).clamp(-1e300, 1e300)
+        g_lo, g_hi = ((1.0 - s) * ends + s * forward_1d(ends)[0] - yd).unbind(0)
+        chord = ends[0] - g_lo * (ends[1] - ends[0]) / (g_hi - g_lo)
+        t = torch.where(torch.isfinite(chord), chord, yd).clamp(lo, hi)
+        previous = torch.full_like(t, math.inf)
+        for _ in range(max_iter):
+            h, log_h_prime = forward_1d(t)
+            g = (1.0 - s) * t + s * h - yd
+            # h' below e^-700 is nothing beside 1 - s >= 1e-16 (and exp is slow where it underflows).
+            slope = (1.0 - s) + s * torch.exp(log_h_prime.clamp(min=-700.0))
+            hi = torch.where(g > 0, t, hi)
+            lo = torch.where(g < 0, t, lo)
+            step = t - g / slope
+            # Bisect where Newton leaves the bracket or does not at least halve the step
+            # before last (slow progress from the flat side of a convex h).
+            middle = torch.where(torch.isfinite(lo) & torch.isfinite(hi), 0.5 * (lo + hi), t)
+            tiny = 1e-12 * (1.0 + torch.abs(t))
+            slow = (torch.abs(step - t) > 0.5 * previous) & (torch.abs(step - t) > tiny)
+            step = torch.where((step < lo) | (step > hi) | ~torch.isfinite(step) | slow, middle, step)
+            step = torch.where(g == 0, t, step)
+            change = torch.abs(step - t)
+            previous = torch.where(change > 0, change, previous)
+            t = step
+            # The Newton step after the loop squares a relative error of 1e-12 away.
+            if all_below(change - 1e-12 * (1.0 + torch.abs(t)), 0.0):
+                break
+    h, log_h_prime = forward_1d(t)
+    slope = (1.0 - s) + s * torch.exp(log_h_prime.clamp(min=-700.0))
+    t = t - ((1.0 - s) * t + s * h - y) / slope
+    return t, -blended_forward(forward_1d, t, s)[1]
+
+
+def all_below(values: Tensor, tol: float) -> bool:
+    """True when every finite value is below tol.
+
+    Inside torch.func transforms (vmap, jacrev) a tensor has no single truth
+    value; an iterative solver then simply runs its full iteration budget.
+    """
+    try:
+        return bool(torch.where(torch.isfinite(values), values, 0.0).max() <= tol)
+    except RuntimeError:
+        return False
 
 
 def log_cosh(u: Tensor) -> Tensor:

@@ -65,10 +65,27 @@ class SinPolyConditioner(torch.nn.Module):
         return self.shift(t), self.log_scale(t)
 
 
+class ScaledConditioner(torch.nn.Module):
+    """Another conditioner's two outputs times s: the coupling's path toward the identity (g_t = g_s = 0)."""
+
+    def __init__(self, conditioner: torch.nn.Module, s: float) -> None:
+        super().__init__()
+        self.inner = conditioner
+        self.s = float(s)
+
+    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        shift, log_scale = self.inner(t)
+        return self.s * shift, self.s * log_scale
+
+
 class AffineCoupling(Bijector):
     r"""x_c = z_c, x_o = z_o exp(g_s(z_c)) + g_t(z_c); c = ``condition_on``, o the other.
 
     ``conditioner(z_c) -> (g_t, g_s)``, each of the shape of z_c.
+
+    Path: g_s and g_t times s, x_o = z_o exp(s g_s(z_c)) + s g_t(z_c): the
+    log-scale and the shift grow together from 0 (the identity); the same for a
+    trained conditioner.
     """
 
     type_name = "coupling"
@@ -90,6 +107,9 @@ class AffineCoupling(Bijector):
     def from_spec(cls, condition_on: int = 0, shift=None, log_scale=None) -> AffineCoupling:
         conditioner = SinPolyConditioner(SinPoly.from_spec(shift or {}), SinPoly.from_spec(log_scale or {}))
         return cls(condition_on, conditioner)
+
+    def _at(self, s: float) -> AffineCoupling:
+        return AffineCoupling(self.condition_on, ScaledConditioner(self.conditioner, s))
 
     def _join(self, passed: Tensor, changed: Tensor) -> Tensor:
         parts = (passed, changed) if self.condition_on == 0 else (changed, passed)

@@ -16,7 +16,11 @@ from flowviz.layers.base import Elementwise, log1mexp, log_cosh, outside_to_nan,
 
 
 class Exp(Elementwise):
-    r"""x_i = exp(z_i); image: the open positive quadrant."""
+    r"""x_i = exp(z_i); image: the open positive quadrant.
+
+    Path: blended with the identity, (1 - s) z_i + s e^{z_i}; the inverse is a
+    safeguarded Newton solve (:func:`~flowviz.layers.base.blended_inverse`).
+    """
 
     type_name = "exp"
     latex = {
@@ -34,7 +38,11 @@ class Exp(Elementwise):
 
 
 class Tanh(Elementwise):
-    r"""x_i = tanh(z_i); image: the open square (-1, 1)^2."""
+    r"""x_i = tanh(z_i); image: the open square (-1, 1)^2.
+
+    Path: blended with the identity, (1 - s) z_i + s tanh z_i; the inverse is a
+    safeguarded Newton solve (:func:`~flowviz.layers.base.blended_inverse`).
+    """
 
     type_name = "tanh"
     latex = {
@@ -55,7 +63,11 @@ class Tanh(Elementwise):
 
 
 class Sigmoid(Elementwise):
-    r"""x_i = 1 / (1 + e^{-z_i}); image: the open unit square (0, 1)^2."""
+    r"""x_i = 1 / (1 + e^{-z_i}); image: the open unit square (0, 1)^2.
+
+    Path: blended with the identity, (1 - s) z_i + s sigma(z_i); the inverse is a
+    safeguarded Newton solve (:func:`~flowviz.layers.base.blended_inverse`).
+    """
 
     type_name = "sigmoid"
     latex = {
@@ -74,7 +86,11 @@ class Sigmoid(Elementwise):
 
 
 class Softplus(Elementwise):
-    r"""x_i = log(1 + e^{z_i}); image: the open positive quadrant."""
+    r"""x_i = log(1 + e^{z_i}); image: the open positive quadrant.
+
+    Path: blended with the identity, (1 - s) z_i + s softplus(z_i); the inverse is a
+    safeguarded Newton solve (:func:`~flowviz.layers.base.blended_inverse`).
+    """
 
     type_name = "softplus"
     latex = {
@@ -94,7 +110,10 @@ class Softplus(Elementwise):
 
 
 class LeakyReLU(Elementwise):
-    r"""x_i = z_i for z_i >= 0, a z_i below: two slopes, a kink at 0."""
+    r"""x_i = z_i for z_i >= 0, a z_i below: two slopes, a kink at 0.
+
+    Path: the negative slope a^s (log a times s), from 1 (the identity) to a.
+    """
 
     type_name = "leaky_relu"
     latex = {
@@ -107,6 +126,9 @@ class LeakyReLU(Elementwise):
         super().__init__(dims)
         self.negative_slope = float(negative_slope)
         self.log_slope = math.log(self.negative_slope)
+
+    def _at(self, s: float) -> LeakyReLU:
+        return LeakyReLU(self.negative_slope**s, self.dims)
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
         negative = t < 0
@@ -125,6 +147,8 @@ class SinhArcsinh(Elementwise):
 
     ``skew`` shifts mass to one side, ``tailweight`` > 1 thickens the tails and
     < 1 thins them.
+
+    Path: skew times s and log tailweight times s, from (0, 1), the identity.
     """
 
     type_name = "sinh_arcsinh"
@@ -140,6 +164,13 @@ class SinhArcsinh(Elementwise):
         self.skew = float(skew)
         self.tailweight = float(tailweight)
         self.log_tailweight = math.log(self.tailweight)
+
+    @property
+    def is_identity(self) -> bool:
+        return super().is_identity or (self.skew == 0.0 and self.tailweight == 1.0)
+
+    def _at(self, s: float) -> SinhArcsinh:
+        return SinhArcsinh(s * self.skew, self.tailweight**s, self.dims)
 
     def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
         u = (torch.asinh(t) + self.skew) * self.tailweight
@@ -157,6 +188,9 @@ class PiecewiseLinear(Elementwise):
 
     The map is anchored at the first knot, h(knots[0]) = knots[0]; slopes below 1
     squeeze their segment (density rises there), slopes above 1 stretch it.
+
+    Path: the same knots with slopes s_k^s (log-slopes times s), from all 1 (the
+    identity) to their values.
     """
 
     type_name = "piecewise_linear"
@@ -179,6 +213,13 @@ class PiecewiseLinear(Elementwise):
         self.register_buffer("slopes", s)
         self.register_buffer("start_t", torch.cat([t[:1], t]))
         self.register_buffer("start_y", torch.cat([y[:1], y]))
+
+    @property
+    def is_identity(self) -> bool:
+        return super().is_identity or bool(torch.all(self.slopes == 1.0))
+
+    def _at(self, s: float) -> PiecewiseLinear:
+        return PiecewiseLinear(self.knots, torch.exp(s * torch.log(self.slopes)), self.dims)
 
     def _segment(self, v: Tensor, edges: Tensor) -> Tensor:
         return (v.unsqueeze(-1) >= edges).sum(-1)

@@ -22,6 +22,7 @@ Between couplings a :class:`~flowviz.layers.linear.Swap` or a fixed
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -31,7 +32,7 @@ from torch import Tensor
 from flowviz.layers.base import Bijector
 from flowviz.layers.coupling import AffineCoupling
 from flowviz.layers.spline import REFERENCE as NSF_REFERENCE
-from flowviz.layers.spline import rational_quadratic_spline
+from flowviz.layers.spline import blend_bins, rational_quadratic_spline
 
 ACTNORM_REFERENCE = (
     "D. P. Kingma and P. Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, NeurIPS 2018"
@@ -181,6 +182,11 @@ class NeuralSplineCoupling(Bijector):
     K - 1 inner slopes (:func:`spline_bin_sizes`, :func:`spline_knot_slopes`).
     Inside [-B, B] the map is the spline, outside it the identity (linear tails).
     The Jacobian is triangular, det J = d x_o / d z_o, the spline's derivative.
+
+    Path: at ``time`` s the network's widths and heights are blended linearly from
+    equal bins, (1 - s) 2B/K + s w_k, and its knot slopes geometrically, delta_k^s:
+    every step is a valid spline, the identity at s = 0 (the layer then returns
+    its input unchanged). The network is shared with the layer itself.
     """
 
     type_name = "neural_spline_coupling"
@@ -218,6 +224,12 @@ class NeuralSplineCoupling(Bijector):
         self.min_bin_size = float(min_bin_size)
         self.min_slope = float(min_slope)
         self.conditioner = MLP(3 * self.bins - 1, hidden, depth)
+        self.time = 1.0
+
+    def _at(self, s: float) -> NeuralSplineCoupling:
+        layer = copy.copy(self)
+        layer.time = s
+        return layer
 
     def spline_parameters(self, z_c: Tensor, pieces=None) -> tuple[Tensor, Tensor, Tensor]:
         """widths (..., K), heights (..., K), slopes at the knots (..., K + 1) for each z_c."""
@@ -226,9 +238,15 @@ class NeuralSplineCoupling(Bijector):
         widths = spline_bin_sizes(raw[..., :k], self.bound, self.min_bin_size)
         heights = spline_bin_sizes(raw[..., k : 2 * k], self.bound, self.min_bin_size)
         slopes = spline_knot_slopes(raw[..., 2 * k :], self.min_slope)
+        if self.time != 1.0:
+            s = self.time
+            widths, heights = blend_bins(widths, s, self.bound), blend_bins(heights, s, self.bound)
+            slopes = torch.exp(s * torch.log(slopes))
         return widths, heights, slopes
 
     def _couple(self, v: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        if self.time == 0.0:
+            return v.clone(), v.new_zeros(v.shape[:-1])
         count = v.shape[:-1].numel()
         if count <= EVALUATION_CHUNK or torch.is_grad_enabled():
             return self._couple_points(v, inverse)
@@ -259,6 +277,8 @@ class ActNorm(Bijector):
     in training mode), it sets b = mean(x) and s = log std(x) over that batch, so
     that z = (x - b) e^{-s} has zero mean and unit variance; after that s and b
     are ordinary parameters. log|det J_f| = s_1 + s_2.
+
+    Path: the log-scale and the shift times s (an initialised copy).
     """
 
     type_name = "actnorm"
@@ -275,6 +295,14 @@ class ActNorm(Bijector):
         self.shift = torch.nn.Parameter(torch.zeros(2))
         self.log_scale = torch.nn.Parameter(torch.zeros(2))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def _at(self, s: float) -> ActNorm:
+        layer = ActNorm().to(self.shift.dtype)
+        layer.shift.copy_(s * self.shift)
+        layer.log_scale.copy_(s * self.log_scale)
+        layer.initialized.fill_(True)
+        return layer.train(self.training)
 
     @torch.no_grad()
     def initialize_from(self, x: Tensor) -> None:

@@ -2,6 +2,11 @@
 
 Their Jacobian is the constant matrix A, so log|det J_f| = log|det A| everywhere:
 the same volume change at every point of the plane.
+
+Their paths from the identity go through the polar decomposition A = R P (R
+orthogonal, P symmetric positive definite): the stretch P^s = exp(s log P) grows
+continuously, a rotation R turns by s times its angle, and a reflection (det A < 0)
+is applied in one step at s = FLIP_AT, where no invertible path could take it.
 """
 
 from __future__ import annotations
@@ -11,7 +16,40 @@ import math
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Bijector
+from flowviz.layers.base import FLIP_AT, Bijector
+
+
+def _rotation_matrix(theta: float) -> Tensor:
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+def matrix_path(matrix: Tensor, s: float) -> Tensor:
+    """A(s) on the path from I (s = 0) to the invertible 2x2 matrix A (s = 1), by its polar decomposition.
+
+    A = R P with P = (A^T A)^{1/2}. For det A > 0, R is the rotation by
+    theta = atan2(a21 - a12, a11 + a22) (A + cof A is a positive multiple of it)
+    and A(s) = R(s theta) P^s. For det A < 0, R is the reflection proportional to
+    A - cof A and A(s) = P^s before FLIP_AT, R P^s from it on. P^s = V diag(lambda^s) V^T.
+    """
+    if s == 0.0:
+        return torch.eye(2, dtype=torch.float64)
+    a = matrix.to(torch.float64)
+    (a11, a12), (a21, a22) = a.tolist()
+    det = a11 * a22 - a12 * a21
+    if det > 0:
+        theta = math.atan2(a21 - a12, a11 + a22)
+        rotation = _rotation_matrix(theta)
+        turn = _rotation_matrix(s * theta)
+    else:
+        reflection = torch.tensor([[a11 - a22, a12 + a21], [a12 + a21, a22 - a11]], dtype=torch.float64)
+        rotation = reflection / math.hypot(a11 - a22, a12 + a21)
+        turn = rotation if s >= FLIP_AT else torch.eye(2, dtype=torch.float64)
+    stretch = rotation.T @ a
+    stretch = 0.5 * (stretch + stretch.T)
+    eigenvalues, eigenvectors = torch.linalg.eigh(stretch)
+    power = eigenvectors @ torch.diag(torch.exp(s * torch.log(eigenvalues))) @ eigenvectors.T
+    return turn @ power
 
 
 def _constant(value: Tensor, like: Tensor) -> Tensor:
@@ -20,7 +58,11 @@ def _constant(value: Tensor, like: Tensor) -> Tensor:
 
 
 class Affine(Bijector):
-    r"""x = A z + s, invertible when det A != 0."""
+    r"""x = A z + s, invertible when det A != 0.
+
+    Path: x = A(s) z + s b with A(s) from :func:`matrix_path` (rotation angle and
+    log-stretch times s; a reflection flips at s = FLIP_AT).
+    """
 
     type_name = "affine"
     jacobian = "full"
@@ -40,6 +82,14 @@ class Affine(Bijector):
         self.register_buffer("matrix_inverse", a_inv)
         self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float64))
         self.register_buffer("log_abs_det", torch.log(torch.abs(det)))
+        self.negative_det = bool(det < 0)
+
+    @property
+    def reverses_orientation(self) -> bool:
+        return self.negative_det
+
+    def _at(self, s: float) -> Affine:
+        return Affine(matrix_path(self.matrix, s), s * self.shift)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z @ self.matrix.T + self.shift, _constant(self.log_abs_det, z)
@@ -49,7 +99,7 @@ class Affine(Bijector):
 
 
 class Shift(Bijector):
-    r"""x = z + s: a translation, volume preserving."""
+    r"""x = z + s: a translation, volume preserving. Path: the shift times s."""
 
     type_name = "shift"
     jacobian = "diagonal"
@@ -64,6 +114,9 @@ class Shift(Bijector):
         super().__init__()
         self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float64))
 
+    def _at(self, s: float) -> Shift:
+        return Shift(s * self.shift)
+
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z + self.shift, z.new_zeros(z.shape[:-1])
 
@@ -72,7 +125,13 @@ class Shift(Bijector):
 
 
 class Scale(Bijector):
-    r"""x = (k_1 z_1, k_2 z_2): stretch or squeeze each axis."""
+    r"""x = (k_1 z_1, k_2 z_2): stretch or squeeze each axis.
+
+    Path: log|k_i| times s, k_i(s) = |k_i|^s; a negative k_i (a mirror, when only
+    one is negative) takes its sign in one step at s = FLIP_AT. Two negative
+    factors are a half turn, not a mirror: that path is the affine one,
+    R(s pi) diag(|k|^s), returned as an :class:`Affine`.
+    """
 
     type_name = "scale"
     jacobian = "diagonal"
@@ -88,6 +147,17 @@ class Scale(Bijector):
         self.register_buffer("scale", k)
         self.register_buffer("log_abs_det", torch.log(torch.abs(k)).sum())
 
+    @property
+    def reverses_orientation(self) -> bool:
+        return bool((self.scale < 0).sum() == 1)
+
+    def _at(self, s: float) -> Bijector:
+        negative = self.scale < 0
+        if bool(negative.all()):
+            return Affine(matrix_path(torch.diag(self.scale), s))
+        magnitude = torch.exp(s * torch.log(torch.abs(self.scale)))
+        return Scale(torch.where(negative & (s >= FLIP_AT), -magnitude, magnitude))
+
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z * self.scale, _constant(self.log_abs_det, z)
 
@@ -96,7 +166,7 @@ class Scale(Bijector):
 
 
 class Rotation(Bijector):
-    r"""x = R(\theta) z, counter-clockwise by ``degrees``: volume preserving."""
+    r"""x = R(\theta) z, counter-clockwise by ``degrees``: volume preserving. Path: the angle times s."""
 
     type_name = "rotation"
     jacobian = "full"
@@ -109,9 +179,11 @@ class Rotation(Bijector):
 
     def __init__(self, degrees: float) -> None:
         super().__init__()
-        theta = math.radians(degrees)
-        c, s = math.cos(theta), math.sin(theta)
-        self.register_buffer("matrix", torch.tensor([[c, -s], [s, c]], dtype=torch.float64))
+        self.degrees = float(degrees)
+        self.register_buffer("matrix", _rotation_matrix(math.radians(self.degrees)))
+
+    def _at(self, s: float) -> Rotation:
+        return Rotation(s * self.degrees)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return z @ self.matrix.T, z.new_zeros(z.shape[:-1])
@@ -121,7 +193,11 @@ class Rotation(Bijector):
 
 
 class Swap(Bijector):
-    r"""x = (z_2, z_1): the permutation placed between couplings."""
+    r"""x = (z_2, z_1): the permutation placed between couplings.
+
+    A mirror (det = -1): its path is the identity (``flipped=False``) before
+    s = FLIP_AT and the swap from it on.
+    """
 
     type_name = "swap"
     jacobian = "permutation"
@@ -132,8 +208,19 @@ class Swap(Bijector):
         "log_det": r"\begin{aligned} \log|\det J_f| &= \log\Big|\det\begin{pmatrix}0&1\\1&0\end{pmatrix}\Big| \\ &= \log|-1| = 0 \end{aligned}",
     }
 
+    def __init__(self, flipped: bool = True) -> None:
+        super().__init__()
+        self.flipped = bool(flipped)
+
+    @property
+    def reverses_orientation(self) -> bool:
+        return self.flipped
+
+    def _at(self, s: float) -> Swap:
+        return Swap(flipped=s >= FLIP_AT)
+
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        return z.flip(-1), z.new_zeros(z.shape[:-1])
+        return (z.flip(-1) if self.flipped else z.clone()), z.new_zeros(z.shape[:-1])
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x.flip(-1), x.new_zeros(x.shape[:-1])
+        return (x.flip(-1) if self.flipped else x.clone()), x.new_zeros(x.shape[:-1])

@@ -15,21 +15,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Bijector
+from flowviz.layers.base import Bijector, all_below
 
 REFERENCE = "D. J. Rezende and S. Mohamed, Variational Inference with Normalizing Flows, ICML 2015"
-
-
-def _all_below(values: Tensor, tol: float) -> bool:
-    """True when every finite value is below tol.
-
-    Inside torch.func transforms (vmap, jacrev) a tensor has no single truth
-    value; the solver then simply runs its full iteration budget.
-    """
-    try:
-        return bool(torch.where(torch.isfinite(values), values, 0.0).max() <= tol)
-    except RuntimeError:
-        return False
 
 
 def solve_planar_pre_activation(c: Tensor, k: float, max_iter: int = 100) -> Tensor:
@@ -56,7 +44,7 @@ def solve_planar_pre_activation(c: Tensor, k: float, max_iter: int = 100) -> Ten
         a = step
         # A Newton step this small leaves an error far below rounding (quadratic
         # convergence); a bisection step this small means the bracket is that narrow.
-        if _all_below(change - 1e-13 * (1.0 + torch.abs(a)), 0.0):
+        if all_below(change - 1e-13 * (1.0 + torch.abs(a)), 0.0):
             break
     return a
 
@@ -66,6 +54,9 @@ class Planar(Bijector):
 
     J_f = I + u w^T sech^2(w.z + b): a rank-one update of the identity, so the
     matrix determinant lemma gives det J_f = 1 + (w.u) sech^2(w.z + b).
+
+    Path: the push u scaled by s, x = z + s u tanh(w.z + b); w.(s u) = s (w.u) > -1
+    for every s in [0, 1], so each step is invertible.
     """
 
     type_name = "planar"
@@ -83,6 +74,9 @@ class Planar(Bijector):
         self.register_buffer("u", torch.as_tensor(u, dtype=torch.float64))
         self.b = float(b)
         self.wu = float(self.w @ self.u)
+
+    def _at(self, s: float) -> Planar:
+        return Planar(self.w, s * self.u, self.b)
 
     def _log_det_at(self, a: Tensor) -> Tensor:
         sech2 = torch.cosh(a).reciprocal().square()
@@ -111,6 +105,9 @@ class Radial(Bijector):
     Invertible when alpha > 0 and beta > -alpha. In 2D,
     det J_f = (1 + beta h)(1 + beta h + beta h' r) with h = 1/(alpha + r), h' = -h^2,
     which simplifies to (1 + beta h)(1 + alpha beta h^2).
+
+    Path: beta scaled by s; s beta > -alpha for every s in [0, 1]. With beta = 0
+    the layer returns its input unchanged.
     """
 
     type_name = "radial"
@@ -127,6 +124,9 @@ class Radial(Bijector):
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
         self.alpha = float(alpha)
         self.beta = float(beta)
+
+    def _at(self, s: float) -> Radial:
+        return Radial(self.center, self.alpha, s * self.beta)
 
     def _units(self, distance: Tensor) -> tuple[float | Tensor, float | Tensor, Tensor]:
         """alpha, beta and ``distance`` in units of a power of two near max(alpha, |beta|, distance).
@@ -149,12 +149,16 @@ class Radial(Bijector):
         return torch.log1p(push) + torch.log1p((a / shift) * push)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        if self.beta == 0.0:
+            return z.clone(), z.new_zeros(z.shape[:-1])
         d = z - self.center
         a, b, rho = self._units(torch.linalg.vector_norm(d, dim=-1))
         x = z + (b / (a + rho)).unsqueeze(-1) * d
         return x, self._log_det_at(a, b, rho)
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.beta == 0.0:
+            return x.clone(), x.new_zeros(x.shape[:-1])
         d = x - self.center
         a, b, q = self._units(torch.linalg.vector_norm(d, dim=-1))  # q: R in units
         p = a + b - q

@@ -47,6 +47,12 @@ def _rescale(sizes: Tensor, total: float) -> Tensor:
     return sizes * (total / sizes.sum())
 
 
+def blend_bins(sizes: Tensor, s: float, bound: float) -> Tensor:
+    """Bin sizes (summing to 2B) a fraction s of the way from equal bins: (1 - s) 2B / K + s size_k."""
+    bins = sizes.shape[-1]
+    return (1.0 - s) * (2.0 * bound / bins) + s * sizes
+
+
 def _pick(params: Tensor, index: Tensor) -> Tensor:
     """params[..., index]: one shared table (K,) or one table per point (..., K)."""
     if params.dim() == 1:
@@ -109,6 +115,10 @@ class Spline(Elementwise):
 
     ``widths`` and ``heights``: K positive numbers each, rescaled to sum to 2B;
     ``derivatives``: the K - 1 positive slopes at the inner knots.
+
+    Path: widths and heights (as rescaled) blended linearly from equal bins,
+    (1 - s) 2B/K + s w_k, and inner slopes blended geometrically, delta_k^s: every
+    step is a valid spline, and equal bins with unit slopes are the identity.
     """
 
     type_name = "spline"
@@ -129,6 +139,17 @@ class Spline(Elementwise):
         self.register_buffer("widths", _rescale(w, 2.0 * self.bound))
         self.register_buffer("heights", _rescale(h, 2.0 * self.bound))
         self.register_buffer("derivatives", torch.cat([one, d, one]))
+
+    @property
+    def is_identity(self) -> bool:
+        return super().is_identity or bool(
+            torch.equal(self.widths, self.heights) and torch.all(self.derivatives == 1.0)
+        )
+
+    def _at(self, s: float) -> Spline:
+        widths, heights = blend_bins(self.widths, s, self.bound), blend_bins(self.heights, s, self.bound)
+        inner = torch.exp(s * torch.log(self.derivatives[1:-1]))
+        return Spline(widths, heights, inner, self.bound, self.dims)
 
     def knots(self) -> tuple[Tensor, Tensor]:
         """The knot positions (x_k) and values (y_k), for drawing."""

@@ -17,6 +17,9 @@ class Swirl(Bijector):
     same angle read off x. In polar coordinates the map is (r, phi) ->
     (r, phi + theta(r)), whose Jacobian [[1, 0], [theta'(r), 1]] has determinant
     1: the swirl preserves area exactly, however strong, and log|det J| = 0.
+
+    Path: the strength scaled by s. With strength 0 the layer returns its input
+    unchanged.
     """
 
     type_name = "swirl"
@@ -34,7 +37,12 @@ class Swirl(Bijector):
         self.strength = float(strength)
         self.radius = float(radius)
 
+    def _at(self, s: float) -> Swirl:
+        return Swirl(self.center, s * self.strength, self.radius)
+
     def _rotate(self, v: Tensor, sign: float) -> Tensor:
+        if self.strength == 0.0:
+            return v.clone()
         d = v - self.center
         # r^2 / radius^2 as (d / radius)^2: radius^2 itself underflows for radius = 1e-200
         # (0 / 0 at the centre) and overflows for radius = 1e200. Past |q| = 40 the

@@ -11,8 +11,10 @@ import copy
 import math
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
+from flowviz import spec as limits
 from flowviz.layers import LAYER_CLASSES
 from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
 from flowviz.strips import has_number
@@ -144,6 +146,7 @@ def _gaussian_controls(
     (a, b), (_, d) = component["cov"]
     sx, sy = math.sqrt(a), math.sqrt(d)
     rho = b / (sx * sy)
+    given = (sx, sy, rho)
     c1, c2 = st.columns(2)
     mean_path = ("base", "mean") if prefix[1] == "g" else ("base", "components", prefix[2], "mean")
     with c1:
@@ -166,7 +169,11 @@ def _gaussian_controls(
         weight = slider(
             "Weight (normalised)", show_weight, 0.05, 1.0, 0.05, key(*prefix, "w"), "kept above 0"
         )
-    cov = [[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]]
+    # An entry whose controls did not move keeps its exact value (sqrt(0.8)^2 is 0.7999999999999999).
+    var_x = a if sx == given[0] else sx * sx
+    var_y = d if sy == given[1] else sy * sy
+    covariance = b if (sx, sy, rho) == given else rho * sx * sy
+    cov = [[var_x, covariance], [covariance, var_y]]
     return {"type": "gaussian", "mean": [mx, my], "cov": cov}, weight
 
 
@@ -234,9 +241,11 @@ def _mixture_editor(base: dict) -> dict:
         st.number_input(
             "Number of components",
             min_value=min(2, len(components)),
-            max_value=max(8, len(components)),
+            max_value=limits.MAX_MIXTURE_COMPONENTS,
             step=1,
             key=init(key("base", "count"), len(components)),
+            help=f"Up to {limits.MAX_MIXTURE_COMPONENTS}; beyond {fields.SLIDER_COMPONENTS} they are edited "
+            "in a table.",
         )
     )
     while len(components) < count:
@@ -247,6 +256,8 @@ def _mixture_editor(base: dict) -> dict:
         ]
         weights = [*weights, float(np.mean(weights))]
     components, weights = components[:count], weights[:count]
+    if count > fields.SLIDER_COMPONENTS:
+        return _mixture_table(components, weights)
     drafts, draft_weights = [], []
     tabs = st.tabs([f"Component {i + 1}" for i in range(count)])
     for i, tab in enumerate(tabs):
@@ -255,6 +266,67 @@ def _mixture_editor(base: dict) -> dict:
             drafts.append({"mean": draft["mean"], "cov": draft["cov"]})
             draft_weights.append(weight)
     return {"type": "mixture", "components": drafts, "weights": draft_weights}
+
+
+TABLE_ROWS_SHOWN = 10
+TABLE_ROW_PX = 35
+
+
+def table(columns: dict[str, list], widget_key: str, **column_config) -> dict[str, list[float]]:
+    """One compact table for a long list of numbers (spline bins, knots, components).
+
+    A single widget whatever the number of rows, so the editor's time does not grow
+    with the count; rows are fixed (the count has its own control). Each edit is
+    applied to the values it was drawn from, so drawing it again from the edited
+    spec changes nothing. A cleared cell reads NaN, which the spec refuses by name.
+    """
+    rows = len(next(iter(columns.values())))
+    edited = st.data_editor(
+        pd.DataFrame(columns, dtype=float),
+        key=widget_key,
+        num_rows="fixed",
+        hide_index=True,
+        width="stretch",
+        height=TABLE_ROW_PX * (min(rows, TABLE_ROWS_SHOWN) + 1) + 3,  # a few rows, then it scrolls
+        column_config={
+            name: st.column_config.NumberColumn(name, **{"format": "%.4g", "width": "small", **config})
+            for name, config in column_config.items()
+        },
+    )
+    return {name: [float(v) for v in edited[name]] for name in columns}
+
+
+NARROW = {"width": 44, "format": "%.2f"}  # shown rounded; a value is kept exactly until edited
+
+
+def _mixture_table(components: list[dict], weights: list[float]) -> dict:
+    """Many components: one row each (mean, standard deviations, correlation, weight)."""
+    sx = [math.sqrt(c["cov"][0][0]) for c in components]
+    sy = [math.sqrt(c["cov"][1][1]) for c in components]
+    edited = table(
+        {
+            "μ₁": [c["mean"][0] for c in components],
+            "μ₂": [c["mean"][1] for c in components],
+            "σ₁": sx,
+            "σ₂": sy,
+            "ρ": [c["cov"][0][1] / (a * b) for c, a, b in zip(components, sx, sy, strict=True)],
+            "weight": list(weights),
+        },
+        key("base", "table", len(components)),
+        **{  # six narrow columns fit the editor's width
+            "μ₁": NARROW,
+            "μ₂": NARROW,
+            "σ₁": {**NARROW, "min_value": 0.0},
+            "σ₂": {**NARROW, "min_value": 0.0},
+            "ρ": {**NARROW, "min_value": -0.999, "max_value": 0.999},
+        },
+        weight={**NARROW, "format": "%.3f", "min_value": 0.0, "help": "normalised to sum to 1"},
+    )
+    drafts = []
+    for mx, my, a, b, rho in zip(*(edited[c] for c in ("μ₁", "μ₂", "σ₁", "σ₂", "ρ")), strict=True):
+        drafts.append({"mean": [mx, my], "cov": [[a * a, rho * a * b], [rho * a * b, b * b]]})
+    st.caption("One row per component: its mean, standard deviations, correlation and weight.")
+    return {"type": "mixture", "components": drafts, "weights": edited["weight"]}
 
 
 # ----------------------------------------------------------------------------- layers
@@ -279,7 +351,7 @@ def _number_control(control: Control, layer: dict, uid: str) -> float:
     low, high = fields.dynamic_range(control, layer)
     widget_key = key(uid, *control.path)
     ss = st.session_state
-    if widget_key in ss and float(ss[widget_key]) < low:
+    if widget_key in ss and float(ss[widget_key]) <= fields.invalid_at_or_below(control, layer):
         ss[widget_key] = low  # a limit moved (radial beta above -alpha): follow it
     path = ("layers", state.uids().index(uid), *control.path)
     return slider(control.label, value, low, high, control.step, widget_key, control.help, path)
@@ -329,10 +401,11 @@ def _spline_shape(layer: dict, uid: str) -> None:
             st.number_input(
                 "Number of bins K",
                 1,
-                max(fields.MAX_BINS, len(layer["widths"])),
+                limits.MAX_SPLINE_BINS,
                 step=1,
                 key=init(key(uid, "bins"), len(layer["widths"])),
-                help="K rational-quadratic pieces between −B and B.",
+                help=f"K rational-quadratic pieces between −B and B (up to {limits.MAX_SPLINE_BINS}; "
+                f"beyond {fields.SLIDER_BINS} they are edited in a table).",
             )
         )
         layer["widths"] = _resize(layer["widths"], bins, 1.0)
@@ -343,16 +416,50 @@ def _spline_shape(layer: dict, uid: str) -> None:
             st.number_input(
                 "Number of knots",
                 1,
-                max(fields.MAX_KNOTS, len(layer["knots"])),
+                limits.MAX_KNOTS,
                 step=1,
                 key=init(key(uid, "knots"), len(layer["knots"])),
-                help="Knots split the line into segments, one slope each.",
+                help=f"Knots split the line into segments, one slope each (up to {limits.MAX_KNOTS}; "
+                f"beyond {fields.SLIDER_KNOTS} they are edited in a table).",
             )
         )
         old = layer["knots"]
         extra = [old[-1] + 1.0 + i for i in range(knots - len(old))]
         layer["knots"] = (old + extra)[:knots]
         layer["slopes"] = _resize(layer["slopes"], knots + 1, 1.0)
+
+
+def _knot_table(layer: dict, uid: str) -> None:
+    """Many bins or knots: one row each, in one table."""
+    if layer["type"] == "spline":
+        bins = len(layer["widths"])
+        edited = table(
+            {
+                "width": layer["widths"],
+                "height": layer["heights"],
+                "end slope": [*layer["derivatives"], math.nan],
+            },
+            key(uid, "table", bins),
+            width={"min_value": 0.0},
+            height={"min_value": 0.0},
+            **{"end slope": {"min_value": 0.0, "help": "the slope at the bin's right knot"}},
+        )
+        layer["widths"], layer["heights"] = edited["width"], edited["height"]
+        layer["derivatives"] = edited["end slope"][:-1]
+        st.caption(
+            "One row per bin, from −B to B: widths and heights are rescaled to sum to 2B; each bin's "
+            "end slope is the slope at its right knot, and at B (the last row) it is 1, where the spline "
+            "joins the identity."
+        )
+        return
+    knots = len(layer["knots"])
+    edited = table(
+        {"segment starts at": [-math.inf, *layer["knots"]], "slope": layer["slopes"]},
+        key(uid, "table", knots),
+        slope={"min_value": 0.0},
+    )
+    layer["knots"], layer["slopes"] = edited["segment starts at"][1:], edited["slope"]
+    st.caption("One row per segment: the first starts at −∞; knots must increase and slopes stay above 0.")
 
 
 def _rows(controls: list[Control]) -> list[list[Control]]:
@@ -389,6 +496,16 @@ def layer_editor(layer: dict, uid: str) -> dict:
         draft["condition_on"] = options[choice]
     if kind in ("spline", "piecewise_linear"):
         _spline_shape(draft, uid)
+        count, sliders = (
+            (len(draft["widths"]), fields.SLIDER_BINS)
+            if kind == "spline"
+            else (len(draft["knots"]), fields.SLIDER_KNOTS)
+        )
+        if count > sliders:  # one table instead of a slider per number
+            for control in fields.LAYER_CONTROLS[kind]:  # the bound
+                fields.set_value(draft, control.path, _number_control(control, draft, uid))
+            _knot_table(draft, uid)
+            return draft
     controls = fields.controls_for(draft)
     if not controls:
         st.caption("This layer has no parameters.")

@@ -8,11 +8,13 @@ import json
 import streamlit as st
 
 from flowviz.errors import SpecError
-from flowviz.spec import parse_spec, spec_to_json
+from flowviz.spec import encode_token, parse_spec, spec_to_json
 from flowviz.ui import state
+from flowviz.ui.text import literal
 
 JSON_KEY = "fv_json_text"
 JSON_ERROR = "fv_json_error"
+JSON_GENERATION = "fv_json_generation"  # a new one for each discarded edit
 UPLOAD_KEY = "fv_upload"
 UPLOAD_ERROR = "fv_upload_error"
 
@@ -28,19 +30,37 @@ def page_url(token: str) -> str:
 
 
 def python_snippet(spec: dict) -> str:
+    """A script that rebuilds this screen's flow; it says how it is run (``make`` installs flowviz
+    into the project's environment, so it runs from any folder with that environment's python)."""
     return (
+        '"""This flow, rebuilt in Python. Run it with the python of flowviz\'s environment, from any folder:\n\n'
+        "    /path/to/flowviz/.venv/bin/python flow.py    (after `make run` or `make test` there)\n"
+        '"""\n\n'
         "import flowviz\n\n"
         f"spec = {json.dumps(spec, indent=4)}\n\n"
         "arrays = flowviz.evaluate(spec)  # x, y, density, log_density, base_log_prob, ...\n"
-        'print("mass in view:", float(arrays["mass"]))\n'
+        "print(f\"Mass in view: {float(arrays['mass']):.4f}\")  # as the Explorer shows it\n"
         "flow = flowviz.Flow.from_spec(spec)\n"
         "samples = flow.sample(1000, seed=0)\n"
     )
 
 
-def share_panel(spec: dict, token: str) -> None:
-    st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
-    st.code(page_url(token), language=None, wrap_lines=True)
+def too_long_for_a_link(spec: dict) -> str:
+    """The warning shown instead of a link when the spec's token exceeds state.MAX_LINK_CHARS."""
+    return (
+        f"This flow is too large for a link: its address would be {len(encode_token(spec)):,} characters, "
+        f"more than the {state.MAX_LINK_CHARS:,} a web address can carry reliably. The address bar no longer "
+        "holds it, so a reload would not bring it back: **Download spec (JSON)** under Share keeps it, "
+        "and uploading that file restores it."
+    )
+
+
+def share_panel(spec: dict, token: str | None) -> None:
+    if token is None:
+        st.warning(too_long_for_a_link(spec))
+    else:
+        st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
+        st.code(page_url(token), language=None, wrap_lines=True)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download spec (JSON)",
@@ -70,7 +90,7 @@ def share_panel(spec: dict, token: str) -> None:
     )
     error = st.session_state.get(UPLOAD_ERROR)
     if error:
-        st.error(f"That file was not loaded, the current flow is kept: {error}")
+        st.error(f"That file was not loaded, the current flow is kept: {literal(error)}")
 
 
 def _load_upload() -> None:
@@ -85,7 +105,7 @@ def _load_upload() -> None:
         ss[UPLOAD_ERROR] = str(error)
         return
     state.replace_spec(spec)
-    state.notice("success", f"Loaded the flow from {upload.name}.")
+    state.notice("success", f"Loaded the flow from {literal(upload.name)}.")
 
 
 def _json_key(spec: dict) -> str:
@@ -95,7 +115,7 @@ def _json_key(spec: dict) -> str:
     drop key presses on other controls while a run is in flight.)
     """
     digest = hashlib.sha1(spec_to_json(spec).encode()).hexdigest()[:12]
-    return f"{JSON_KEY}.{digest}"
+    return f"{JSON_KEY}.{digest}.{st.session_state.get(JSON_GENERATION, 0)}"
 
 
 def absorb_json_edit() -> bool:
@@ -132,5 +152,9 @@ def json_editor(spec: dict) -> None:
 
 
 def _discard_json_edit(spec: dict) -> None:
-    st.session_state[JSON_ERROR] = None
-    st.session_state.pop(_json_key(spec), None)
+    """A new text area holding the spec's JSON: the browser keeps a widget's text under its old key
+    (dropping the key's state alone left the bad text on screen, to be sent again)."""
+    ss = st.session_state
+    ss.pop(_json_key(spec), None)
+    ss[JSON_ERROR] = None
+    ss[JSON_GENERATION] = ss.get(JSON_GENERATION, 0) + 1

@@ -84,9 +84,22 @@ def commit(spec: dict) -> None:
     st.session_state[SPEC] = spec
 
 
-def sync_url(spec: dict) -> str:
-    """Keep ?spec=TOKEN in the address bar equal to what is on screen; return the token."""
+# Longer request lines are refused by servers and proxies (Streamlit's own stops near 128 KB,
+# many proxies far sooner): such a link could be copied but never opened.
+MAX_LINK_CHARS = 32_000
+
+
+def sync_url(spec: dict) -> str | None:
+    """Keep ?spec=TOKEN in the address bar equal to what is on screen; return the token.
+
+    A token longer than MAX_LINK_CHARS is not put there (None is returned): the bar
+    then holds no spec rather than an address that cannot be opened or an older flow.
+    """
     token = encode_token(spec)
+    if len(token) > MAX_LINK_CHARS:
+        if "spec" in st.query_params:
+            del st.query_params["spec"]
+        return None
     if st.query_params.get("spec") != token:
         st.query_params["spec"] = token
     return token
@@ -99,13 +112,19 @@ def _index(uid: str) -> int:
     return uids().index(uid)
 
 
-def _edit(mutate) -> None:
+def _edit(mutate) -> bool:
+    """Apply a stack edit; one the spec refuses (a layer beyond the limit) is shown, not made."""
     ss = st.session_state
     spec = copy.deepcopy(ss[SPEC])
     ids = list(ss[UIDS])
     mutate(spec["layers"], ids)
-    ss[SPEC] = parse_spec(spec)
+    try:
+        ss[SPEC] = parse_spec(spec)
+    except SpecError as error:
+        notice("warning", f"Not changed: {error}.")
+        return False
     ss[UIDS] = ids
+    return True
 
 
 def move(uid: str, offset: int) -> None:
@@ -126,8 +145,8 @@ def duplicate(uid: str) -> None:
         layers.insert(i + 1, copy.deepcopy(layers[i]))
         ids.insert(i + 1, new)
 
-    _edit(mutate)
-    st.session_state[SELECTED] = new
+    if _edit(mutate):
+        st.session_state[SELECTED] = new
 
 
 def remove(uid: str) -> None:
@@ -149,8 +168,8 @@ def add(kind: str) -> None:
         layers.append(new_layer(kind))
         ids.append(new)
 
-    _edit(mutate)
-    st.session_state[SELECTED] = new
+    if _edit(mutate):
+        st.session_state[SELECTED] = new
 
 
 def set_enabled(uid: str, enabled: bool) -> None:

@@ -10,7 +10,8 @@ from flowviz.plots.explore import density_panels, grid_figure, steps_figure, ter
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
-from flowviz.views import Probe, probe_point
+from flowviz.ui.player import flow_player
+from flowviz.views import MASS_TOLERANCE, Probe, inside_fraction, mass_notes, probe_point
 
 MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
@@ -28,12 +29,20 @@ def mass_readout(mass: float, host=st) -> None:
     )
 
 
-def mass_warning(mass: float) -> None:
-    if mass < 0.99:
-        st.warning(
-            f"Part of the mass lies outside the window (only {mass:.1%} is inside): widen the view.",
-            icon="↔️",
-        )
+MASS_SAMPLES = 2000  # samples that check, when the mass reads low, whether it is outside the window
+
+
+def mass_warning(mass: float, fields: dict | None = None, view: dict | None = None, samples=None) -> None:
+    """Say why the mass in view cannot be taken at face value (see :func:`flowviz.views.mass_notes`)."""
+    inside = None
+    if samples is not None and view is not None and mass < 1 - MASS_TOLERANCE:
+        try:
+            inside = inside_fraction(samples(MASS_SAMPLES)[1], view)
+        except Exception:  # a flow whose samples cannot be drawn: no second opinion, the plain advice stands
+            inside = None
+    log_det_forward = fields["log_det_forward"] if fields is not None else np.zeros(0)
+    for kind, text in mass_notes(mass, log_det_forward, inside, MASS_SAMPLES):
+        getattr(st, kind)(text, icon="↔️" if text.endswith("widen the view.") else "⚠️")
 
 
 def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Probe | None) -> None:
@@ -141,17 +150,26 @@ def view_options() -> None:
     st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=init("fv_extra", []))
 
 
-def render_views(fields: dict, view: dict, names: list[str], flow_factory, samples, steps) -> None:
+def play_section(flow_key: str, n_layers: int, view: dict, strip, log_scale: bool) -> None:
+    st.markdown("**Play the flow from p_Z to p_X**")
+    flow_player(flow_key, n_layers, view, strip, log_scale)
+
+
+def render_views(
+    fields: dict, view: dict, names: list[str], flow_factory, samples, steps, play: tuple | None = None
+) -> None:
     """Every view of one flow: readouts, the main figure and the views asked for.
 
     ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
     ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x);
     ``steps(titles)`` gives ``flowviz.views.steps_of_flow``'s result (the last two, cached by the caller).
+    ``play``: (the flow's identity, ``strip(log_scale)``) for the player, ``strip`` giving
+    ``flowviz.playback.play_strip``'s arrays (cached by the caller, called only once Play is pressed).
     """
     ss = st.session_state
     mass = float(fields["mass"])
     mass_readout(mass)
-    mass_warning(mass)
+    mass_warning(mass, fields, view, samples)
     log_scale = bool(ss.get("fv_log", False))
     show_samples = bool(ss.get("fv_samples_on", False))
     n_samples = int(ss.get("fv_samples_n", 500))
@@ -174,6 +192,8 @@ def render_views(fields: dict, view: dict, names: list[str], flow_factory, sampl
     if probe is not None:
         st.markdown("**Probe:** the point walked back from x to z₀, layer by layer")
         probe_table(probe)
+    if play is not None:
+        play_section(play[0], len(names), view, play[1], log_scale)
     if "Change-of-variables terms" in extra:
         terms_figure(fields)
     if "Layer by layer" in extra:

@@ -1,0 +1,49 @@
+"""One visitor's costly grid must not slow everyone else's sliders.
+
+Streamlit runs each visitor's script in a thread of one server process. A run whose
+grid is costly (a link to a fine grid or a heavy flow: up to the spec's work limit)
+lowers its own thread's priority (Linux keeps a nice value per thread), so the
+operating system serves the other visitors' light runs first; its torch work, which
+releases the GIL, then uses the time they leave. Training runs in its own process at
+nice 10 (flowviz.train) and the page that watches it redraws at the same low priority,
+so a person dragging a slider comes first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+
+from flowviz.spec import MAX_GRID_WORK, point_cost
+
+HEAVY_WORK = MAX_GRID_WORK / 4  # beyond the plainest flows on a 512² grid, the live range
+HEAVY_NICE = 19
+
+
+def grid_work(spec: Mapping) -> float:
+    """The work of the spec's grid: its points times what the flow costs at each."""
+    return point_cost(spec) * spec["view"]["resolution"] ** 2
+
+
+def _set_priority(nice: int) -> None:
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) != nice:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed to raise a priority again
+        pass
+
+
+def yield_if_heavy(spec: Mapping) -> bool:
+    """Lower this script thread's priority for a costly grid (and raise it back for a light
+    one where the system allows); returns whether the run now yields to the others."""
+    heavy = grid_work(spec) > HEAVY_WORK
+    _set_priority(HEAVY_NICE if heavy else 0)
+    return heavy
+
+
+def yield_to_others() -> None:
+    """Lower this script thread's priority: for a run nobody is waiting on, such as the
+    twice-a-second redraw of a training run being watched."""
+    _set_priority(HEAVY_NICE)
