@@ -157,6 +157,8 @@ def explorer() -> None:
         editor.exact_values_toggle()
     token = state.sync_url(spec)
     with views:
+        if token is None:
+            st.warning(share.too_long_for_a_link(spec), icon=":material/link_off:")
         show_views(spec)
     with controls:
         extras = (

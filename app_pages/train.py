@@ -7,8 +7,6 @@ in a shared cache), flowviz.plots.train draws, flowviz.model_io saves and loads.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import streamlit as st
 import torch
@@ -16,7 +14,6 @@ import torch
 from flowviz.data import (
     TOY_SETS,
     CanvasWindow,
-    check_points,
     drawing_to_points,
     drop_last_object,
     read_csv,
@@ -28,8 +25,11 @@ from flowviz.layers.learned import NeuralSplineCoupling
 from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
-from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess
+from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess, check_trainable
+from flowviz.ui import fairness
 from flowviz.ui.editor import init
+from flowviz.ui.session import session_alive
+from flowviz.ui.text import literal
 
 ss = st.session_state
 WINDOW = CanvasWindow(width=440, height=440, xlim=(-4.0, 4.0), ylim=(-4.0, 4.0))
@@ -158,13 +158,13 @@ def uploaded_data() -> tuple[np.ndarray | None, str]:
         except SpecError as error:
             ss.tr_csv_error = str(error)
     if ss.get("tr_csv_error"):
-        st.error(f"**This file cannot be used:** {ss.tr_csv_error}")
+        st.error(f"**This file cannot be used:** {literal(ss.tr_csv_error)}")
     if not ss.get("tr_csv"):
         st.info("Upload a CSV file to train on it. Example:\n\n```\nx,y\n0.5,1.2\n-0.3,0.8\n```")
         return None, "no file"
     name, points = ss.tr_csv
     note = " (the last file that could be read)" if ss.get("tr_csv_error") else ""
-    st.caption(f"**{html.escape(name)}**{note}: {len(points)} points; the first rows:")
+    st.caption(f"**{literal(name)}**{note}: {len(points)} points; the first rows:")
     st.dataframe({"x": points[:8, 0], "y": points[:8, 1]}, height=200, width="content")
     return points, f"{name} ({len(points)} points)"
 
@@ -183,7 +183,7 @@ def data_section() -> tuple[np.ndarray | None, str, str | None]:
     if points is None:
         return None, title, "no data yet"
     try:
-        check_points(points, "the data")
+        check_trainable(points, place="the data")
     except SpecError as error:
         reason = error.reason
         if len(points) < 2:
@@ -276,13 +276,13 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
 
 def _start(points: np.ndarray, title: str, model: ModelConfig, train: TrainConfig) -> None:
     _stop_job()
-    job = TrainingProcess(points, model, train)
+    job = TrainingProcess(points, model, train, owner_alive=session_alive())
+    job.start()  # may refuse (the server's cap): then the last run and model stay as they were
     kind = "NSF" if model.kind == "nsf" else "RealNVP"
     ss.tr_job = job
     ss.tr_job_data = np.asarray(points)
     ss.tr_job_title = f"{kind} flow ({model.layers} couplings) trained on {title}"
     ss.tr_model = None
-    job.start()
 
 
 def _stop_job() -> None:
@@ -311,9 +311,12 @@ def controls(points, title, data_problem, model, train) -> None:
     ):
         try:
             _start(points, title, model, train)
+            ss.tr_start_error = None
         except SpecError as error:
-            st.error(f"**Cannot start:** {error}")
+            ss.tr_start_error = error.reason
         st.rerun()
+    if ss.get("tr_start_error"):
+        st.error(f"**Cannot start:** {ss.tr_start_error}.")
     if columns[1].button("Pause", disabled=state != "running", width="stretch"):
         job.pause()
         st.rerun()
@@ -417,6 +420,7 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
 
     @st.fragment(run_every=0.5 if job.active else None)
     def live() -> None:
+        fairness.yield_to_others()  # a redraw nobody waits on: other visitors' sliders come first
         history, flow = job.snapshot()
         if job.error:
             st.error(f"Training failed: {job.error}. Press Reset and try other settings.")
@@ -524,7 +528,7 @@ def results_section() -> None:
         return
     data = ss.get("tr_model_data")
     st.subheader("4 · What the flow learned")
-    st.markdown(f"**{html.escape(model.title or 'A trained flow')}**")
+    st.markdown(f"**{literal(model.title or 'A trained flow')}**")
     steps = model.training.get("steps")
     best = model.training.get("best_val_nll")
     facts = []
@@ -608,7 +612,7 @@ def load_section() -> None:
             except SpecError as error:
                 ss.tr_model_error = str(error)
         if ss.get("tr_model_error"):
-            st.error(f"**This file cannot be loaded:** {ss.tr_model_error}")
+            st.error(f"**This file cannot be loaded:** {literal(ss.tr_model_error)}")
 
 
 # --------------------------------------------------------------------------- the page

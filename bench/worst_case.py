@@ -9,10 +9,11 @@ Three parts, one command:
    largest grid (the budget's own case) and the budget ``flowviz.spec.ANSWER_SECONDS``.
    Also how fast the specs that once held the server for minutes are now refused.
 2. **No visitor starves another.** One app server, three Chromium browsers: A presses
-   an arrow key on an Explorer slider (``bench/concurrency.py``'s measure: key press ->
+   an arrow key on an Explorer slider (``bench/concurrency.py``'s pieces: key press ->
    a chart shows new data and the script is idle); B opens worst valid links one after
    another (each slightly different, so no cache answers); C trains a flow on the Train
-   page. A's p50 and p95 alone, then with B and C busy.
+   page and watches it. A's p50 and p95 alone, with C, with B and C (the target: p95
+   within 2x alone), and with B alone.
 3. **Memory.** The same server opens many distinct specs at many resolutions in turn
    (a browser tab goes from link to link); the server's resident memory is read from
    /proc after each, and its peak compared with the ceiling stated below.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -194,8 +196,12 @@ def busy(page) -> bool:
     )
 
 
+PHASES = ("alone", "with_training", "with_training_and_worst_links", "with_worst_links")
+
+
 def starvation(url: str, server_pid: int, presses: int, blocks: int) -> dict:
-    """A's slider latency alone, then while B opens worst links and C trains."""
+    """A's slider latency alone, while C trains, while C trains and B opens worst links, and
+    while B alone opens them; the target is the third against the first."""
     from playwright.sync_api import sync_playwright
 
     specs = list(worst_valid_specs().values())
@@ -206,8 +212,9 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int) -> dict:
         spec = nudged(specs[opened[0] % len(specs)], 5000 + opened[0])
         return f"{url}/explore?spec={encode_token(parse_spec(spec))}"
 
-    alone, loaded, links_during = [], [], []
-    cpu = {"alone": [], "loaded": []}
+    times: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    cpu: dict[str, list[dict]] = {phase: [] for phase in PHASES}
+    links: dict[str, list[int]] = {phase: [] for phase in PHASES}
     with sync_playwright() as playwright:
         browsers = [
             playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS) for _ in range(3)
@@ -220,38 +227,45 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int) -> dict:
         slider = viewer.get_by_role("slider", name="Planar direction w₁")
         slider.focus()
         concurrency.measure(viewer, slider, 3)  # warm-up
-        for _ in range(blocks):
-            meter = concurrency.CpuMeter(server_pid)
-            alone += concurrency.measure(viewer, slider, presses)
-            cpu["alone"].append(meter.shares())
-            concurrency.start_training(trainer)
+
+        def phase(name: str, worst_links: bool) -> None:
             meter = concurrency.CpuMeter(server_pid)
             before = opened[0]
-            open_without_waiting(opener, next_link())
-            # one direction for the whole block, as concurrency.measure does: every press a new flow
+            if worst_links:
+                open_without_waiting(opener, next_link())
+            # one direction for the whole phase, as concurrency.measure does: every press a new flow
             key = "ArrowLeft" if concurrency._blocks_measured[0] % 2 == 0 else "ArrowRight"
             concurrency._blocks_measured[0] += 1
             for _ in range(presses):
-                if not busy(opener):  # B has its answer: B opens the next worst link
+                if worst_links and not busy(opener):  # B has its answer: B opens the next worst link
                     open_without_waiting(opener, next_link())
-                loaded.append(concurrency.timed_press(viewer, slider, key))
+                times[name].append(concurrency.timed_press(viewer, slider, key))
                 viewer.wait_for_timeout(600)  # a pause, as a person looks
-            links_during.append(opened[0] - before)
-            cpu["loaded"].append(meter.shares())
+            cpu[name].append(meter.shares())
+            links[name].append(opened[0] - before)
+            if worst_links:
+                concurrency.wait_idle(opener, 120_000)
+
+        for _ in range(blocks):
+            phase("alone", False)
+            concurrency.start_training(trainer)
+            trainer.wait_for_timeout(2000)
+            phase("with_training", False)
+            phase("with_training_and_worst_links", True)
             concurrency.stop_training_processes(server_pid)
             concurrency.open_app(trainer, url, "train")
-            concurrency.wait_idle(opener, 120_000)
+            phase("with_worst_links", True)
         for browser in browsers:
             browser.close()
-    a, b = concurrency.summary(alone), concurrency.summary(loaded)
-    return {
-        "alone": a,
-        "with_worst_links_and_training": b,
-        "p95_ratio": b["p95_ms"] / a["p95_ms"],
-        "p50_ratio": b["p50_ms"] / a["p50_ms"],
-        "worst_links_opened_per_block": links_during,
-        "cpu_cores_used": cpu,
-    }
+    out = {name: concurrency.summary(values) for name, values in times.items()}
+    alone = out["alone"]
+    for name in PHASES[1:]:
+        out[name]["p95_ratio"] = out[name]["p95_ms"] / alone["p95_ms"]
+        out[name]["p50_ratio"] = out[name]["p50_ms"] / alone["p50_ms"]
+    out["p95_ratio"] = out["with_training_and_worst_links"]["p95_ratio"]
+    out["worst_links_opened"] = links
+    out["cpu_cores_used"] = cpu
+    return out
 
 
 # --------------------------------------------------------------------------- part 3
@@ -312,12 +326,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run of every part")
     parser.add_argument("--out", default=str(OUT))
-    parser.add_argument("--skip", nargs="*", default=[], choices=["specs", "starvation", "memory"])
-    parser.add_argument("--presses", type=int, help="slider presses per block (10 quick, 20 full)")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["specs", "starvation", "memory"],
+        help="parts not to run; their figures in --out are kept",
+    )
+    parser.add_argument("--presses", type=int, help="slider presses per phase (10 quick, 20 full)")
+    parser.add_argument("--loop", type=int, help="specs opened in the memory loop (40 quick, 300 full)")
     args = parser.parse_args(argv)
     repeats, presses, blocks, loop = (1, 10, 1, 40) if args.quick else (3, 20, 2, 300)
-    presses = args.presses or presses
+    presses, loop = args.presses or presses, args.loop or loop
 
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
     report: dict = {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -353,12 +375,14 @@ def main(argv=None) -> int:
             if "starvation" not in args.skip:
                 report["starvation"] = s = starvation(url, proc.pid, presses, blocks)
                 print("Session A's slider, key press -> chart updated (ms)")
-                print(f"{'':<34}{'p50':>8}{'p95':>8}{'n':>5}")
-                for name in ("alone", "with_worst_links_and_training"):
-                    print(f"{name:<34}{s[name]['p50_ms']:>8.0f}{s[name]['p95_ms']:>8.0f}{s[name]['n']:>5}")
-                print(
-                    f"p95 ratio {s['p95_ratio']:.2f} (target <= 2); worst links opened: {s['worst_links_opened_per_block']}"
-                )
+                print(f"{'':<34}{'p50':>8}{'p95':>8}{'n':>5}{'p95 ÷ alone':>13}{'B links':>9}")
+                for name in PHASES:
+                    row = s[name]
+                    print(
+                        f"{name:<34}{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{row['n']:>5}"
+                        f"{row.get('p95_ratio', 1.0):>13.2f}{sum(s['worst_links_opened'][name]):>9}"
+                    )
+                print(f"target: p95 with training and worst links within 2x alone: {s['p95_ratio']:.2f}")
             if "memory" not in args.skip:
                 report["memory"] = m = memory_loop(url, proc.pid, loop)
                 print(
@@ -369,6 +393,13 @@ def main(argv=None) -> int:
         finally:
             stop_app(proc)
     report["load_average_after"] = os.getloadavg()
+    for part, keys in (
+        ("specs", ("worst_valid_specs", "refused")),
+        ("starvation", ("starvation",)),
+        ("memory", ("memory",)),
+    ):
+        if part in args.skip:  # a part not run this time keeps its earlier figures
+            report.update({key: previous[key] for key in keys if key in previous})
     write_json(Path(args.out), report)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -7,10 +7,14 @@ with no traceback, exits with status 2 and writes nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,25 +34,80 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def check_writable(text: str) -> Path:
-    """An output path that can be written: named, not a folder, in a folder that exists."""
+def check_writable(text: str, inputs: Sequence[str | Path] = ()) -> Path:
+    """An output path that can be written: named, not a folder, in a folder that exists and can be written,
+    and not something that would be destroyed by writing there.
+
+    Checked before any work, so a mistake costs nothing: an existing path that is a
+    symbolic link, a pipe, a device or a socket is refused (the write would replace
+    it by a regular file: ``--out /dev/null`` as root would replace the system's),
+    and so is any of the command's own ``inputs`` (``train data.csv --out data.csv``).
+    """
     if not text.strip():
         raise SpecError("--out", "is empty: name the file to write")
     path = Path(text)
+    if path.is_symlink():
+        raise SpecError(str(path), "is a symbolic link; name a new file or a regular file to replace")
     if path.is_dir():
         raise SpecError(str(path), "is a folder: name a file to write")
+    if path.exists() and not path.is_file():
+        raise SpecError(str(path), "is not a regular file (a pipe, device or socket); name a file to write")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise SpecError(str(path), f"cannot write: the folder {str(folder)!r} does not exist")
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if path.exists() and os.path.samefile(path, source):
+                raise SpecError(str(path), f"is the input {str(source)!r}: writing there would destroy it")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpecError(str(path), f"cannot write: the folder {str(folder)!r} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SpecError(str(path), "cannot write: the file is read-only")
     return path
 
 
+def check_readable(text: str) -> Path:
+    """An input path that names a regular file, if it exists (a missing file is reported by its reader).
+
+    A pipe would block the command until something writes to it, a device such as
+    /dev/zero would be read until memory runs out: both are refused before reading.
+    """
+    path = Path(text)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise SpecError(
+            str(path), "is not a regular file (a pipe, device or socket); give the path of a file"
+        )
+    return path
+
+
+PARTIAL = ".partial-"  # an unfinished output is OUT.partial-PID-XXXX: visible, and named for what it is
+
+
+def _remove_abandoned_partials(path: Path, folder: Path) -> None:
+    """Remove OUT.partial-PID-* left by a process that was killed outright (SIGKILL) while writing OUT."""
+    for leftover in folder.glob(f"{glob.escape(path.name)}{PARTIAL}*"):
+        pid = leftover.name[len(path.name) + len(PARTIAL) :].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its writer is gone: nobody will finish it
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
 def write_atomically(path: Path, write: Callable[[object], None], mode: str = "wb") -> None:
-    """Write through a temporary file in the same folder, renamed into place when complete."""
+    """Write through OUT.partial-PID-XXXX in the same folder, renamed to OUT when complete.
+
+    On any failure, an interrupt or SIGTERM the partial file is removed; one left by
+    SIGKILL (nothing runs then) is not hidden, and the next write of OUT removes it.
+    """
     path = check_writable(str(path))
     folder = path.parent if str(path.parent) else Path(".")
+    _remove_abandoned_partials(path, folder)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{path.name}{PARTIAL}{os.getpid()}-")
     except OSError as error:
         raise SpecError(str(path), f"cannot write ({error.strerror})") from None
     try:
@@ -72,9 +131,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.resolution is not None and not 2 <= args.resolution <= MAX_RESOLUTION:
         raise SpecError("--resolution", f"{args.resolution}, but it must be between 2 and {MAX_RESOLUTION}")
-    out = check_writable(args.out)
+    out = check_writable(args.out, inputs=[args.spec])
     try:
-        arrays = evaluate(Path(args.spec), resolution=args.resolution, t=args.t)
+        arrays = evaluate(check_readable(args.spec), resolution=args.resolution, t=args.t)
     except SpecError as error:
         if error.place != "t":
             raise
@@ -143,10 +202,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from flowviz.data import read_csv
     from flowviz.model_io import model_bytes
-    from flowviz.train import ModelConfig, TrainConfig, Trainer
+    from flowviz.train import ModelConfig, TrainConfig, Trainer, check_trainable
 
-    points = read_csv(Path(args.data))
-    out = check_writable(args.out)  # before training, not after
+    out = check_writable(args.out, inputs=[args.data])  # before anything is read or trained
+    points = check_trainable(read_csv(check_readable(args.data)), place=args.data)
     torch.set_num_threads(args.threads)
     trainer = Trainer(
         points,
@@ -186,8 +245,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from flowviz.model_io import load_model
     from flowviz.train import mean_nll
 
-    model = load_model(Path(args.model))
-    points = read_csv(Path(args.data))
+    model_path, data_path = check_readable(args.model), check_readable(args.data)
+    model = load_model(model_path)
+    points = read_csv(data_path)
     nll = mean_nll(model.flow, points)
     print(f"mean negative log-likelihood of {len(points)} points, nats per point:", file=sys.stderr)
     print(repr(nll))
@@ -203,8 +263,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n > MAX_SAMPLES:
         raise SpecError("--n", f"{args.n}, but at most {MAX_SAMPLES} samples can be drawn at once")
-    out = check_writable(args.out)
-    model = load_model(Path(args.model))
+    out = check_writable(args.out, inputs=[args.model])
+    model = load_model(check_readable(args.model))
     with torch.no_grad():
         samples = as_float64(model.flow).sample(args.n, seed=args.seed).numpy()
     text = csv_text(samples)
@@ -321,8 +381,15 @@ def _add_training_commands(commands) -> None:
     sample.add_argument("--seed", type=_seed, default=0, metavar="K", help="random seed (default 0)")
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM as an interrupt: the ``finally`` and ``except`` blocks run, so no partial output stays."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main_thread else None
     try:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
@@ -335,3 +402,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

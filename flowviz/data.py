@@ -16,9 +16,11 @@ trained flow standardises inside itself, see :mod:`flowviz.train`).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ import numpy as np
 from flowviz.errors import SpecError
 
 MIN_POINTS = 2
+# The most a CSV file may hold (as Streamlit's uploads): a path to a device such as /dev/zero
+# must not be read until memory runs out.
+MAX_CSV_BYTES = 200 * 2**20
 
 # --------------------------------------------------------------------------- checks
 
@@ -62,6 +67,12 @@ def check_points(points: np.ndarray, place: str = "data") -> np.ndarray:
                 place,
                 f"no spread in {name}: every point has {name} = {values[0]:g}; "
                 "the points must vary in both coordinates to have a density in the plane",
+            )
+        if math.isfinite(spread) and not (math.isfinite(std) and std > 0.0):  # (x - mean)^2 underflows
+            raise SpecError(
+                place,
+                f"the {name} values vary by only {spread:.3g}, too little to compute with in float64 "
+                "(their variance underflows to 0); rescale the data, e.g. multiply by a power of 10",
             )
         if not (math.isfinite(spread) and math.isfinite(std) and std > 0.0):
             raise SpecError(
@@ -346,19 +357,29 @@ def drop_last_object(drawing: Mapping | None) -> dict:
 # --------------------------------------------------------------------------- CSV
 
 
-def _parse_number(field: str) -> float | None:
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
+
+
+def _parse_number(field: str, decimal_comma: bool = False) -> float | None:
+    """The field's number; with ``decimal_comma`` (columns not separated by commas) 1,5 reads as 1.5."""
+    if decimal_comma and _DECIMAL_COMMA.fullmatch(field):
+        field = field.replace(",", ".")
     try:
         return float(field)
     except ValueError:
         return None
 
 
-def _split(line: str) -> list[str]:
-    """Fields of one line: comma, semicolon, tab or blanks as separators."""
-    for separator in (",", ";", "\t"):
+def _split(line: str) -> tuple[list[str], str]:
+    """Fields of one line and their separator: semicolon, tab, comma or blanks (" ").
+
+    Semicolons and tabs come first: where they separate the columns, a comma is a
+    decimal mark (1,5;2,5 is the point (1.5, 2.5) in much of Europe).
+    """
+    for separator in (";", "\t", ","):
         if separator in line:
-            return [f.strip() for f in next(csv.reader([line], delimiter=separator))]
-    return line.split()
+            return [f.strip() for f in next(csv.reader([line], delimiter=separator))], separator
+    return line.split(), " "
 
 
 def _show(field: str) -> str:
@@ -381,15 +402,24 @@ def read_csv(source: str | Path | bytes | io.IOBase, name: str | None = None) ->
     rows: list[tuple[float, float]] = []
     for position, (number, line) in enumerate(lines):
         try:
-            fields = _split(line)
+            fields, separator = _split(line)
         except csv.Error as error:  # a field over the csv module's size limit, a stray quote
             raise SpecError(f"{place}, line {number}", f"cannot be read as CSV ({error})") from None
         if len(fields) != 2:
             what = "1 column" if len(fields) == 1 else f"{len(fields)} columns"
+            hint = ""
+            if (
+                separator == ","
+                and len(fields) in (3, 4)
+                and all(_parse_number(f) is not None for f in fields)
+            ):
+                hint = (
+                    "; if the commas are decimal marks (1,5 for 1.5), separate the columns with ';' or a tab"
+                )
             raise SpecError(
-                f"{place}, line {number}", f"found {what}, but two numeric columns (x, y) are needed"
+                f"{place}, line {number}", f"found {what}, but two numeric columns (x, y) are needed{hint}"
             )
-        values = [_parse_number(field) for field in fields]
+        values = [_parse_number(field, decimal_comma=separator != ",") for field in fields]
         if position == 0 and all(v is None for v in values):
             continue  # a header line such as "x,y"
         for field, value in zip(fields, values, strict=True):
@@ -403,28 +433,62 @@ def read_csv(source: str | Path | bytes | io.IOBase, name: str | None = None) ->
     return check_points(np.asarray(rows, dtype=np.float64), place)
 
 
+def _read_path(path: Path, place: str) -> bytes:
+    """A regular file's bytes, at most MAX_CSV_BYTES: a FIFO would block, a device never end."""
+    try:
+        if path.is_dir():
+            raise SpecError(place, "this is a folder, not a CSV file")
+        if path.exists() and not path.is_file():
+            raise SpecError(
+                place, "not a regular file (a pipe, device or socket); give the path of a CSV file"
+            )
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CSV_BYTES + 1)
+    except FileNotFoundError:
+        raise SpecError(place, "no such file") from None
+    except OSError as error:
+        raise SpecError(place, f"cannot read the file ({error.strerror})") from None
+    if len(raw) > MAX_CSV_BYTES:
+        raise SpecError(place, f"the file is larger than {MAX_CSV_BYTES // 2**20} MiB")
+    return raw
+
+
+def _utf16_order(raw: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the bytes look like UTF-16 text without a byte-order mark."""
+    head = raw[:4096]
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
+
+
 def _read_text(source, place: str) -> str:
     if isinstance(source, (str, Path)):
-        try:
-            raw = Path(source).read_bytes()
-        except FileNotFoundError:
-            raise SpecError(place, "no such file") from None
-        except IsADirectoryError:
-            raise SpecError(place, "this is a folder, not a CSV file") from None
-        except OSError as error:
-            raise SpecError(place, f"cannot read the file ({error.strerror})") from None
+        raw = _read_path(Path(source), place)
     elif isinstance(source, (bytes, bytearray)):
         raw = bytes(source)
     else:
         raw = source.read()
         if isinstance(raw, str):
             return raw
-    if b"\x00" in raw[:4096]:
-        raise SpecError(place, "this is not a text file; expected CSV text with two numeric columns")
+    encoding = "utf-8-sig"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"  # the byte-order mark says which, and is dropped
+    elif b"\x00" in raw[:4096]:
+        encoding = _utf16_order(raw)
+        if encoding is None:
+            raise SpecError(place, "this is not a text file; expected CSV text with two numeric columns")
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode(encoding)
     except UnicodeDecodeError:
-        raise SpecError(place, "this is not UTF-8 text; expected CSV text with two numeric columns") from None
+        what = "UTF-16" if "16" in encoding else "UTF-8"
+        raise SpecError(
+            place, f"this is not {what} text; expected CSV text with two numeric columns"
+        ) from None
 
 
 def csv_text(points: np.ndarray) -> str:

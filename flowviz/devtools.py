@@ -169,31 +169,59 @@ def write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
-# Watches one named picture of a live chart at every animation frame, and the values a
-# slider passes, so a drag can be judged by what was painted (see ``drag_slider``).
-_MOTION_RECORDER_JS = """([chart, image, slider]) => {
-  const host = Array.from(document.querySelectorAll('div.flowviz-live-chart'))
-    .find(h => h.getAttribute('aria-label') === chart);
+# Watches one picture of a chart at every animation frame, and the values a slider passes, so
+# a drag can be judged by what was painted (see ``drag_slider``). The picture: a named layout
+# image of a live chart ({"kind": "image", "chart": LABEL, "name": NAME}) or the data of the
+# trace with a given meta in the page's first plotly chart ({"kind": "trace", "meta": META}).
+_PICTURE_JS = """
+const __fvPicture = (target) => {
+  if (target.kind === 'image') {
+    const host = Array.from(document.querySelectorAll('div.flowviz-live-chart'))
+      .find(h => h.getAttribute('aria-label') === target.chart);
+    if (!host || !host._fullLayout || !host.__flowvizSources) return null;
+    return { host, shown: () => {
+      const k = (host.layout.images || []).findIndex(i => i.name === target.name);
+      const els = host.__flowvizImageEls;
+      const el = els && els[k];
+      return el ? (el.getAttribute('href') || '') : (k >= 0 ? host.layout.images[k].source : '');
+    } };
+  }
+  const find = () => document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+  if (!find() || !find().data) return null;
+  return { get host() { return find() || document.body; }, shown: () => {
+    const gd = find();  // Streamlit may swap in a new chart element on a run
+    const trace = ((gd && gd.data) || []).find(t => t.meta === target.meta);
+    return trace ? __fvTraceKey(trace.x) : '';
+  } };
+};
+const __fvTraceKey = (x) => x ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
+  + ':' + Array.from(x).reduce((a, b) => a + Number(b), 0).toPrecision(12) : '';
+const __fvFrameKey = (target, frame) => target.kind === 'image' ? frame.images[target.name]
+  : (frame.traces && frame.traces[target.meta] ? __fvTraceKey(frame.traces[target.meta].x) : undefined);
+"""
+
+_MOTION_READY_JS = "(target) => {" + _PICTURE_JS + " return __fvPicture(target) !== null; }"
+
+_MOTION_RECORDER_JS = (
+    "([target, slider]) => {"
+    + _PICTURE_JS
+    + """
+  const picture = __fvPicture(target);
   const input = Array.from(document.querySelectorAll('input[type=range]'))
     .find(i => i.labels && i.labels[0] && i.labels[0].textContent === slider);
-  if (!host || !input) return false;
+  if (!picture || !input) return false;
   if (window.__fvMotion) window.__fvMotion.stop = true;
-  const rec = { painted: [], passed: [], down: null, up: null, stop: false };
+  const rec = { painted: [], passed: [], down: null, up: null, stop: false, target };
   window.__fvMotion = rec;
-  const shown = () => {
-    const k = (host.layout.images || []).findIndex(i => i.name === image);
-    const els = host.__flowvizImageEls;
-    const el = els && els[k];
-    return el ? (el.getAttribute('href') || '') : (k >= 0 ? host.layout.images[k].source : '');
-  };
-  let last = shown();
-  rec.painted.push({ t: performance.now(), href: last });
+  let last = picture.shown();
+  rec.painted.push({ t: performance.now(), href: last, spacing: 0 });
   const tick = () => {
     if (rec.stop) return;
-    const now = shown();
+    const now = picture.shown();
     if (now !== last) {
       last = now;
-      rec.painted.push({ t: performance.now(), href: now, spacing: Number(host.dataset.previewSpacing || 0) });
+      rec.painted.push({ t: performance.now(), href: now,
+                         spacing: Number(picture.host.dataset.previewSpacing || 0) });
     }
     requestAnimationFrame(tick);
   };
@@ -203,12 +231,33 @@ _MOTION_RECORDER_JS = """([chart, image, slider]) => {
   window.addEventListener('pointerup', () => { if (rec.up === null) rec.up = performance.now(); }, true);
   return true;
 }"""
+)
 
-_MOTION_RESULT_JS = """(image) => {
+_MOTION_SETTLED_JS = (
+    "() => {"
+    + _PICTURE_JS
+    + """
+  const rec = window.__fvMotion; if (!rec || rec.up === null) return false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  const frames = new Set();
+  (window.__flowvizStrips || new Map()).forEach(s => s.frames.forEach(f => frames.add(__fvFrameKey(rec.target, f))));
+  const last = rec.painted[rec.painted.length - 1];
+  const previewed = rec.painted.some(p => p.t >= rec.down && frames.has(p.href));
+  // the exact picture, painted after the button went up (or no preview to replace)
+  return !frames.has(last.href) && (last.t >= rec.up || !previewed);
+}"""
+)
+
+_MOTION_RESULT_JS = (
+    "() => {"
+    + _PICTURE_JS
+    + """
   const rec = window.__fvMotion;
   const frames = new Map();  // a strip frame's picture -> its value
   (window.__flowvizStrips || new Map()).forEach(strip => strip.frames.forEach(f => {
-    if (f.images[image] !== undefined) frames.set(f.images[image], f.value);
+    const key = __fvFrameKey(rec.target, f);
+    if (key !== undefined) frames.set(key, f.value);
   }));
   const painted = rec.painted.map(p => {
     const value = frames.has(p.href) ? frames.get(p.href) : null;
@@ -220,36 +269,31 @@ _MOTION_RESULT_JS = """(image) => {
   });
   return { painted, passed: rec.passed, down: rec.down, up: rec.up };
 }"""
+)
 
 
 def drag_slider(
     page,
     slider_label: str,
-    chart_label: str,
-    image_name: str,
+    target: dict,
     start: float,
     end: float,
     duration_ms: float = 2000.0,
     settle_timeout: float = 20_000,
 ) -> dict:
     """Drag a slider's thumb with the mouse from fraction ``start`` to ``end`` of its track over
-    ``duration_ms``, watching the chart picture ``image_name`` at every animation frame.
+    ``duration_ms``, watching the picture ``target`` (see ``_PICTURE_JS``) at every animation frame.
 
     Returns ``fps`` (distinct pictures painted per second while the button was down),
-    ``frames`` (how many), ``matched`` (whether each was the strip frame of a value the
-    thumb had passed), ``first_frame_ms`` (button down to the first new picture),
-    ``release_ms`` (button up to the first picture that is no strip frame: the exact one)
-    and ``value`` (where the thumb was let go).
+    ``frames`` (how many), ``matched`` (whether each was the strip frame of a value inside
+    the thumb's sweep so far), ``first_frame_ms`` (button down to the first new picture),
+    ``release_ms`` (button up to the first picture that is no strip frame: the exact one),
+    ``value`` (where the thumb was let go) and ``passed`` (input events seen).
     """
     slider = page.get_by_role("slider", name=slider_label)
-    page.wait_for_function(
-        """(chart) => Array.from(document.querySelectorAll('div.flowviz-live-chart')).some(h =>
-             h.getAttribute('aria-label') === chart && h._fullLayout && h.__flowvizSources)""",
-        arg=chart_label,
-        timeout=settle_timeout,
-    )
-    if not page.evaluate(_MOTION_RECORDER_JS, [chart_label, image_name, slider_label]):
-        raise RuntimeError(f"no chart {chart_label!r} or slider {slider_label!r} on the page")
+    page.wait_for_function(_MOTION_READY_JS, arg=target, timeout=settle_timeout)
+    if not page.evaluate(_MOTION_RECORDER_JS, [target, slider_label]):
+        raise RuntimeError(f"no picture {target!r} or slider {slider_label!r} on the page")
     box = slider.bounding_box()
     # a native range's thumb centre runs from half a thumb in from each end (16 px thumb)
     left, width, y = box["x"] + 8, box["width"] - 16, box["y"] + box["height"] / 2
@@ -258,26 +302,12 @@ def drag_slider(
     begin = time.perf_counter()
     while (elapsed := (time.perf_counter() - begin) * 1e3) < duration_ms:
         page.mouse.move(left + (start + (end - start) * elapsed / duration_ms) * width, y)
-        pass
     page.mouse.move(left + end * width, y)
     page.mouse.up()
-    page.wait_for_function(
-        """(image) => { const rec = window.__fvMotion; if (!rec || rec.up === null) return false;
-           const app = document.querySelector('[data-testid="stApp"]');
-           if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-           const frames = new Set();
-           (window.__flowvizStrips || new Map()).forEach(s => s.frames.forEach(f => frames.add(f.images[image])));
-           const last = rec.painted[rec.painted.length - 1];
-           const previewed = rec.painted.some(p => p.t >= rec.down && frames.has(p.href));
-           // the exact picture, painted after the button went up (or no preview to replace)
-           return !frames.has(last.href) && (last.t >= rec.up || !previewed); }""",
-        arg=image_name,
-        polling="raf",
-        timeout=settle_timeout,
-    )
+    page.wait_for_function(_MOTION_SETTLED_JS, polling="raf", timeout=settle_timeout)
     page.wait_for_timeout(300)  # a run that was about to start after the release
     wait_idle(page)
-    record = page.evaluate(_MOTION_RESULT_JS, image_name)
+    record = page.evaluate(_MOTION_RESULT_JS)
     page.evaluate("() => { window.__fvMotion.stop = true; }")
     down, up = record["down"], record["up"]
     during = [p for p in record["painted"][1:] if down <= p["t"] <= up]

@@ -37,9 +37,16 @@ from flowviz.train import ModelConfig, TrainedModel, build_model
 
 FORMAT = "flowviz-model"
 FORMAT_VERSION = "1"
-MAX_HEADER_BYTES = 16 * 2**20
-MAX_FILE_BYTES = 512 * 2**20
+# A model this page or the CLI trains has at most a few hundred thousand weights (12 couplings of
+# 256 hidden units: 299,124). The architecture alone may ask for far more within ModelConfig's
+# limits (64 couplings of 8 x 1024 units: half a billion, 2 GB to build), so a file is measured
+# against this budget, from its header, before anything is built: loading one costs at most a few
+# times MAX_WEIGHTS x 8 bytes (the file, its tensors and the flow in float64).
+MAX_WEIGHTS = 2_000_000
+MAX_HEADER_BYTES = 256 * 2**10  # the most tensors an architecture has (1,280) take 120 KB of header
+MAX_FILE_BYTES = 8 + MAX_HEADER_BYTES + 8 * MAX_WEIGHTS
 _DTYPES = {torch.float32: "F32", torch.float64: "F64"}
+_HEADER_DTYPES = {"F32": torch.float32, "F64": torch.float64}
 
 
 # --------------------------------------------------------------------------- writing
@@ -163,13 +170,62 @@ def _read_bytes(source: str | Path | bytes, place: str) -> bytes:
             raise SpecError(
                 place, f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a flowviz model"
             )
-        return path.read_bytes()
+        if not path.is_file():  # a FIFO would block, a device never end
+            raise SpecError(place, "not a regular file; give the path of a model file")
+        with path.open("rb") as handle:  # the size may have grown since stat: read no more than allowed
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpecError(
+                place, f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a flowviz model"
+            )
+        return data
     except FileNotFoundError:
         raise SpecError(place, "no such file") from None
     except IsADirectoryError:
         raise SpecError(place, "this is a folder, not a model file") from None
     except OSError as error:
         raise SpecError(place, f"cannot read the file ({error.strerror})") from None
+
+
+def _check_budget(config: ModelConfig, place: str) -> None:
+    """Refuse an architecture larger than :data:`MAX_WEIGHTS` before anything is built."""
+    count = config.weight_count()
+    if count > MAX_WEIGHTS:
+        raise SpecError(
+            f"{place}: architecture",
+            f"asks for {count:,} weights, but flowviz loads models of at most {MAX_WEIGHTS:,}",
+        )
+
+
+def _check_declared_tensors(header: dict, expected: dict[str, tuple[int, ...]], place: str) -> None:
+    """The tensors the header declares (names, shapes, dtypes) against the weights the architecture has.
+
+    Read from the header alone, before any tensor data is copied out of the file.
+    """
+    declared = {key: value for key, value in header.items() if key != "__metadata__"}
+    missing = sorted(set(expected) - set(declared))
+    unexpected = sorted(set(declared) - set(expected))
+    if missing:
+        raise SpecError(place, f"the weights {missing[0]!r} are missing for this architecture")
+    if unexpected:
+        raise SpecError(place, f"unexpected weights {unexpected[0]!r} for this architecture")
+    dtypes = set()
+    for tensor_name, entry in declared.items():
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise SpecError(place, f"the weights {tensor_name!r} have no valid shape in the header")
+        if tuple(shape) != expected[tensor_name]:
+            raise SpecError(
+                place,
+                f"the weights {tensor_name!r} have shape {tuple(shape)}, "
+                f"but the architecture needs {expected[tensor_name]}",
+            )
+        dtypes.add(_HEADER_DTYPES[dtype] if dtype in _HEADER_DTYPES else str(dtype))
+    if len(dtypes) > 1 or not dtypes <= set(_DTYPES):
+        raise SpecError(
+            place, f"the weights must all be float32 or all float64, got {sorted(map(str, dtypes))}"
+        )
 
 
 def load_model(source: str | Path | bytes, name: str | None = None) -> TrainedModel:
@@ -182,34 +238,21 @@ def load_model(source: str | Path | bytes, name: str | None = None) -> TrainedMo
     """
     place = name or (str(source) if isinstance(source, (str, Path)) else "model file")
     data = _read_bytes(source, place)
-    metadata = _metadata(_header(data, place), place)
+    header = _header(data, place)
+    metadata = _metadata(header, place)
     architecture = _architecture(metadata["architecture"], place)
+    config = ModelConfig.from_dict(architecture["model"])
+    _check_budget(config, place)  # before anything is built
+    flow = build_model(config, architecture["mean"], architecture["scale"])
+    expected = {name: tuple(p.shape) for name, p in flow.named_parameters()}
+    _check_declared_tensors(header, expected, place)  # before any tensor is copied
     try:
         tensors = safetensors.torch.load(data)
     except (safetensors.SafetensorError, ValueError, RuntimeError) as error:
         raise SpecError(place, f"the tensor data is truncated or damaged ({error})") from None
 
-    config = ModelConfig.from_dict(architecture["model"])
-    flow = build_model(config, architecture["mean"], architecture["scale"])
-    expected = dict(flow.named_parameters())
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing:
-        raise SpecError(place, f"the weights {missing[0]!r} are missing for this architecture")
-    if unexpected:
-        raise SpecError(place, f"unexpected weights {unexpected[0]!r} for this architecture")
     dtypes = {t.dtype for t in tensors.values()}
-    if len(dtypes) > 1 or not dtypes <= set(_DTYPES):
-        raise SpecError(
-            place, f"the weights must all be float32 or all float64, got {sorted(map(str, dtypes))}"
-        )
     for tensor_name, tensor in tensors.items():
-        if tuple(tensor.shape) != tuple(expected[tensor_name].shape):
-            raise SpecError(
-                place,
-                f"the weights {tensor_name!r} have shape {tuple(tensor.shape)}, "
-                f"but the architecture needs {tuple(expected[tensor_name].shape)}",
-            )
         if not torch.isfinite(tensor).all():
             raise SpecError(place, f"the weights {tensor_name!r} hold NaN or infinite values")
     architecture_json = _canonical_architecture(architecture)

@@ -18,6 +18,8 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +217,14 @@ def _check_affine(p: dict) -> str | None:
     scale = max(abs(a), abs(b), abs(c), abs(d))
     if not math.isfinite(det):
         return "det(matrix) overflows float64: use smaller entries (a scale layer can stretch further)"
-    if scale == 0 or abs(det) <= 1e-12 * scale * scale:
+    if scale == 0 or det == 0:
         return f"det(matrix) = {_fmt(det)}, but it must be nonzero for the layer to be invertible"
+    if abs(det) <= 1e-12 * scale * scale:  # invertible on paper, but its inverse is lost in rounding
+        return (
+            f"det(matrix) = {_fmt(det)} is too small next to its largest entry {_fmt(scale)} "
+            f"(|det| must exceed 1e-12 x {_fmt(scale)}^2): the matrix is numerically singular; "
+            "a scale layer can stretch one axis and squeeze the other"
+        )
     return None
 
 
@@ -241,8 +249,22 @@ def _check_sinh_arcsinh(p: dict) -> str | None:
     return None
 
 
+def _fmt_exact(value: Fraction) -> str:
+    """An exact number as _fmt would write it, beyond float64's range too (-1e+600)."""
+    mantissa, e, exponent = f"{Decimal(value.numerator) / Decimal(value.denominator):.6g}".partition("e")
+    return (mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa) + e + exponent
+
+
 def _check_planar(p: dict) -> str | None:
     wu = p["w"][0] * p["u"][0] + p["w"][1] * p["u"][1]
+    if math.isnan(wu):  # inf - inf: the terms overflow float64, so decide with exact arithmetic
+        exact = sum(Fraction(w) * Fraction(u) for w, u in zip(p["w"], p["u"], strict=True))
+        shown = _fmt_exact(exact)
+        if exact <= -1:
+            return f"w.u = {shown}, but it must be > -1 for the layer to be invertible"
+        return (
+            f"w.u = {shown} (its terms overflow float64, so the layer cannot be computed): use smaller w or u"
+        )
     if wu <= -1:
         return f"w.u = {_fmt(wu)}, but it must be > -1 for the layer to be invertible"
     return None
@@ -289,7 +311,13 @@ def _check_spline(p: dict) -> str | None:
                 return f"{name}[{i}] = {_fmt(v)}, but it must be > 0 for the spline to be monotone"
     for name in ("widths", "heights"):  # rescaled to sum to 2 * bound: no bin may vanish
         largest = max(p[name])
-        if min(p[name]) / largest * (2 * p["bound"] / sum(v / largest for v in p[name])) < 1e-300:
+        fraction = min(p[name]) / largest / sum(v / largest for v in p[name])  # the narrowest bin's share
+        if fraction * 2 * p["bound"] < 1e-300:
+            if fraction * 2 >= 1e-300:  # with bound = 1 they would fit: the bound is what is too small
+                return (
+                    f"bound = {_fmt(p['bound'])} is too small: the narrowest of these {name} would be "
+                    f"{fraction * 2 * p['bound']:.3g} wide, below what float64 can hold (1e-300); use a larger bound"
+                )
             return f"{name} differ by more orders of magnitude than float64 can hold"
     return None
 
@@ -389,6 +417,15 @@ def _parse_gaussian(obj: Mapping, place: str, allowed: set[str]) -> dict:
     if abs(b - c) > 1e-9 * max(abs(b), abs(c), abs(a), abs(d)):
         raise SpecError(place, f"cov must be symmetric, but cov[0][1] = {_fmt(b)} and cov[1][0] = {_fmt(c)}")
     det = a * d - b * c
+    if a > 0 and (det == 0 or math.isnan(det)):  # float64 cannot hold the products: decide exactly
+        exact = Fraction(a) * Fraction(d) - Fraction(b) * Fraction(c)
+        if exact > 0:
+            raise SpecError(
+                place,
+                f"cov's determinant is {_fmt_exact(exact)}, positive but beyond float64's range: "
+                "rescale the covariance (a scale layer can stretch or squeeze the result)",
+            )
+        det = float(exact) if exact == 0 else det
     if not (a > 0 and det > 0):
         raise SpecError(
             place,

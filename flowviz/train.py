@@ -39,6 +39,7 @@ import copy
 import math
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -102,6 +103,20 @@ class ModelConfig:
             raise SpecError("model.actnorm", f"{self.actnorm!r}, but it must be true or false")
         return self
 
+    def weight_count(self) -> int:
+        """How many learnable numbers :func:`build_model` makes for this config, counted without building it.
+
+        A model file's architecture is checked against a memory budget with this
+        before anything is allocated (64 couplings of 8 x 1024 units would take 2 GB).
+        Each conditioner is an MLP 1 -> hidden (x depth) -> outputs: 3K - 1 outputs
+        for a spline (K widths, K heights, K - 1 slopes), 2 for RealNVP (shift, log-scale);
+        an ActNorm adds a shift and a log-scale per coordinate.
+        """
+        outputs = 3 * self.bins - 1 if self.kind == "nsf" else 2
+        network = 2 * self.hidden + (self.depth - 1) * (self.hidden + 1) * self.hidden
+        network += (self.hidden + 1) * outputs
+        return self.layers * (network + (4 if self.actnorm else 0))
+
     @classmethod
     def from_dict(cls, values: Mapping) -> ModelConfig:
         known = {f.name for f in fields(cls)}
@@ -153,6 +168,42 @@ def standardisation(points: np.ndarray) -> tuple[tuple[float, float], tuple[floa
     mean = points.mean(0)
     scale = points.std(0)
     return (float(mean[0]), float(mean[1])), (float(scale[0]), float(scale[1]))
+
+
+def check_trainable(
+    points: np.ndarray, dtype: torch.dtype = torch.float32, place: str = "data"
+) -> np.ndarray:
+    """The points, checked (:func:`~flowviz.data.check_points`) and trainable in ``dtype``, or a SpecError.
+
+    The trained flow ends with x = diag(scale) u + mean in ``dtype``: a mean or a
+    standard deviation beyond that type's range (float32: about 1.2e-38 to 3.4e38)
+    would turn into 0 or infinity there, and the model would score every point
+    as -inf or NaN although training "succeeded".
+    """
+    points = check_points(points, place)
+    info = torch.finfo(dtype)
+    with np.errstate(all="ignore"):
+        scale = points.std(0)
+        largest = np.abs(points).max(0)
+    for column, name in enumerate("xy"):
+        if largest[column] >= info.max or scale[column] >= info.max:
+            raise SpecError(
+                place,
+                f"the {name} values reach {largest[column]:.3g}, beyond {_type_name(dtype)}'s range "
+                f"(up to {info.max:.2g}) that the model computes in; rescale the data, e.g. divide by a power of 10",
+            )
+        if scale[column] < info.tiny:
+            raise SpecError(
+                place,
+                f"the {name} values have a standard deviation of {scale[column]:.3g}, below {_type_name(dtype)}'s "
+                f"range (from {info.tiny:.2g}) that the model computes in; rescale the data, "
+                "e.g. multiply by a power of 10",
+            )
+    return points
+
+
+def _type_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def negative_log_likelihood(flow: Flow, x: Tensor) -> Tensor:
@@ -266,7 +317,7 @@ class Trainer:
         train: TrainConfig = TrainConfig(),
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        points = check_points(points)
+        points = check_trainable(points, dtype)
         self.model_config = model.check()
         self.config = train.check()
         self.dtype = dtype
@@ -517,6 +568,80 @@ def with_overrides(config, **changes):
 
 # --------------------------------------------------------------------------- training beside a server
 
+# Each training process holds 350-400 MB (torch, the data, the model): a server trains at
+# most this many at once, whoever asks.
+MAX_TRAINING_PROCESSES = 3
+EXIT_UNTENDED = 3  # a training process's exit status when nothing reached it for its heartbeat timeout
+
+
+class _Supervisor:
+    """The server's training processes: a cap on how many run, keep-alives, and an end for abandoned ones.
+
+    One daemon thread visits every process each ``period`` seconds while any is
+    alive (:meth:`TrainingProcess.tend`): it pings those whose page's session is
+    still there, closes those whose session has gone, and reaps ended children
+    (``multiprocessing.active_children`` joins them), so no zombie waits for the
+    next start. If the server itself hangs or dies, the pings stop and each
+    process ends itself after its heartbeat timeout.
+    """
+
+    def __init__(self, period: float = 2.0) -> None:
+        self.period = period
+        self.limit = MAX_TRAINING_PROCESSES
+        self._jobs: list[TrainingProcess] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def running(self) -> int:
+        with self._lock:
+            self._jobs = [job for job in self._jobs if job._process.is_alive()]
+            return len(self._jobs)
+
+    def admit(self, job: TrainingProcess) -> None:
+        multiprocessing.active_children()  # reap what has ended
+        with self._lock:
+            self._jobs = [other for other in self._jobs if other._process.is_alive()]
+            if len(self._jobs) >= self.limit:
+                raise SpecError(
+                    "training",
+                    f"this server is already training {len(self._jobs)} flows, as many as it runs at once; "
+                    "try again in a minute (a run ends when it finishes, is stopped, or its page is closed)",
+                )
+            job._process.start()
+            self._jobs.append(job)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._watch, name="flowviz-training-supervisor", daemon=True
+                )
+                self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.period)
+            with self._lock:
+                jobs = list(self._jobs)
+            keep = []
+            for job in jobs:
+                try:
+                    if job.tend(time.monotonic()):
+                        keep.append(job)
+                except Exception:  # a job that cannot be tended is let go, never the thread
+                    continue
+            multiprocessing.active_children()
+            with self._lock:
+                self._jobs = [job for job in self._jobs if job in keep or job not in jobs]
+                if not self._jobs:
+                    self._thread = None
+                    return
+
+
+_SUPERVISOR = _Supervisor()
+
+
+def training_processes() -> int:
+    """How many training processes this server runs now."""
+    return _SUPERVISOR.running()
+
 
 def _lower_priority(niceness: int) -> None:
     """Raise this process's nice value: the operating system then prefers every page and browser."""
@@ -533,6 +658,7 @@ def _child_main(
     niceness: int,
     idle_exit: float,
     abandon_after: float,
+    heartbeat_timeout: float = math.inf,
 ) -> None:
     """The training process: runs the Trainer in slices and answers the parent's requests between them.
 
@@ -543,6 +669,9 @@ def _child_main(
     (done, stopped, failed) has been reported it waits ``idle_exit`` seconds for
     another request, then exits; a result nobody has fetched yet, or a paused run,
     waits ``abandon_after`` seconds without a request (a person who left).
+    "ping" is the server's keep-alive (see :class:`TrainingProcess`): it is not a visit
+    and gets no answer, but with neither a request nor a ping for ``heartbeat_timeout``
+    seconds the process ends in any state, running too: its server or its page is gone.
     """
     _lower_priority(niceness)
     torch.set_num_threads(1)
@@ -552,15 +681,18 @@ def _child_main(
         trainer = Trainer(points, model, train)
     except Exception as problem:  # reported to the page, never raised there
         state, error = "failed", f"{type(problem).__name__}: {problem}"
-    last_request = time.monotonic()
+    last_request = last_signal = time.monotonic()
     reported_final = False
     while True:
         try:
             timeout = 0.0 if state == "running" else 0.25
             while connection.poll(timeout):
                 request, sequence = connection.recv()
-                last_request = time.monotonic()
+                last_signal = time.monotonic()
                 timeout = 0.0
+                if request == "ping":
+                    continue
+                last_request = last_signal
                 if request == "snapshot":
                     records = trainer.history[sent:] if trainer else []
                     sent += len(records)
@@ -577,6 +709,8 @@ def _child_main(
                     return
         except (EOFError, OSError):  # the server went away
             return
+        if time.monotonic() - last_signal > heartbeat_timeout:
+            sys.exit(EXIT_UNTENDED)
         if state == "running":
             try:
                 trainer.run_for(0.1)
@@ -625,15 +759,31 @@ class TrainingProcess:
         niceness: int = 10,
         idle_exit: float = 300.0,
         abandon_after: float = 3600.0,
+        owner_alive: Callable[[], bool] | None = None,
+        owner_grace: float = 20.0,
+        heartbeat_timeout: float = 30.0,
     ) -> None:
-        self.points = check_points(points)
+        self.points = check_trainable(points)
         self.model_config = model.check()
         self.config = train.check()
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
+        self.owner_alive = owner_alive
+        self.owner_grace = float(owner_grace)
+        self._owner_gone_since: float | None = None
+        self._closed_because: str | None = None
         self._process = context.Process(
             target=_child_main,
-            args=(self.points, model, train, child_end, niceness, idle_exit, abandon_after),
+            args=(
+                self.points,
+                model,
+                train,
+                child_end,
+                niceness,
+                idle_exit,
+                abandon_after,
+                heartbeat_timeout,
+            ),
             name="flowviz-training",
             daemon=True,
         )
@@ -659,16 +809,41 @@ class TrainingProcess:
     # ---------------------------------------------------------------- control
 
     def start(self) -> None:
-        self._process.start()
+        """Start the process, or a SpecError if the server already trains MAX_TRAINING_PROCESSES flows."""
+        _SUPERVISOR.admit(self)
 
     def _send(self, message: str) -> int:
         with self._lock:
             self._sequence += 1
-            with contextlib.suppress(OSError, EOFError):
+            with contextlib.suppress(OSError, EOFError, ValueError):  # ValueError: closed already
                 self._connection.send((message, self._sequence))
-            if message != "snapshot":
+            if message not in ("snapshot", "ping"):
                 self._last_command = self._sequence
             return self._sequence
+
+    def tend(self, now: float) -> bool:
+        """The supervisor's visit: keep the process alive while its page's session lives.
+
+        Returns False once the process should be let go: it has ended, or its owner
+        (the page's session) has been gone for ``owner_grace`` seconds (a closed tab,
+        a reload: the new page cannot reach this run), in which case it is closed.
+        """
+        if not self._process.is_alive():
+            return False
+        alive = True if self.owner_alive is None else bool(self.owner_alive())
+        if alive:
+            self._owner_gone_since = None
+            self._send("ping")
+            return True
+        if self._owner_gone_since is None:
+            self._owner_gone_since = now
+        if now - self._owner_gone_since >= self.owner_grace:
+            self._closed_because = (
+                "the training process was closed: the page that started it was closed or reloaded"
+            )
+            self.close()
+            return False
+        return True
 
     def pause(self) -> None:
         self._send("pause")
@@ -686,11 +861,15 @@ class TrainingProcess:
 
     def close(self) -> None:
         """End the process (after a last snapshot, if the model is wanted)."""
+        if self._process.pid is None:  # never started
+            return
         self._send("close")
         self._process.join(timeout=2.0)
         if self._process.is_alive():
             self._process.terminate()
-        self._connection.close()
+            self._process.join(timeout=2.0)
+        with self._lock:
+            self._connection.close()
 
     @property
     def active(self) -> bool:
@@ -730,6 +909,10 @@ class TrainingProcess:
     def _ended(self) -> str:
         """Why a process that was still training or paused is gone."""
         self._process.join(timeout=0.5)
+        if self._closed_because:
+            return self._closed_because
+        if self._process.exitcode == EXIT_UNTENDED:
+            return "the training process ended itself: the server stopped reaching it"
         if self._process.exitcode == 0:
             return (
                 f"the training process closed after {self._abandon_after / 60:.0f} minutes without a visit "

@@ -59,6 +59,72 @@ def explorer_fields(canonical_json: str) -> dict[str, np.ndarray]:
     return fields_of_flow(Flow.from_spec(spec), spec["view"])
 
 
+# A grid sum of a probability can read a little above 1 (sharp peaks); beyond this it is not one.
+MASS_TOLERANCE = 0.01
+# A map that squeezes area by more than this somewhere piles its density into peaks no grid resolves.
+NEAR_SINGULAR_DET = 1e-8
+
+
+def mass_notes(
+    mass: float, log_det_forward: np.ndarray, inside_fraction: float | None = None, samples: int = 2000
+) -> list[tuple[str, str]]:
+    """Why the mass readout cannot be taken at face value, as (kind, one-line text); [] when it can.
+
+    ``inside_fraction``: the share of ``samples`` samples x = f(z) that land in the window,
+    an independent estimate of the same probability. When the grid counts much less
+    than the samples find (beyond five standard errors), the mass is not outside the window
+    but in peaks between grid points: widening the view would not help.
+    """
+    notes: list[tuple[str, str]] = []
+    with np.errstate(all="ignore"):
+        finite = log_det_forward[np.isfinite(log_det_forward)]
+    smallest = float(finite.min()) if finite.size else 0.0
+    if smallest < math.log(NEAR_SINGULAR_DET):
+        notes.append(
+            (
+                "warning",
+                f"The map is near-singular: it squeezes area by a factor of up to {math.exp(smallest):.2g} "
+                "(|det J_f| that small), piling the density into peaks narrower than a grid cell; "
+                "the pictures and the mass in view are unreliable.",
+            )
+        )
+    if not math.isfinite(mass) or mass > 1 + MASS_TOLERANCE:
+        notes.append(
+            (
+                "warning",
+                f"The mass in view reads {mass:.6g}, more than 1: not a probability. The density has peaks "
+                "too sharp for this grid to sum; a finer resolution or a less extreme flow gives a figure to trust.",
+            )
+        )
+    elif mass < 1 - MASS_TOLERANCE:
+        error = math.sqrt(max(mass * (1 - mass), 1e-4) / samples)
+        if inside_fraction is not None and inside_fraction - mass > 5 * error:
+            notes.append(
+                (
+                    "warning",
+                    f"The grid counts only {mass:.1%} of the mass in the window, but {inside_fraction:.1%} of "
+                    "samples land in it: the rest sits in peaks between grid points, so widening the view "
+                    "would not help; zoom in on the peaks or use a finer grid.",
+                )
+            )
+        else:
+            notes.append(
+                (
+                    "warning",
+                    f"Part of the mass lies outside the window (only {mass:.1%} is inside): widen the view.",
+                )
+            )
+    return notes
+
+
+def inside_fraction(x: np.ndarray, view: Mapping) -> float:
+    """The share of the points x (N, 2) inside the window [xlim] x [ylim] (non-finite ones are outside)."""
+    (x0, x1), (y0, y1) = view["xlim"], view["ylim"]
+    with np.errstate(invalid="ignore"):
+        inside = (x[:, 0] >= x0) & (x[:, 0] <= x1) & (x[:, 1] >= y0) & (x[:, 1] <= y1)
+    return float(inside.mean()) if len(x) else 0.0
+
+
 @torch.no_grad()
 def samples_of_flow(flow: Flow, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n base draws z_0 and their images x = f(z_0); the same seed gives the same draws."""
@@ -100,20 +166,21 @@ def steps_of_flow(
 
 
 STEPS_RESOLUTION = 96  # grid points per axis of each step's picture
+STEPS_WORK = MAX_GRID_WORK / 2  # an extra view: half of what the main grid may cost
 
 
 def steps_resolution(spec: Mapping) -> int:
     """The step pictures' grid: STEPS_RESOLUTION, coarser for a long or costly stack.
 
     Step k walks the grid back through k layers, so the view costs the sum of every
-    prefix of the stack; it is kept within the spec's bound on one grid's work.
+    prefix of the stack; it is kept within half the spec's bound on one grid's work.
     """
     active = [layer for layer in spec["layers"] if layer.get("enabled", True)]
     work, prefix = 0.0, base_cost(spec["base"])
     for layer in [None, *active]:
         prefix += layer_cost(layer) if layer else 0.0
         work += prefix
-    return max(16, min(STEPS_RESOLUTION, math.isqrt(int(MAX_GRID_WORK / work))))
+    return max(16, min(STEPS_RESOLUTION, math.isqrt(int(STEPS_WORK / work))))
 
 
 @functools.lru_cache(maxsize=16)

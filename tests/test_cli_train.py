@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +50,8 @@ def work(tmp_path_factory) -> Path:
         "one_point.csv": "x,y\n1,2\n",
         "no_spread.csv": "1,2\n1,3\n1,4\n",
         "huge.csv": "1e308,1\n-1e308,3\n1e307,2\n",
+        "beyond_float32.csv": "1e39,1\n-1e39,3\n5e38,2\n",
+        "below_float32.csv": "1,1e-39\n1.5,-1e-39\n2,0\n",
         "long_field.csv": "x,y\n1,2\n1," + "2" * 200_000 + "\n",
     }
     for name, text in bad.items():
@@ -67,8 +71,20 @@ def trained(work) -> dict[str, Path]:
             zip(
                 jobs,
                 pool.map(
+                    # a time limit far beyond 100 steps: the schedule follows steps alone, so the
+                    # two runs stay step for step alike on a loaded machine
                     lambda job: flowviz(
-                        "train", job[0], "--out", job[1], "--steps", "100", "--seed", "3", cwd=work
+                        "train",
+                        job[0],
+                        "--out",
+                        job[1],
+                        "--steps",
+                        "100",
+                        "--seconds",
+                        "600",
+                        "--seed",
+                        "3",
+                        cwd=work,
                     ),
                     jobs.values(),
                 ),
@@ -167,6 +183,14 @@ BAD_CALLS = {
     ),
     "train: no such folder": (["train", "moons.csv", "--out", "nowhere/m.safetensors"], "does not exist"),
     "train: values too large": (["train", "huge.csv", "--out", "out/m.safetensors"], "too large"),
+    "train: beyond float32": (
+        ["train", "beyond_float32.csv", "--out", "out/m.safetensors"],
+        "beyond_float32.csv: the x values reach 1e+39, beyond float32's range",
+    ),
+    "train: below float32": (
+        ["train", "below_float32.csv", "--out", "out/m.safetensors"],
+        "below_float32.csv: the y values have a standard deviation of 8.16e-40, below float32's range",
+    ),
     "train: a field too long": (["train", "long_field.csv", "--out", "out/m.safetensors"], "line 3"),
     "train: out is a folder": (["train", "moons.csv", "--out", "out"], "is a folder"),
     "train: out is empty": (["train", "moons.csv", "--out", ""], "is empty"),
@@ -276,3 +300,135 @@ def test_written_files_follow_the_umask(work, trained, monkeypatch):
     finally:
         os.umask(old)
     assert (work / "public.csv").stat().st_mode & 0o777 == 0o644
+
+
+# --------------------------------------------------------------------------- outputs that must not be replaced
+
+
+def _status_and_line(args: list, capsys) -> tuple[int, str]:
+    from flowviz.cli import main
+
+    capsys.readouterr()
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err.strip()
+
+
+def test_out_refuses_an_input_a_link_a_pipe_or_a_device_before_any_work(work, trained, capsys, monkeypatch):
+    import flowviz.cli
+
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(
+        flowviz.cli, "check_readable", lambda text: pytest.fail("read before --out was checked")
+    )
+    data = (work / "moons.csv").read_bytes()
+    model = trained["moons"].read_bytes()
+    (work / "link.csv").unlink(missing_ok=True)
+    (work / "link.csv").symlink_to(work / "moons.csv")
+    (work / "pipe.out").unlink(missing_ok=True)
+    os.mkfifo(work / "pipe.out")
+    cases = [
+        (["train", "moons.csv", "--out", "moons.csv"], "moons.csv: is the input 'moons.csv'"),
+        (["train", "moons.csv", "--out", "./moons.csv"], "is the input"),
+        (["sample", trained["moons"], "--n", "3", "--out", trained["moons"]], "is the input"),
+        (["train", "moons.csv", "--out", "link.csv"], "link.csv: is a symbolic link"),
+        (["train", "moons.csv", "--out", "pipe.out"], "pipe.out: is not a regular file"),
+        (["sample", trained["moons"], "--n", "3", "--out", "/dev/null"], "/dev/null: is not a regular file"),
+    ]
+    for args, message in cases:
+        status, line = _status_and_line(args, capsys)
+        assert status == 2 and message in line and "\n" not in line, (args, line)
+    assert (work / "moons.csv").read_bytes() == data and trained["moons"].read_bytes() == model
+    assert (work / "link.csv").is_symlink() and stat.S_ISFIFO(os.lstat(work / "pipe.out").st_mode)
+
+
+def test_evaluate_refuses_to_overwrite_its_spec(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = b'{"base": {"type": "gaussian"}, "layers": []}'
+    (tmp_path / "s.json").write_bytes(spec)
+    status, line = _status_and_line(["evaluate", "s.json", "--out", "s.json"], capsys)
+    assert status == 2 and "is the input" in line
+    assert (tmp_path / "s.json").read_bytes() == spec
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_is_found_before_training(tmp_path, work, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    status, line = _status_and_line(["train", work / "moons.csv", "--out", locked / "m.safetensors"], capsys)
+    assert status == 2 and "is not writable" in line
+
+
+def test_pipes_and_devices_as_inputs_are_refused_without_reading(work, trained, capsys, monkeypatch):
+    monkeypatch.chdir(work)
+    (work / "input.fifo").unlink(missing_ok=True)
+    os.mkfifo(work / "input.fifo")
+    for args in (
+        ["score", "/dev/zero", "moons.csv"],
+        ["score", trained["moons"], "/dev/zero"],
+        ["score", trained["moons"], "input.fifo"],
+        ["train", "input.fifo", "--out", "m.safetensors"],
+        ["evaluate", "input.fifo", "--out", "e.npz"],
+    ):
+        status, line = _status_and_line(args, capsys)
+        assert status == 2 and "is not a regular file" in line, (args, line)
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from flowviz.cli import main, write_atomically
+
+def slow(handle):
+    handle.write(b"half a model")
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+
+sys.argv = ["x"]
+try:
+    write_atomically(Path("out.bin"), slow)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_killed_write_leaves_no_hidden_file_and_the_old_output_intact(tmp_path, signal_number):
+    """Killed mid-write: the old OUT is untouched; SIGTERM/SIGINT leave nothing, SIGKILL a visible
+    OUT.partial-PID-* that the next write of OUT removes."""
+    from flowviz.cli import write_atomically
+
+    (tmp_path / "out.bin").write_bytes(b"the previous model")
+    code = WRITER.replace(
+        'sys.argv = ["x"]',
+        "import signal; from flowviz.cli import _terminated; signal.signal(signal.SIGTERM, _terminated)",
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "writing"
+    child.send_signal(signal_number)
+    child.wait(timeout=30)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert (tmp_path / "out.bin").read_bytes() == b"the previous model"
+    assert not [name for name in left if name.startswith(".")], left
+    if signal_number == signal.SIGKILL:
+        assert len(left) == 2 and left[1].startswith(f"out.bin.partial-{child.pid}-"), left
+        write_atomically(tmp_path / "out.bin", lambda handle: handle.write(b"new"))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+        assert (tmp_path / "out.bin").read_bytes() == b"new"
+    else:
+        assert left == ["out.bin"]
+
+
+def test_a_folder_that_refuses_writing_is_found_before_reading_or_training(work, capsys, monkeypatch):
+    """As root every folder is writable, so the permission answer is simulated; the order is what is tested."""
+    import flowviz.cli
+
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(flowviz.cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(
+        flowviz.cli, "check_readable", lambda text: pytest.fail("read before --out was checked")
+    )
+    status, line = _status_and_line(["train", "moons.csv", "--out", "m.safetensors"], capsys)
+    assert status == 2 and line == "m.safetensors: cannot write: the folder '.' is not writable"

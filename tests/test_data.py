@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -251,3 +252,46 @@ def test_check_points_refuses_bad_arrays():
         check_points(np.zeros((0, 2)))
     with pytest.raises(SpecError, match="point 2"):
         check_points(np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 0.0]]))
+
+
+# --------------------------------------------------------------------------- careless and hostile files
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "x,y\r\n1,2\r\n3,5\r\n-1.5,0.25\r\n".encode("utf-16"),  # as Excel's "Unicode text": with a BOM
+        "x,y\n1,2\n3,5\n-1.5,0.25\n".encode("utf-16-le"),
+        "x,y\n1,2\n3,5\n-1.5,0.25\n".encode("utf-16-be"),
+    ],
+    ids=["bom", "le", "be"],
+)
+def test_utf16_csv_is_read(tmp_path, raw):
+    assert np.array_equal(read_csv(_csv(tmp_path, raw)), [[1, 2], [3, 5], [-1.5, 0.25]])
+
+
+@pytest.mark.parametrize(
+    "text", ["x;y\n1,0;2\n3;5,0\n-1,5;0,25\n", "1,0\t2\n3\t5\n-1,5\t0,25e0\n"], ids=["semicolon", "tab"]
+)
+def test_decimal_commas_are_read_where_columns_are_not_comma_separated(tmp_path, text):
+    assert np.array_equal(read_csv(_csv(tmp_path, text)), [[1, 2], [3, 5], [-1.5, 0.25]])
+
+
+def test_comma_separated_decimal_commas_get_a_hint(tmp_path):
+    with pytest.raises(SpecError, match=r"line 1: found 4 columns.*decimal marks.*';' or a tab$"):
+        read_csv(_csv(tmp_path, "1,5,2,5\n3,5,4,5\n"))
+
+
+def test_a_tiny_spread_is_called_too_small_not_too_large(tmp_path):
+    with pytest.raises(SpecError, match=r"the x values vary by only 1e-300, too little.*multiply") as error:
+        read_csv(_csv(tmp_path, "0,0\n1e-300,1\n0,2\n"))
+    assert "too large" not in str(error.value)
+
+
+def test_pipes_and_devices_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match="not a regular file"):
+        read_csv(fifo)  # opening a FIFO with no writer would block forever
+    with pytest.raises(SpecError, match="not a regular file"):
+        read_csv("/dev/zero")  # reading it would never end

@@ -400,3 +400,69 @@ def test_a_grid_beyond_the_offered_resolutions_is_kept_with_a_warning():
     ).set_value(256).run()
     assert url_spec(at)["view"]["resolution"] == 256
     assert not any("grid (from the link" in w.value for w in at.warning)
+
+
+BELOW_THE_SLIDERS = {
+    "planar b": {"type": "planar", "w": [1, 0], "u": [0.5, 0.5], "b": -10},
+    "shift": {"type": "shift", "shift": [-6, 1]},
+    "radial beta": {"type": "radial", "center": [0, 0], "alpha": 1, "beta": -0.97},
+}
+
+
+@pytest.mark.parametrize("name", BELOW_THE_SLIDERS)
+def test_link_values_below_a_slider_are_kept_after_clicks(name):
+    """A value below a slider's default minimum survives the next clicks, as one above its maximum does."""
+    spec = {
+        "base": {"type": "gaussian"},
+        "layers": [BELOW_THE_SLIDERS[name]],
+        "view": {"xlim": [-4, 4], "ylim": [-4, 4], "resolution": 64},
+    }
+    at = open_explorer(spec)
+    select_item(at, "1 ·")
+    at.pills(key="fv_extra").set_value(["Samples"]).run()
+    at.pills(key="fv_extra").set_value([]).run()
+    assert not at.exception
+    assert url_spec(at) == parse_spec(spec)
+
+
+def test_a_flow_too_large_for_a_link_says_so_and_leaves_the_bar_empty(monkeypatch):
+    """Beyond the link limit the address bar holds no spec (not one that cannot be opened), with a warning."""
+    import flowviz.ui.state
+
+    at = open_explorer(ROTATION_SPEC)
+    assert url_spec(at) == parse_spec(ROTATION_SPEC)
+    token = at.query_params["spec"]
+    token = token[0] if isinstance(token, list) else token
+    monkeypatch.setattr(flowviz.ui.state, "MAX_LINK_CHARS", len(token) - 1)
+    select_item(at, "Base")
+    assert not at.exception
+    assert "spec" not in at.query_params
+    (warning,) = [w.value for w in at.warning if "too large for a link" in w.value]
+    assert f"its address would be {len(token):,} characters, more than the {len(token) - 1:,}" in warning
+    assert "Download spec (JSON)" in warning
+    monkeypatch.setattr(flowviz.ui.state, "MAX_LINK_CHARS", len(token))
+    select_item(at, "1 ·")
+    assert url_spec(at) == parse_spec(ROTATION_SPEC)
+    assert not [w for w in at.warning if "too large for a link" in w.value]
+
+
+def test_a_mass_that_is_no_probability_is_flagged_and_still_shown_plainly():
+    cov = [[1, 1 - 1e-16], [1 - 1e-16, 1]]
+    spec = {
+        "base": {"type": "gaussian", "mean": [0, 0], "cov": cov},
+        "layers": [],
+        "view": ROTATION_SPEC["view"],
+    }
+    at = open_explorer(spec)
+    assert float(mass_shown(at)) > 1000
+    assert any("more than 1: not a probability" in w.value for w in at.warning)
+    assert not any(w.value.endswith("widen the view.") for w in at.warning)
+
+
+def test_opening_the_base_editor_changes_no_digit_of_a_link():
+    """cov from a link is shown as sigma and rho; untouched, it goes back exactly (not 0.7999999999999999)."""
+    at = open_explorer(ROTATION_SPEC)
+    select_item(at, "Base")
+    at.pills(key="fv_extra").set_value(["Samples"]).run()
+    assert not at.exception
+    assert url_spec(at) == parse_spec(ROTATION_SPEC)

@@ -350,6 +350,20 @@ CASES: dict[str, Case] = {
 ROWS = [(kind, i) for kind, case in CASES.items() for i in range(case.draws)]
 ROW_IDS = [f"{kind}-{i}" for kind, i in ROWS]
 
+# The path of each layer from the identity, layer.at(s), goes through the same checks: the
+# first draws (the hardest: nearly singular, extreme slopes) at s near 0, near the flip of an
+# orientation-reversing layer on both sides, and near 1.
+PATH_S = (1e-6, 0.37, 0.5 - 1e-9, 0.5, 1.0 - 1e-6)
+PATH_DRAWS = {"spline": (0, 2, 3, 4)}
+PATH_ROWS = [
+    (kind, i, s)
+    for kind, case in CASES.items()
+    for i in PATH_DRAWS.get(kind, range(min(case.draws, 3)))
+    for s in PATH_S
+]
+ALL_ROWS = [(kind, i, None) for kind, i in ROWS] + PATH_ROWS
+ALL_ROW_IDS = ROW_IDS + [f"{kind}-{i}-at-{s:.9g}" for kind, i, s in PATH_ROWS]
+
 VOLUME_PRESERVING = {"shift", "rotation", "swap", "swirl"}
 
 
@@ -387,9 +401,10 @@ def autograd_jacobian(map_: Callable[[torch.Tensor], torch.Tensor], points: torc
 
 
 @functools.cache
-def evaluation(kind: str, i: int) -> Evaluation:
+def evaluation(kind: str, i: int, s: float | None = None) -> Evaluation:
+    """The table's checks for draw i of a layer type, or for that layer at(s) on its path."""
     params = layer_params(kind, i)
-    layer = build_layer(params)
+    layer = build_layer(params) if s is None else build_layer(params).at(s)
     gx, gy = np.meshgrid(GRID, GRID)
     points = np.concatenate([np.stack([gx.ravel(), gy.ravel()], -1), edge_points(params)])
     z = torch.from_numpy(points)
@@ -427,9 +442,9 @@ def test_forward_matches_the_formula(kind, i):
     assert_below(error, 1e-12, e.z)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
-def test_inverse_round_trip(kind, i):
-    e = evaluation(kind, i)
+@pytest.mark.parametrize(("kind", "i", "s"), ALL_ROWS, ids=ALL_ROW_IDS)
+def test_inverse_round_trip(kind, i, s):
+    e = evaluation(kind, i, s)
     assert torch.isfinite(e.x).all() and torch.isfinite(e.z_back).all()
     error = ((e.z_back - e.z).abs() / e.z.abs().clamp(min=1.0)).amax(-1)
     assert_below(error, ROUND_TRIP_TOL, e.z)
@@ -441,33 +456,33 @@ def _log_det_error(analytic: torch.Tensor, jacobian: torch.Tensor) -> torch.Tens
     return (analytic - log_abs_det).abs() / log_abs_det.abs().clamp(min=1.0)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
-def test_forward_log_det_matches_autograd(kind, i):
-    e = evaluation(kind, i)
+@pytest.mark.parametrize(("kind", "i", "s"), ALL_ROWS, ids=ALL_ROW_IDS)
+def test_forward_log_det_matches_autograd(kind, i, s):
+    e = evaluation(kind, i, s)
     assert e.log_det_forward.shape == e.z.shape[:-1]
     error = _log_det_error(e.log_det_forward, e.jacobian_forward)
     assert_below(error, LOG_DET_TOL, e.z)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
-def test_inverse_log_det_matches_autograd(kind, i):
-    e = evaluation(kind, i)
+@pytest.mark.parametrize(("kind", "i", "s"), ALL_ROWS, ids=ALL_ROW_IDS)
+def test_inverse_log_det_matches_autograd(kind, i, s):
+    e = evaluation(kind, i, s)
     assert e.log_det_inverse.shape == e.x.shape[:-1]
     error = _log_det_error(e.log_det_inverse, e.jacobian_inverse)
     assert_below(error, LOG_DET_TOL, e.x)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
-def test_log_dets_of_the_two_directions_are_negatives(kind, i):
-    e = evaluation(kind, i)
+@pytest.mark.parametrize(("kind", "i", "s"), ALL_ROWS, ids=ALL_ROW_IDS)
+def test_log_dets_of_the_two_directions_are_negatives(kind, i, s):
+    e = evaluation(kind, i, s)
     error = (e.log_det_inverse + e.log_det_forward).abs() / e.log_det_forward.abs().clamp(min=1.0)
     assert_below(error, LOG_DET_TOL, e.z)
 
 
-@pytest.mark.parametrize(("kind", "i"), ROWS, ids=ROW_IDS)
-def test_jacobian_tag_holds(kind, i):
+@pytest.mark.parametrize(("kind", "i", "s"), ALL_ROWS, ids=ALL_ROW_IDS)
+def test_jacobian_tag_holds(kind, i, s):
     """The declared sparsity is true of the autograd Jacobian (structural zeros are exact zeros)."""
-    e = evaluation(kind, i)
+    e = evaluation(kind, i, s)
     tag = type(e.layer).jacobian
     for jacobian in (e.jacobian_forward, e.jacobian_inverse):
         if tag == "diagonal":

@@ -59,6 +59,12 @@ def _layers() -> dict[str, Bijector]:
 
 
 LAYERS = _layers()
+# Each layer on its path from the identity, layer.at(s), through the same checks.
+PATH_LAYERS = {
+    f"{name}-at-{s:.9g}": layer.double().at(s)
+    for name, layer in LAYERS.items()
+    for s in (1e-6, 0.4, 1.0 - 1e-6)
+}
 
 
 def _points(n: int = 400, spread: float = 2.0, seed: int = 0) -> torch.Tensor:
@@ -66,9 +72,9 @@ def _points(n: int = 400, spread: float = 2.0, seed: int = 0) -> torch.Tensor:
     return spread * torch.randn(n, 2, generator=generator, dtype=torch.float64)
 
 
-@pytest.fixture(params=sorted(LAYERS))
+@pytest.fixture(params=sorted(LAYERS) + sorted(PATH_LAYERS))
 def layer(request) -> Bijector:
-    return LAYERS[request.param].double().eval()
+    return {**LAYERS, **PATH_LAYERS}[request.param].double().eval()
 
 
 def test_round_trip(layer):

@@ -219,3 +219,113 @@ def test_a_garbled_training_summary_does_not_stop_a_good_model(saved):
         model = load_model(_rewrite(data, lambda m, text=text: m.update(training=text)))
         assert model.training == {}
         assert model.architecture == trainer.architecture()
+
+
+# --------------------------------------------------------------------------- hostile files and memory
+
+MIB = 2**20
+
+
+def test_an_oversized_architecture_is_refused_before_anything_is_built(tmp_path, monkeypatch):
+    """A few KB that ask for half a billion weights: refused from the header, build_model never runs."""
+    import flowviz.model_io
+    from bench.uploads import HUGE, crafted_model_bytes
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("the model was built before its file was checked")
+
+    monkeypatch.setattr(flowviz.model_io, "build_model", no_building)
+    message = _refused(crafted_model_bytes(HUGE), "at most 2,000,000", tmp_path)
+    assert "architecture: asks for 470,483,072 weights" in message  # 64 couplings of 8 x 1024 units
+
+
+def test_declared_shapes_are_checked_before_any_tensor_is_read(tmp_path, saved, monkeypatch):
+    """Within the budget, a header whose tensors do not fit the architecture is refused from the header."""
+    import flowviz.model_io
+
+    _, data = saved
+
+    def more_hidden(metadata):
+        architecture = json.loads(metadata["architecture"])
+        architecture["model"]["hidden"] = 500
+        metadata["architecture"] = json.dumps(architecture)
+
+    def no_reading(data):
+        raise AssertionError("tensors were copied out of the file before its header was checked")
+
+    edited = _rewrite(data, more_hidden)
+    monkeypatch.setattr(flowviz.model_io.safetensors.torch, "load", no_reading)
+    _refused(edited, r"have shape \(12,?\), but the architecture needs \(500,?\)", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(),
+        ModelConfig(layers=2, hidden=7, depth=3, bins=4, actnorm=True),
+        ModelConfig(kind="realnvp", layers=3, hidden=5, depth=2, actnorm=True, mixing="swap"),
+        ModelConfig(kind="realnvp", layers=1, hidden=2, depth=1),
+    ],
+)
+def test_the_weight_count_is_the_built_models(config):
+    from flowviz.train import build_model
+
+    assert config.weight_count() == sum(p.numel() for p in build_model(config).parameters())
+
+
+@pytest.mark.slow
+def test_ten_concurrent_crafted_uploads_stay_within_the_memory_ceiling():
+    """10 threads loading crafted files through the upload path: resident growth under 64 MiB.
+
+    Before the header check, each one built a 1.9 GB network. (bench/uploads.py measures the same
+    and more; figures in its docstring's command.)
+    """
+    from bench.uploads import concurrent_peak, crafted_model_bytes
+
+    result = concurrent_peak(crafted_model_bytes(), threads=10, rounds=2)
+    assert [outcome.endswith("at most 2,000,000") for outcome in result["outcomes"]] == [True]
+    assert result["growth_bytes"] < 64 * MIB
+
+
+@pytest.mark.slow
+def test_cli_score_of_a_crafted_file_peaks_near_the_cost_of_importing(tmp_path):
+    """`score crafted.safetensors data.csv` exits 2 and its peak resident set is the imports' plus < 64 MiB."""
+    from bench.uploads import crafted_model_bytes, import_peak, score_peak
+
+    result = score_peak(crafted_model_bytes(), tmp_path)
+    assert result["status"] == 2 and "at most 2,000,000" in result["message"]
+    assert result["peak_bytes"] < import_peak() + 64 * MIB
+
+
+def test_the_largest_header_an_architecture_needs_fits_the_limit():
+    """64 couplings of 8 hidden layers with ActNorm: 1,280 tensors, and a 255-character title."""
+    from flowviz.model_io import MAX_HEADER_BYTES
+    from flowviz.train import TrainedModel, build_model
+
+    config = ModelConfig(kind="realnvp", layers=64, hidden=2, depth=8, actnorm=True)
+    architecture = {"model": vars(config).copy(), "mean": [0.0, 0.0], "scale": [1.0, 1.0]}
+    data = model_bytes(TrainedModel(build_model(config), architecture, "x" * 255, {}))
+    assert struct.unpack("<Q", data[:8])[0] < MAX_HEADER_BYTES / 2
+    assert load_model(data).architecture == architecture
+
+
+@pytest.mark.slow
+def test_ten_concurrent_uploads_of_the_largest_header_stay_within_the_memory_ceiling():
+    """A header padded to the limit with empty entries: the most JSON one file makes the reader parse."""
+    from bench.uploads import concurrent_peak, crafted_header_bytes
+
+    result = concurrent_peak(crafted_header_bytes(), threads=10, rounds=1)
+    assert [outcome.endswith("are missing for this architecture") for outcome in result["outcomes"]] == [True]
+    assert result["growth_bytes"] < 128 * MIB
+
+
+def test_the_app_accepts_the_largest_model_file_and_no_upload_much_larger():
+    """Streamlit holds each upload in memory: its limit admits every loadable model and bounds the rest."""
+    import tomllib
+    from pathlib import Path
+
+    from flowviz.model_io import MAX_FILE_BYTES
+
+    config = tomllib.loads((Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text())
+    limit = config["server"]["maxUploadSize"] * 1e6  # Streamlit counts megabytes
+    assert MAX_FILE_BYTES <= limit <= 32e6

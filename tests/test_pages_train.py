@@ -231,3 +231,19 @@ def test_models_upload_again_and_bad_files_are_refused(saved_model):
     assert not at.exception
     assert "4 · What the flow learned" in [s.value for s in at.subheader]
     assert any("a flow trained on circles" in m.value for m in at.markdown)
+
+
+def test_a_full_server_says_so_and_keeps_the_page(monkeypatch):
+    """At the server's cap of training processes, Start answers with a message; nothing starts or is lost."""
+    import flowviz.train
+
+    monkeypatch.setattr(flowviz.train._SUPERVISOR, "limit", 0)
+    at = _page()
+    _button(at, "Start training").click().run()
+    assert not at.exception
+    assert "tr_job" not in at.session_state
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Cannot start:** this server is already training 0 flows") for e in errors), (
+        errors
+    )
+    assert not _button(at, "Start training").disabled

@@ -85,3 +85,48 @@ def test_main_figure_structure():
     assert math.isclose(panels[1].vmax, nice_ceiling(panels[1].vmax))
     lazy = [t for t in figure["data"] if t.get("meta") == "lazy"]
     assert len(lazy) == 1 and lazy[0]["xaxis"] == "x2"
+
+
+# --------------------------------------------------------------------------- colours for any field
+
+
+def _row(rgba: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(c) for c in pixel) for pixel in rgba[0]]
+
+
+@pytest.mark.parametrize(
+    ("vmin", "vmax"),
+    [(-math.inf, math.inf), (math.nan, math.nan), (-1.7e308, 1.7e308), (-math.inf, 1.7e308)],
+    ids=["infinite", "nan", "span-beyond-float64", "one-end-infinite"],
+)
+def test_colour_map_is_safe_for_any_limits(vmin, vmax):
+    """Limits that are infinite, NaN or a span beyond float64: the finite values take the table's ends."""
+    from flowviz.plots.common import DENSITY_SCALE, OUTSIDE_RGBA, colour_map, colour_table
+
+    table = colour_table(DENSITY_SCALE)
+    values = np.array([[-1.7e308, 0.0, 1.7e308, np.nan, np.inf, -np.inf]])
+    rgba = colour_map(values, vmin, vmax)
+    expected_middle = tuple(table[128])  # 0 is halfway: t = 0.5 rounds to 128 of 0..255
+    assert _row(rgba)[0] == (*table[0], 255)
+    assert _row(rgba)[1][:3] == expected_middle
+    assert _row(rgba)[2] == (*table[-1], 255)
+    assert _row(rgba)[3:] == [OUTSIDE_RGBA] * 3
+
+
+def test_a_link_whose_map_overflows_draws_every_panel():
+    """planar w.u = inf (valid): log|det J| is +-1.8e308 or NaN; every panel is drawn, none raises."""
+    spec = {
+        "base": {"type": "gaussian"},
+        "layers": [{"type": "planar", "w": [1e300, 1e300], "u": [1e300, -3]}],
+    }
+    fields = explorer_fields(canonical_json(spec))
+    for log_scale in (False, True):
+        panels = [
+            *density_panels(fields["base_density"], fields["density"], log_scale),
+            *volume_panels(fields["log_det_forward"], fields["log_det_inverse"]),
+        ]
+        lines = {"z_lines": fields["z_lines"], "x_lines": fields["x_lines"]}
+        figure = grid_figure(panels, fields["x"], fields["y"], 2, ["z", "x", "z", "x"], lines, height=640)
+        below = [im for im in figure["layout"]["images"] if im["layer"] == "below"]
+        assert len(below) == 4 and all(im["source"].startswith("data:image/png;base64,") for im in below)
+        assert all(math.isfinite(p.vmin) and math.isfinite(p.vmax) for p in panels)

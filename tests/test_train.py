@@ -198,3 +198,18 @@ def test_early_stopping_when_validation_stops_improving():
     assert trainer.step_count < 3000
     assert trainer.step_count == trainer.best_step + 5 * 10
     assert trainer.summary()["stopped_early"] is True
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [(1e39, r"the x values reach 2e\+39, beyond float32's range"), (1e-39, "below float32's range")],
+)
+def test_data_whose_standardisation_leaves_float32_is_refused(scale, message):
+    """Before, such data trained 'successfully' to a model that scored inf and sampled NaN."""
+    from flowviz.errors import SpecError
+    from flowviz.train import check_trainable
+
+    points = np.array([[-2.0, 0.0], [0.0, 1.0], [2.0, 2.0]]) * [scale, 1.0]
+    with pytest.raises(SpecError, match=message):
+        Trainer(points, ModelConfig(layers=1, hidden=4), TrainConfig(steps=1))
+    assert check_trainable(points, torch.float64) is not None  # float64 holds them

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from flowviz.train import ModelConfig, TrainConfig, Trainer, TrainingProcess, mean_nll
+import flowviz.train
+from flowviz.errors import SpecError
+from flowviz.train import ModelConfig, TrainConfig, Trainer, TrainingProcess, mean_nll, training_processes
 
 SMALL = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6, bound=4.0)
 POINTS = np.random.default_rng(0).normal(size=(600, 2)) * [2.0, 0.5] + [1.0, -1.0]
@@ -93,5 +96,64 @@ def test_a_paused_run_left_alone_closes_and_says_why():
         job.poll()
         assert job.state == "failed"
         assert "without a visit" in job.error
+    finally:
+        job.close()
+
+
+# --------------------------------------------------------------------------- the server's cap and abandoned runs
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    """Whether the process has ended and been reaped (no /proc entry, not even a zombie) within timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_server_trains_at_most_its_cap_and_says_so(monkeypatch):
+    monkeypatch.setattr(flowviz.train._SUPERVISOR, "limit", 1)
+    first = started(100_000)
+    second = TrainingProcess(POINTS, SMALL, TrainConfig(steps=10, seed=3))
+    try:
+        with pytest.raises(SpecError, match=r"^training: this server is already training 1 flows") as error:
+            second.start()
+        assert "try again" in error.value.reason
+        assert training_processes() == 1
+        first.close()
+        second.start()  # the slot is free again
+        wait_for(second, lambda j: j.state == "done")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_run_whose_page_has_gone_is_closed_promptly():
+    """A reload or a closed tab: the session is gone, so the run is ended within the grace period."""
+    page_open = [True]
+    job = started(100_000, owner_alive=lambda: page_open[0], owner_grace=0.5)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        time.sleep(3.0)  # unpolled, but its session lives: the supervisor keeps it alive
+        assert job._process.is_alive()
+        page_open[0] = False
+        assert _gone(job._process.pid, timeout=10.0)
+        assert training_processes() == 0
+        job.poll()  # were the session to come back, it would be told why
+        assert job.state == "failed" and job.error.endswith("the page that started it was closed or reloaded")
+    finally:
+        job.close()
+
+
+def test_a_run_nobody_pings_ends_itself_and_is_reaped():
+    """If the server stops tending it (hung, or its session gone but not yet closed), the run ends itself."""
+    job = started(100_000, owner_alive=lambda: False, owner_grace=1e9, heartbeat_timeout=2.0)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)  # polls are requests: from here on nothing is sent
+        assert _gone(job._process.pid, timeout=15.0)  # ended by itself, and no zombie left
+        job.poll()
+        assert job.state == "failed" and job.error.endswith("ended itself: the server stopped reaching it")
     finally:
         job.close()

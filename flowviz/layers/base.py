@@ -203,28 +203,36 @@ def blended_inverse(
         usable = torch.isfinite(h_inv)
         lo = torch.where(usable, torch.maximum(lo, torch.minimum(yd, h_inv)), lo)
         hi = torch.where(usable, torch.minimum(hi, torch.maximum(yd, h_inv)), hi)
-        t = torch.clamp(yd, lo, hi)
-        previous = hi - lo
+        # Start where the chord of g across the bracket crosses y: near the root
+        # whichever end g is flat at (Newton from y alone can start far out on a flat tail).
+        ends = torch.stack([lo, hi]).clamp(-1e300, 1e300)
+        g_lo, g_hi = ((1.0 - s) * ends + s * forward_1d(ends)[0] - yd).unbind(0)
+        chord = ends[0] - g_lo * (ends[1] - ends[0]) / (g_hi - g_lo)
+        t = torch.where(torch.isfinite(chord), chord, yd).clamp(lo, hi)
+        previous = torch.full_like(t, math.inf)
         for _ in range(max_iter):
             h, log_h_prime = forward_1d(t)
             g = (1.0 - s) * t + s * h - yd
-            slope = (1.0 - s) + s * torch.exp(log_h_prime)
+            # h' below e^-700 is nothing beside 1 - s >= 1e-16 (and exp is slow where it underflows).
+            slope = (1.0 - s) + s * torch.exp(log_h_prime.clamp(min=-700.0))
             hi = torch.where(g > 0, t, hi)
             lo = torch.where(g < 0, t, lo)
             step = t - g / slope
             # Bisect where Newton leaves the bracket or does not at least halve the step
             # before last (slow progress from the flat side of a convex h).
             middle = torch.where(torch.isfinite(lo) & torch.isfinite(hi), 0.5 * (lo + hi), t)
-            slow = torch.abs(step - t) > 0.5 * previous
+            tiny = 1e-12 * (1.0 + torch.abs(t))
+            slow = (torch.abs(step - t) > 0.5 * previous) & (torch.abs(step - t) > tiny)
             step = torch.where((step < lo) | (step > hi) | ~torch.isfinite(step) | slow, middle, step)
             step = torch.where(g == 0, t, step)
             change = torch.abs(step - t)
             previous = torch.where(change > 0, change, previous)
             t = step
-            if all_below(change - 1e-15 * (1.0 + torch.abs(t)), 0.0):
+            # The Newton step after the loop squares a relative error of 1e-12 away.
+            if all_below(change - 1e-12 * (1.0 + torch.abs(t)), 0.0):
                 break
     h, log_h_prime = forward_1d(t)
-    slope = (1.0 - s) + s * torch.exp(log_h_prime)
+    slope = (1.0 - s) + s * torch.exp(log_h_prime.clamp(min=-700.0))
     t = t - ((1.0 - s) * t + s * h - y) / slope
     return t, -blended_forward(forward_1d, t, s)[1]
 

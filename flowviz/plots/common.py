@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -50,15 +51,30 @@ def scale_key(scale) -> str | tuple:
     return scale if isinstance(scale, str) else tuple((float(p), c) for p, c in scale)
 
 
+def _finite_limits(shown: np.ndarray, vmin: float, vmax: float) -> tuple[float, float]:
+    """The colour range with each non-finite end replaced by the extreme of the finite values (0 and 1 if none)."""
+    if not math.isfinite(vmin):
+        vmin = float(shown.min()) if shown.size else 0.0
+    if not math.isfinite(vmax):
+        vmax = float(shown.max()) if shown.size else 1.0
+    return vmin, vmax
+
+
 def colour_map(values: np.ndarray, vmin: float, vmax: float, scale=DENSITY_SCALE) -> np.ndarray:
     """Map a 2D array to an (H, W, 4) uint8 RGBA image; non-finite values get OUTSIDE_RGBA.
 
     Row 0 of ``values`` is the lowest y; the image is flipped so it reads top-down.
+    Any limits are safe: an infinite or NaN limit is replaced by the finite values'
+    own extreme, and the position in the range is computed from halves, so a span
+    beyond float64 (-1e308 to 1e308) does not overflow to inf/inf = NaN.
     """
     table = colour_table(scale_key(scale))
     finite = np.isfinite(values)
-    span = vmax - vmin if vmax > vmin else 1.0
-    t = np.clip((np.where(finite, values, vmin) - vmin) / span, 0.0, 1.0)
+    vmin, vmax = _finite_limits(values[finite], float(vmin), float(vmax))
+    half_span = vmax / 2 - vmin / 2
+    with np.errstate(all="ignore"):
+        t = (np.where(finite, values, vmin) / 2 - vmin / 2) / (half_span if half_span > 0 else 1.0)
+    t = np.nan_to_num(np.clip(t, 0.0, 1.0), nan=0.0)
     index = np.round(t * (len(table) - 1)).astype(np.intp)
     rgba = np.empty((*values.shape, 4), dtype=np.uint8)
     rgba[..., :3] = table[index]

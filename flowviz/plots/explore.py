@@ -61,10 +61,11 @@ def nice_ceiling(value: float) -> float:
     if not np.isfinite(value) or value <= 0:
         return 1.0
     power = 10.0 ** np.floor(np.log10(value))
-    for step in NICE_STEPS:
-        if step * power >= value * (1 - 1e-12):
-            return float(step * power)
-    return float(10 * power)
+    with np.errstate(over="ignore"):  # near float64's largest, a nice value may not exist: keep the value
+        for step in NICE_STEPS:
+            if step * power >= value * (1 - 1e-12):
+                return float(step * power) if np.isfinite(step * power) else float(value)
+        return float(10 * power) if np.isfinite(10 * power) else float(value)
 
 
 def density_limits(fields: Sequence[np.ndarray], log_scale: bool) -> tuple[float, float]:

@@ -163,15 +163,35 @@ const TRACES = {
     };
     window.Plotly.restyle(gd, update, indices);
     state.shownArrays = gd.data.map((trace) => trace.x);
+    gd.__flowvizDrag = state;
+    if (!gd.__flowvizWatched && gd.on) {
+      // A run during the drag (the one bringing a strip) redraws Streamlit's chart from its
+      // figure: put the frame under the thumb back at once, before anything is painted.
+      gd.__flowvizWatched = true;
+      gd.on("plotly_afterplot", () => {
+        const drag = gd.__flowvizDrag;
+        if (drag && drag.dragging && drag.shownArrays &&
+            gd.data.some((trace, k) => trace.meta && trace.x !== drag.shownArrays[k])) {
+          drag.frame = -1;
+          preview(drag);
+        }
+      });
+    }
     note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
     return true;
   },
-  restore(state, gd) {
+  restore(state) {
+    const gd = TRACES.find();
+    if (!gd) return;
     if (window.Plotly && gd.data) window.Plotly.restyle(gd, state.originals, state.originals.indices);
     note(gd, "");
   },
   // still showing a preview after Python's run: its figure did not change (refused, or the same)
-  stale: (state, gd) => !!state.shownArrays && gd.data && gd.data.some((trace, k) => trace.x === state.shownArrays[k] && trace.meta),
+  stale(state) {
+    const gd = TRACES.find();
+    return !!gd && !!state.shownArrays && !!gd.data &&
+      gd.data.some((trace, k) => trace.meta && trace.x === state.shownArrays[k]);
+  },
 };
 
 function note(gd, text) {  // a line over the chart where a frame has no curves
@@ -195,7 +215,8 @@ function preview(state) {
   const data = state.data;
   const strip = data.strip_id ? best(data.strip_id) : null;
   const kind = data.target ? KINDS[data.target.kind] : null;
-  const host = kind ? (state.host || kind.find(data.target)) : null;
+  // (Streamlit may swap in a new plotly chart element on a run: find it each time)
+  const host = kind ? kind.find(data.target) : null;
   if (!strip || !host) return;
   const k = nearest(strip.values, Number(state.input.value));
   if (strip === state.strip && k === state.frame) return;
@@ -276,7 +297,7 @@ function build(parentElement) {
   const state = {
     input, label, readout: root.querySelector(".flowviz-slider-value"),
     ends: root.querySelectorAll(".flowviz-slider-ends span"),
-    dragging: false, pending: 0, frame: -1, strip: null, hover: 0, originals: null, host: null,
+    dragging: false, pending: 0, frame: -1, strip: null, hover: 0, hovered: false, originals: null, host: null,
     committed: null, lastData: null, requested: null, data: null, send: null,
   };
   root.__fv = state;
@@ -300,9 +321,9 @@ function build(parentElement) {
   input.addEventListener("pointerenter", (event) => {
     if (event.pointerType === "touch") return;
     clearTimeout(state.hover);
-    state.hover = setTimeout(() => ask(state), 60);
+    state.hover = setTimeout(() => { state.hovered = true; ask(state); }, 60);
   });
-  input.addEventListener("pointerleave", () => clearTimeout(state.hover));
+  input.addEventListener("pointerleave", () => { clearTimeout(state.hover); state.hovered = false; });
   window.addEventListener("pointerup", letGo);
   window.addEventListener("pointercancel", letGo);
   input.addEventListener("input", () => {
@@ -329,8 +350,8 @@ export default function (component) {
   state.send = setTriggerValue;
   if (data.strip) {
     remember(data.strip);
-    if (state.dragging) {  // a finer strip next, and the frame under the thumb now
-      ask(state);
+    if (state.dragging || state.hovered) ask(state);  // the next chunk, while the thumb is near
+    if (state.dragging) {  // and the frame under the thumb now
       if (!state.pending) state.pending = requestAnimationFrame(() => preview(state));
     }
   }

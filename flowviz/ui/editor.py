@@ -140,6 +140,7 @@ def _gaussian_controls(
     (a, b), (_, d) = component["cov"]
     sx, sy = math.sqrt(a), math.sqrt(d)
     rho = b / (sx * sy)
+    given = (sx, sy, rho)
     c1, c2 = st.columns(2)
     mean_path = ("base", "mean") if prefix[1] == "g" else ("base", "components", prefix[2], "mean")
     with c1:
@@ -162,7 +163,11 @@ def _gaussian_controls(
         weight = slider(
             "Weight (normalised)", show_weight, 0.05, 1.0, 0.05, key(*prefix, "w"), "kept above 0"
         )
-    cov = [[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]]
+    # An entry whose controls did not move keeps its exact value (sqrt(0.8)^2 is 0.7999999999999999).
+    var_x = a if sx == given[0] else sx * sx
+    var_y = d if sy == given[1] else sy * sy
+    covariance = b if (sx, sy, rho) == given else rho * sx * sy
+    cov = [[var_x, covariance], [covariance, var_y]]
     return {"type": "gaussian", "mean": [mx, my], "cov": cov}, weight
 
 
@@ -340,7 +345,7 @@ def _number_control(control: Control, layer: dict, uid: str) -> float:
     low, high = fields.dynamic_range(control, layer)
     widget_key = key(uid, *control.path)
     ss = st.session_state
-    if widget_key in ss and float(ss[widget_key]) < low:
+    if widget_key in ss and float(ss[widget_key]) <= fields.invalid_at_or_below(control, layer):
         ss[widget_key] = low  # a limit moved (radial beta above -alpha): follow it
     path = ("layers", state.uids().index(uid), *control.path)
     return slider(control.label, value, low, high, control.step, widget_key, control.help, path)

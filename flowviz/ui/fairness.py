@@ -5,8 +5,8 @@ grid is costly (a link to a fine grid or a heavy flow: up to the spec's work lim
 lowers its own thread's priority (Linux keeps a nice value per thread), so the
 operating system serves the other visitors' light runs first; its torch work, which
 releases the GIL, then uses the time they leave. Training runs in its own process at
-nice 10 (flowviz.train), so a person dragging a slider comes first, then training,
-then the costly grid.
+nice 10 (flowviz.train) and the page that watches it redraws at the same low priority,
+so a person dragging a slider comes first.
 """
 
 from __future__ import annotations
@@ -26,14 +26,24 @@ def grid_work(spec: Mapping) -> float:
     return point_cost(spec) * spec["view"]["resolution"] ** 2
 
 
+def _set_priority(nice: int) -> None:
+    try:
+        thread = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, thread) != nice:
+            os.setpriority(os.PRIO_PROCESS, thread, nice)
+    except (AttributeError, OSError):  # not Linux, or not allowed to raise a priority again
+        pass
+
+
 def yield_if_heavy(spec: Mapping) -> bool:
     """Lower this script thread's priority for a costly grid (and raise it back for a light
     one where the system allows); returns whether the run now yields to the others."""
-    want = HEAVY_NICE if grid_work(spec) > HEAVY_WORK else 0
-    try:
-        thread = threading.get_native_id()
-        if os.getpriority(os.PRIO_PROCESS, thread) != want:
-            os.setpriority(os.PRIO_PROCESS, thread, want)
-    except (AttributeError, OSError):  # not Linux, or not allowed to raise a priority again
-        return want > 0
-    return want > 0
+    heavy = grid_work(spec) > HEAVY_WORK
+    _set_priority(HEAVY_NICE if heavy else 0)
+    return heavy
+
+
+def yield_to_others() -> None:
+    """Lower this script thread's priority: for a run nobody is waiting on, such as the
+    twice-a-second redraw of a training run being watched."""
+    _set_priority(HEAVY_NICE)

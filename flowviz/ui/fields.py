@@ -9,6 +9,7 @@ a singular affine matrix), the spec's own check names the problem.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -149,6 +150,17 @@ def dynamic_range(control: Control, layer: dict) -> tuple[float, float]:
     if layer["type"] == "radial" and control.path == ("beta",):
         return (round(-layer["alpha"] + control.step, 6), control.high)
     return (control.low, control.high)
+
+
+def invalid_at_or_below(control: Control, layer: dict) -> float:
+    """The value at or below which the control breaks its layer's condition (radial beta: -alpha), else -inf.
+
+    Only such a value is moved up to the control's range; any other value below the
+    range (from a link or a file) is kept, and the slider widens to hold it.
+    """
+    if layer["type"] == "radial" and control.path == ("beta",):
+        return -layer["alpha"]
+    return -math.inf
 
 
 def get_value(layer: dict, path: tuple) -> float | None:

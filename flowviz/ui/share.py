@@ -8,8 +8,9 @@ import json
 import streamlit as st
 
 from flowviz.errors import SpecError
-from flowviz.spec import parse_spec, spec_to_json
+from flowviz.spec import encode_token, parse_spec, spec_to_json
 from flowviz.ui import state
+from flowviz.ui.text import literal
 
 JSON_KEY = "fv_json_text"
 JSON_ERROR = "fv_json_error"
@@ -38,9 +39,22 @@ def python_snippet(spec: dict) -> str:
     )
 
 
-def share_panel(spec: dict, token: str) -> None:
-    st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
-    st.code(page_url(token), language=None, wrap_lines=True)
+def too_long_for_a_link(spec: dict) -> str:
+    """The warning shown instead of a link when the spec's token exceeds state.MAX_LINK_CHARS."""
+    return (
+        f"This flow is too large for a link: its address would be {len(encode_token(spec)):,} characters, "
+        f"more than the {state.MAX_LINK_CHARS:,} a web address can carry reliably. The address bar no longer "
+        "holds it, so a reload would not bring it back: **Download spec (JSON)** under Share keeps it, "
+        "and uploading that file restores it."
+    )
+
+
+def share_panel(spec: dict, token: str | None) -> None:
+    if token is None:
+        st.warning(too_long_for_a_link(spec))
+    else:
+        st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
+        st.code(page_url(token), language=None, wrap_lines=True)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download spec (JSON)",
@@ -70,7 +84,7 @@ def share_panel(spec: dict, token: str) -> None:
     )
     error = st.session_state.get(UPLOAD_ERROR)
     if error:
-        st.error(f"That file was not loaded, the current flow is kept: {error}")
+        st.error(f"That file was not loaded, the current flow is kept: {literal(error)}")
 
 
 def _load_upload() -> None:
@@ -85,7 +99,7 @@ def _load_upload() -> None:
         ss[UPLOAD_ERROR] = str(error)
         return
     state.replace_spec(spec)
-    state.notice("success", f"Loaded the flow from {upload.name}.")
+    state.notice("success", f"Loaded the flow from {literal(upload.name)}.")
 
 
 def _json_key(spec: dict) -> str:

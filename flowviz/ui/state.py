@@ -84,9 +84,22 @@ def commit(spec: dict) -> None:
     st.session_state[SPEC] = spec
 
 
-def sync_url(spec: dict) -> str:
-    """Keep ?spec=TOKEN in the address bar equal to what is on screen; return the token."""
+# Longer request lines are refused by servers and proxies (Streamlit's own stops near 128 KB,
+# many proxies far sooner): such a link could be copied but never opened.
+MAX_LINK_CHARS = 32_000
+
+
+def sync_url(spec: dict) -> str | None:
+    """Keep ?spec=TOKEN in the address bar equal to what is on screen; return the token.
+
+    A token longer than MAX_LINK_CHARS is not put there (None is returned): the bar
+    then holds no spec rather than an address that cannot be opened or an older flow.
+    """
     token = encode_token(spec)
+    if len(token) > MAX_LINK_CHARS:
+        if "spec" in st.query_params:
+            del st.query_params["spec"]
+        return None
     if st.query_params.get("spec") != token:
         st.query_params["spec"] = token
     return token

@@ -11,7 +11,7 @@ from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.player import flow_player
-from flowviz.views import Probe, probe_point
+from flowviz.views import MASS_TOLERANCE, Probe, inside_fraction, mass_notes, probe_point
 
 MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
@@ -29,12 +29,20 @@ def mass_readout(mass: float, host=st) -> None:
     )
 
 
-def mass_warning(mass: float) -> None:
-    if mass < 0.99:
-        st.warning(
-            f"Part of the mass lies outside the window (only {mass:.1%} is inside): widen the view.",
-            icon="↔️",
-        )
+MASS_SAMPLES = 2000  # samples that check, when the mass reads low, whether it is outside the window
+
+
+def mass_warning(mass: float, fields: dict | None = None, view: dict | None = None, samples=None) -> None:
+    """Say why the mass in view cannot be taken at face value (see :func:`flowviz.views.mass_notes`)."""
+    inside = None
+    if samples is not None and view is not None and mass < 1 - MASS_TOLERANCE:
+        try:
+            inside = inside_fraction(samples(MASS_SAMPLES)[1], view)
+        except Exception:  # a flow whose samples cannot be drawn: no second opinion, the plain advice stands
+            inside = None
+    log_det_forward = fields["log_det_forward"] if fields is not None else np.zeros(0)
+    for kind, text in mass_notes(mass, log_det_forward, inside, MASS_SAMPLES):
+        getattr(st, kind)(text, icon="↔️" if text.endswith("widen the view.") else "⚠️")
 
 
 def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Probe | None) -> None:
@@ -161,7 +169,7 @@ def render_views(
     ss = st.session_state
     mass = float(fields["mass"])
     mass_readout(mass)
-    mass_warning(mass)
+    mass_warning(mass, fields, view, samples)
     log_scale = bool(ss.get("fv_log", False))
     show_samples = bool(ss.get("fv_samples_on", False))
     n_samples = int(ss.get("fv_samples_n", 500))

@@ -54,3 +54,43 @@ def test_draw_by_clicking_train_and_watch_the_density_change(app_url, page):
     wait_idle(page)
     assert page.get_by_role("button", name="Open in Explorer").is_visible()
     assert exception_boxes(page) == []
+
+
+def _training_processes(server_pid: int) -> list[int]:
+    """The server's training processes (spawned children), zombies included."""
+    import subprocess
+
+    found = subprocess.run(
+        ["pgrep", "-P", str(server_pid), "-f", "spawn_main"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_reload_does_not_leave_its_training_run_behind(browser):
+    """The run belongs to the page's session: after a reload (a new session) it is closed within seconds,
+    not left to train for minutes with nobody able to see or stop it."""
+    import time
+
+    from flowviz.devtools import start_app, stop_app
+
+    proc, url = start_app()  # its own server: the process to watch is this server's child
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        open_page(page, f"{url}/train")
+        steps = page.get_by_role("slider", name="Training steps")
+        steps.focus()
+        page.keyboard.press("End")  # 10,000 steps: far longer than this test
+        wait_idle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("steps/s").first.wait_for(timeout=90_000)
+        assert len(_training_processes(proc.pid)) == 1
+        page.reload()
+        start = time.monotonic()
+        while _training_processes(proc.pid) and time.monotonic() - start < 60:
+            time.sleep(0.5)
+        assert _training_processes(proc.pid) == []  # closed and reaped (no zombie either)
+        assert time.monotonic() - start < 40  # the owner's grace (20 s) and a visit of the supervisor
+    finally:
+        context.close()
+        stop_app(proc)
