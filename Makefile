@@ -7,9 +7,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-fast bench lint format clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# flowviz itself, editable: `import flowviz`, `python -m flowviz` and a downloaded flow.py work from any folder
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

@@ -13,6 +13,7 @@ from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
 from flowviz.ui import editor, fairness, learned, share, state
 from flowviz.ui import views as ui_views
+from flowviz.ui.path import next_idea, start_pointer
 from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
 
@@ -78,8 +79,8 @@ def selected_editor(spec: dict) -> dict:
         good = parse_spec(draft)
     except SpecError as error:
         st.error(
-            f"**Not applied** — {error.reason}. The pictures show the last valid flow; "
-            "change the highlighted values to continue.",
+            f"**Not applied** — {error.reason}. The pictures show the last valid flow "
+            "until the values this names are changed.",
             icon=":material/warning:",
         )
         return spec
@@ -176,11 +177,13 @@ def explorer() -> None:
             editor.formulas(spec["layers"][state.uids().index(selected)])
         if "JSON" in extras:
             share.json_editor(spec)
-        if "Share" in extras:
+    if "Share" in extras:  # the whole width: a long link and its buttons fit there
+        with st.container(border=True, key="fv_share"):
             share.share_panel(spec, token)
 
 
 state.init_state()
+start_pointer()
 st.markdown("### Explorer: push a density through a flow")
 intro, formula = st.columns([1.2, 1], vertical_alignment="center")
 with formula:
@@ -199,3 +202,4 @@ else:
     st.session_state.pop(state.FULL_RERUN, None)  # this run draws the whole page anyway
     sidebar(state.current_spec())
     explorer()
+next_idea("explore")

@@ -10,6 +10,7 @@ import streamlit as st
 from flowviz.errors import SpecError
 from flowviz.line import (
     BASE_KINDS,
+    CLASSIC_CASES,
     MAP_KINDS,
     SPLINE_BOUND,
     build_line_base,
@@ -21,8 +22,15 @@ from flowviz.line import (
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui.drag_slider import LineFrameSource, drag_slider
+from flowviz.ui.path import next_idea
 
 K = "one_d."  # prefix of this page's session-state keys
+# The readouts carry 12 significant digits (both sides of each identity agree to about that):
+# at text size, in figures of one width, so they line up and fit a phone's width.
+READOUT_STYLE = (
+    "<style>.st-key-fv_1d_readouts [data-testid='stMetricValue'] "
+    "{ font-size: 1.05rem; font-variant-numeric: tabular-nums; }</style>"
+)
 
 DEFAULTS = {
     "base_kind": "uniform",
@@ -58,12 +66,7 @@ DEFAULTS = {
     "samples": 10_000,
 }
 
-PRESETS = {
-    # label, slope a, offset b, probe x (at z = 0.75 or 0.8: beside the shaded interval, not on it)
-    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 1.25),
-    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.65),
-    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 1.1),
-}
+PRESETS = CLASSIC_CASES  # label, slope a, offset b, probe x
 
 
 def apply_preset(name: str) -> None:
@@ -82,6 +85,40 @@ def apply_preset(name: str) -> None:
     }
     for name_, value in values.items():
         st.session_state[K + name_] = value
+
+
+def adopt_link() -> None:
+    """A link may open a state: ?case= one of the classic cases, ?probe= a probe point x.
+
+    The page starts afresh from its defaults, takes the link's values, and drops them from the
+    address (so the person's later changes stay, and the same link opens the same state again).
+    A parameter that cannot be used is named, and the page opens as it would without it.
+    """
+    params = {name: st.query_params.get(name) for name in ("case", "probe")}
+    if not any(value is not None for value in params.values()):
+        return
+    for name, value in DEFAULTS.items():
+        st.session_state[K + name] = value
+    problems = []
+    case, probe_text = params["case"], params["probe"]
+    if case is not None:
+        if case in PRESETS:
+            apply_preset(case)
+        else:
+            problems.append(f"case={case!r} is not one of {', '.join(PRESETS)}")
+    if probe_text is not None:
+        try:
+            probe_x = float(probe_text)
+        except ValueError:
+            probe_x = math.nan
+        if math.isfinite(probe_x):
+            st.session_state[K + "probe_x"] = probe_x
+        else:
+            problems.append(f"probe={probe_text!r} is not a finite number")
+    st.session_state[K + "link_problem"] = "; ".join(problems) or None
+    for name in params:
+        if name in st.query_params:
+            del st.query_params[name]
 
 
 # Where each parameter of a base or map lives in session state (a list: one entry per knot or slope).
@@ -298,7 +335,7 @@ def fmt(value: float, digits: int = 12) -> str:
 def picture(base_json: str, map_json: str) -> None:
     base, fmap = _build(base_json, map_json)
     curves = cached_curves(base_json, map_json)
-    st.latex(rf"{base.latex} \qquad {fmap.latex}")
+    st.latex(rf"\begin{{gathered}} {base.latex} \\ {fmap.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
         start = range_slider("Interval start z", "interval_start", *curves.z_range)
@@ -325,7 +362,9 @@ def picture(base_json: str, map_json: str) -> None:
         f"p_X falls. Curve colour: {LENGTH_LEGEND}. Both densities are drawn to the same scale; "
         "the grey bars are a histogram of f(z) for samples of z, which should follow p_X."
     )
-    carried, at_point, rule = st.columns(3)
+    readouts = st.container(key="fv_1d_readouts")  # numbers at text size: CSS below
+    readouts.html(READOUT_STYLE)
+    carried, at_point, rule = readouts.columns(3)
     with carried:
         interval_numbers(interval)
         st.metric("Mass of p_X on the shown x range", f"{curves.mass_in_view:.10f}")
@@ -409,9 +448,12 @@ st.markdown(
     "[f(z), f(z+dz)]. So the new density p_X is the old one, corrected by how much f stretches length:"
 )
 st.latex(
-    r"p_X(x) = p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| "
-    r"= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x)"
+    r"\begin{aligned} p_X(x) &= p_Z\big(f^{-1}(x)\big)\,\Big|\frac{d f^{-1}}{dx}\Big| \\ "
+    r"&= \frac{p_Z(z)}{|f'(z)|},\quad z = f^{-1}(x) \end{aligned}"
 )
+adopt_link()
+if st.session_state.get(K + "link_problem"):
+    st.warning(f"Part of this link was not used: {st.session_state[K + 'link_problem']}.")
 st.markdown("**The three classic cases**, each on a uniform base on [0, 1] with x = a z + b:")
 for column, (name, (label, *_)) in zip(st.columns(3), PRESETS.items(), strict=True):
     with column:
@@ -428,3 +470,4 @@ if map_params is None:
     map_params = {"knots": [-1.0, 1.0], "slopes": [DEFAULTS[f"pl_slope{i}"] for i in (1, 2, 3)]}
 
 picture(json.dumps([base_kind, base_params]), json.dumps([map_kind, map_params]))
+next_idea("1d")

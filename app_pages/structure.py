@@ -17,6 +17,7 @@ from flowviz.structure import (
     random_point,
     time_log_dets,
 )
+from flowviz.ui.path import next_idea
 
 K = "structure."
 SIZES = powers_of_two(2, 1024)
@@ -74,10 +75,10 @@ def triangular_layers(seed: int) -> None:
         "depends only on inputs before it (and itself), so every entry above the diagonal is zero "
         "(grey cells), and the determinant is the product of the diagonal."
     )
-    st.latex(
-        r"J = \begin{pmatrix} J_{11} & 0 & \cdots & 0 \\ \ast & J_{22} & \ddots & \vdots \\ "
-        r"\vdots & \ddots & \ddots & 0 \\ \ast & \cdots & \ast & J_{DD} \end{pmatrix}"
-        r"\quad\Rightarrow\quad \det J = \prod_{i=1}^{D} J_{ii},\qquad \log|\det J| = \sum_{i=1}^{D}\log|J_{ii}|"
+    st.latex(  # one idea per line: side by side they run off a phone's screen
+        r"\begin{gathered} J = \begin{pmatrix} J_{11} & 0 & \cdots & 0 \\ \ast & J_{22} & \ddots & \vdots \\ "
+        r"\vdots & \ddots & \ddots & 0 \\ \ast & \cdots & \ast & J_{DD} \end{pmatrix} \\"
+        r"\Rightarrow\quad \det J = \prod_{i=1}^{D} J_{ii} \\ \log|\det J| = \sum_{i=1}^{D}\log|J_{ii}| \end{gathered}"
     )
     st.session_state.setdefault(K + "dim", 6)
     dim = st.slider("Dimension D of the two layers", 2, 12, key=K + "dim")
@@ -193,11 +194,12 @@ st.markdown(
     "Jacobian, at every point. For a general D×D matrix that costs O(D³); flows are built so it costs O(D)."
 )
 st.latex(
-    r"\log p_X(x) = \log p_Z\big(f^{-1}(x)\big) + \log\big|\det J_{f^{-1}}(x)\big|,"
-    r"\qquad J_f = \Big(\frac{\partial x_i}{\partial z_j}\Big)_{ij}"
+    r"\begin{gathered} \log p_X(x) = \log p_Z\big(f^{-1}(x)\big) + \log\big|\det J_{f^{-1}}(x)\big| \\"
+    r"J_f = \Big(\frac{\partial x_i}{\partial z_j}\Big)_{ij} \end{gathered}"
 )
 st.session_state.setdefault(K + "seed", 0)
 seed = int(st.session_state[K + "seed"])
 layer_table(seed)
 triangular_layers(seed)
 cost_experiment()
+next_idea("structure")

@@ -21,13 +21,19 @@ from flowviz.data import (
 )
 from flowviz.errors import SpecError
 from flowviz.grid import as_float64, evaluate_flow, grid_points
-from flowviz.layers.learned import NeuralSplineCoupling
-from flowviz.layers.linear import Rotation
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
-from flowviz.train import ModelConfig, TrainConfig, TrainedModel, TrainingProcess, check_trainable
+from flowviz.train import (
+    ModelConfig,
+    TrainConfig,
+    TrainedModel,
+    TrainingProcess,
+    check_trainable,
+    layer_name,
+)
 from flowviz.ui import fairness
 from flowviz.ui.editor import init
+from flowviz.ui.path import next_idea
 from flowviz.ui.session import session_alive
 from flowviz.ui.text import literal
 
@@ -93,9 +99,8 @@ def drawn_data() -> tuple[np.ndarray, str]:
     st.caption(
         "The canvas shows the window [-4, 4] × [-4, 4]; grid lines every 1 unit. "
         + ("Click to add points." if tool == POINTS else "Drag to draw strokes.")
-        + " The canvas's own toolbar (above it) also undoes and redoes."
+        + " The buttons below the canvas undo the last point or stroke, or clear it all."
     )
-    st.write("")  # room for the canvas toolbar
     try:
         from streamlit_drawable_canvas import st_canvas
 
@@ -300,6 +305,7 @@ def _reset() -> None:
 def controls(points, title, data_problem, model, train) -> None:
     job: TrainingProcess | None = ss.get("tr_job")
     state = job.state if job else "ready"
+    ss.tr_controls_state = state  # the live part redraws the whole page when the job's state moves on
     columns = st.columns(5)
     start_help = None if data_problem is None else f"Not ready: {data_problem}."
     if columns[0].button(
@@ -461,6 +467,8 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
             ss.tr_live_was_active = False
             st.rerun(scope="app")
         ss.tr_live_was_active = job.active
+        if job.state != ss.get("tr_controls_state"):  # e.g. starting -> running: Pause becomes possible
+            st.rerun(scope="app")
 
     live()
 
@@ -481,18 +489,6 @@ def _current_model() -> TrainedModel | None:
     return ss.get("tr_model")
 
 
-def _layer_name(layer) -> str:
-    """A short name for a trained layer: what it does to which coordinate."""
-    subscript = "₁₂"
-    if hasattr(layer, "condition_on") and hasattr(layer, "other"):
-        kind = "spline" if isinstance(layer, NeuralSplineCoupling) else "affine"
-        return f"{kind} coupling: x{subscript[layer.other]} given x{subscript[layer.condition_on]}"
-    if isinstance(layer, Rotation):
-        degrees = float(torch.rad2deg(torch.atan2(layer.matrix[1, 0], layer.matrix[0, 0])))
-        return f"rotation by {degrees:.0f}°"
-    return layer.type_name or type(layer).__name__
-
-
 def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     """Pictures of a finished model, computed once per model and kept in this session."""
     cached = ss.get("tr_views")
@@ -511,7 +507,7 @@ def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
     names = ["z₀ ~ N(0, I)"]
     for k, layer in enumerate(model.flow.layers, start=1):
         last = k == len(model.flow.layers)
-        names.append(f"{k}: " + ("undo standardisation → x" if last else _layer_name(layer)))
+        names.append(f"{k}: " + layer_name(layer, last))
     views["names"] = names
     ss.tr_views = views
     return views
@@ -570,14 +566,23 @@ def results_section() -> None:
 
 
 def _result_figures(views: dict, data) -> None:
+    if data is not None and not st.toggle(
+        "Show the data points",
+        key=init("tr_show_data", True),
+        help="The red training points over the learned density and the samples; hide them to see what "
+        "lies beneath.",
+    ):
+        data_shown = None
+    else:
+        data_shown = data
     columns = st.columns(3)
     columns[0].plotly_chart(
-        plots.density_figure(views["grid"], data, "Learned density p(x)"),
+        plots.density_figure(views["grid"], data_shown, "Learned density p(x)"),
         width="stretch",
         key="tr_final_density",
     )
     columns[1].plotly_chart(
-        plots.samples_figure(views["samples"], data, views["window"]),
+        plots.samples_figure(views["samples"], data_shown, views["window"]),
         width="stretch",
         key="tr_final_samples",
     )
@@ -636,3 +641,4 @@ st.subheader("3 · Training")
 controls(points, data_title, data_problem, model_config, train_config)
 live_section(points, data_problem)
 results_section()
+next_idea("train")

@@ -51,6 +51,22 @@ MAP_KINDS: dict[str, str] = {
 }
 SPLINE_BOUND = 3.0
 
+# The three classic cases on a uniform base on [0, 1] through x = a z + b:
+# name -> (label, slope a, offset b, probe x at z = 0.75 or 0.8, beside the shaded interval [0.3, 0.55]).
+CLASSIC_CASES: dict[str, tuple[str, float, float, float]] = {
+    "volume": ("Volume preserving (|f'| = 1)", 1.0, 0.5, 1.25),
+    "compress": ("Compressing (|f'| < 1: density rises)", 0.5, 0.25, 0.65),
+    "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 1.1),
+}
+CLASSIC_BASE = ("uniform", {"low": 0.0, "high": 1.0})
+CLASSIC_INTERVAL = (0.3, 0.25)  # start z and width dz
+# The 1D page's opening picture: a uniform base through a piecewise linear map whose three slopes
+# stretch, squeeze and stretch again; its interval (start, width) and probe x.
+DEFAULT_BASE = ("uniform", {"low": -2.0, "high": 2.0})
+DEFAULT_MAP = ("piecewise_linear", {"knots": [-1.0, 1.0], "slopes": [2.0, 0.5, 1.5]})
+DEFAULT_INTERVAL = (-1.7, 0.5)
+DEFAULT_PROBE = 0.0
+
 
 def _t(value) -> Tensor:
     return torch.as_tensor(value, dtype=DTYPE)

@@ -163,6 +163,27 @@ def build_model(
     return Flow(STANDARD_NORMAL, layers)
 
 
+def layer_name(layer: Bijector, last: bool = False) -> str:
+    """A trained layer in words: what it does to which coordinate (a learner reads this, not a class name).
+
+    ``last``: the final layer of :func:`build_model`, the affine map that undoes the standardisation.
+    """
+    subscript = "₁₂"
+    if hasattr(layer, "condition_on") and hasattr(layer, "other"):
+        kind = "spline" if isinstance(layer, NeuralSplineCoupling) else "affine"
+        return f"{kind} coupling: x{subscript[layer.other]} given x{subscript[layer.condition_on]}"
+    if isinstance(layer, Rotation):
+        degrees = float(torch.rad2deg(torch.atan2(layer.matrix[1, 0], layer.matrix[0, 0])))
+        return f"rotation by {degrees:.0f}°"
+    if isinstance(layer, ActNorm):
+        return "ActNorm: a learned scale and shift per coordinate"
+    if isinstance(layer, Swap):
+        return "swap x₁ and x₂"
+    if last and isinstance(layer, Affine):
+        return "undo standardisation → x"
+    return layer.type_name or type(layer).__name__
+
+
 def standardisation(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
     """Per-coordinate mean and standard deviation of the points (the data end's Affine layer)."""
     mean = points.mean(0)

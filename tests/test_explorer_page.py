@@ -402,6 +402,40 @@ def test_a_grid_beyond_the_offered_resolutions_is_kept_with_a_warning():
     assert not any("grid (from the link" in w.value for w in at.warning)
 
 
+def test_a_refused_edit_names_what_to_change_and_promises_no_highlight():
+    """Nothing on the page is highlighted: the message itself must say which values are wrong."""
+    at = open_explorer(ROTATION_SPEC)
+    select_item(at, "2 ·")
+    at.toggle(key="fv_exact").set_value(True).run()
+    (box,) = [n for n in at.number_input if n.label == "Planar push u₁"]
+    box.set_value(-1.0).run()
+    (message,) = [e.value for e in at.error if "Not applied" in e.value]
+    assert "highlighted" not in message
+    assert "w.u = -2" in message and "until the values this names are changed" in message
+
+
+def test_trained_layers_are_named_in_words():
+    """A trained flow's layers read as what they do, not as class names with a structure tag."""
+    from flowviz.data import toy_set
+    from flowviz.train import ModelConfig, TrainConfig, Trainer
+
+    trainer = Trainer(toy_set("circles", 200), ModelConfig(layers=2, hidden=16), TrainConfig(steps=5))
+    trainer.step(5)
+    model = trainer.result("circles")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["learned_flow"] = {"flow": model.flow, "title": "circles", "data": None}
+    at.run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels[:4] == [
+        "1 · spline coupling: x₂ given x₁ · Jacobian: triangular",
+        "2 · rotation by 90° · Jacobian: volume-preserving",
+        "3 · spline coupling: x₁ given x₂ · Jacobian: triangular",
+        "4 · undo standardisation → x · Jacobian: full",
+    ], labels
+    assert not any("neural_spline_coupling" in label for label in labels)
+
+
 BELOW_THE_SLIDERS = {
     "planar b": {"type": "planar", "w": [1, 0], "u": [0.5, 0.5], "b": -10},
     "shift": {"type": "shift", "shift": [-6, 1]},

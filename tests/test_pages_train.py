@@ -233,6 +233,47 @@ def test_models_upload_again_and_bad_files_are_refused(saved_model):
     assert any("a flow trained on circles" in m.value for m in at.markdown)
 
 
+def test_the_canvas_caption_points_to_buttons_that_are_there():
+    """The canvas's own toolbar shows only on hover: the caption names the page's buttons instead."""
+    at = _page()
+    at.radio(key="tr_source").set_value("Draw on a canvas").run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("The canvas shows"))
+    assert "toolbar" not in caption and "above it" not in caption
+    assert "Undo last point or stroke" in [b.label for b in at.button]
+    assert "undo the last point or stroke" in caption
+
+
+def test_the_data_points_can_be_hidden_over_the_results():
+    """The red points cover the learned density and the samples: a toggle takes them off both."""
+    points = toy_set("circles", 300)
+    trainer = Trainer(points, ModelConfig(layers=2, hidden=16), TrainConfig(steps=5))
+    trainer.step(5)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/train.py")
+    at.session_state["tr_model"] = trainer.result("circles")
+    at.session_state["tr_model_data"] = points
+    at.run()
+    assert not at.exception
+
+    def data_traces() -> dict[str, int]:
+        return {
+            spec["layout"]["title"]["text"]: len(_trace(spec, "training data"))
+            for spec in _charts(at)
+            if any(t.get("name") == "training data" for t in spec["data"])
+            and not spec["layout"]["title"]["text"].startswith("Your data")  # the preview of section 1
+        }
+
+    shown = data_traces()
+    assert any(t.startswith("Learned density") for t in shown) and any(t.startswith("Samples") for t in shown)
+    assert all(n > 0 for n in shown.values()), shown
+    at.toggle(key="tr_show_data").set_value(False).run()
+    assert not at.exception
+    assert data_traces() == {}
+    titles = [spec["layout"]["title"]["text"] for spec in _charts(at) if "title" in spec["layout"]]
+    assert "Samples of the flow (white)" in titles  # no promise of red points that are not there
+
+
 def test_a_full_server_says_so_and_keeps_the_page(monkeypatch):
     """At the server's cap of training processes, Start answers with a message; nothing starts or is lost."""
     import flowviz.train

@@ -87,6 +87,50 @@ def test_main_figure_structure():
     assert len(lazy) == 1 and lazy[0]["xaxis"] == "x2"
 
 
+def test_sample_dots_have_an_outline_thinner_than_the_dot():
+    """The outline is drawn in plot units: it must be a small fraction of the dot, not a halo around it."""
+    points = np.random.default_rng(0).normal(size=(50, 2))
+    root = _svg(svg_overlay(None, points, (-4, 4), (-4, 4)))
+    ns = "{http://www.w3.org/2000/svg}"
+    group = next(g for g in root.iter(f"{ns}g") if g.find(f"{ns}circle") is not None)
+    radius = float(group.find(f"{ns}circle").get("r"))
+    assert radius == pytest.approx(0.006 * 8, rel=1e-3)
+    # the halo reaches stroke-width / 2 beyond the dot: at most a fifth of its radius
+    assert float(group.get("stroke-width")) / 2 <= 0.2 * radius
+
+
+def test_terms_figure_has_a_colour_bar_for_each_scale():
+    """Both colour scales of the terms view carry a bar: the log-densities and the diverging log-det."""
+    from flowviz.plots.explore import terms_panels
+
+    fields = explorer_fields(canonical_json(default_spec()))
+    panels = terms_panels(fields["base_log_prob"], fields["log_det_inverse"], fields["log_density"])
+    figure = grid_figure(panels, fields["x"], fields["y"], cols=3, spaces=["x"] * 3, hover=[2])
+    bars = {
+        t["xaxis"]: t["colorbar"]["title"]["text"]
+        for t in figure["data"]
+        if t.get("showscale") and t.get("colorbar")
+    }
+    assert bars == {"x2": "log|det J_f⁻¹|", "x3": "log density"}
+    (log_det_bar,) = [t for t in figure["data"] if t.get("xaxis") == "x2" and t.get("showscale")]
+    # centred on 0, like every volume view
+    assert log_det_bar["zmin"] == -log_det_bar["zmax"] > -np.inf
+
+
+def test_layer_by_layer_panels_name_the_intermediate_points():
+    """After k layers the point is z_k, not x: only the last panel's axes are x₁, x₂."""
+    from flowviz.plots.explore import steps_figure
+
+    xs = ys = np.linspace(-3, 3, 16)
+    density = np.ones((16, 16))
+    titles = ["z₀ ~ p_Z", "after 1 · rotation", "after 2 · planar"]
+    figure = steps_figure(titles, [density] * 3, [np.zeros((0, 2))] * 3, xs, ys)
+    layout = figure["layout"]
+    names = [(layout[a]["title"]["text"], layout[b]["title"]["text"]) for a, b in
+             (("xaxis", "yaxis"), ("xaxis2", "yaxis2"), ("xaxis3", "yaxis3"))]  # fmt: skip
+    assert names == [("z₀[1]", "z₀[2]"), ("z₁[1]", "z₁[2]"), ("x₁", "x₂")]
+
+
 # --------------------------------------------------------------------------- colours for any field
 
 

@@ -108,6 +108,7 @@ def grid_figure(
     markers: dict[int, tuple[float, float]] | None = None,
     height: int = 820,
     hover: bool | Sequence[int] = True,
+    axis_titles: Sequence[tuple[str, str]] | None = None,
 ) -> dict:
     """A figure of square panels in a grid; panels with the same ``spaces`` entry share axes.
 
@@ -116,6 +117,8 @@ def grid_figure(
     ``markers``: {panel index: (x, y)}: a probed point, drawn as a cross.
     ``hover``: True, False, or the panel indices that get a transparent hover layer
     (values under the cursor); the other panels' colour bars ride on a 2x2 stub.
+    ``axis_titles``: each panel's (horizontal, vertical) axis titles; by default the
+    coordinates of its space, e.g. (x₁, x₂).
     """
     rows = int(np.ceil(len(panels) / cols))
     xlim, ylim = pixel_extent(xs, ys)
@@ -130,18 +133,21 @@ def grid_figure(
         "hovermode": "closest",
     }
     data: list[dict] = []
+    colourbar_traces: dict[int, int] = {}  # index in data -> panel, for traces that may carry a colour bar
     first_of_space: dict[str, str] = {}
     hover_index = downsample(np.zeros((len(ys), len(xs))), HOVER_CELLS)[1]
-    domains = list(_domains(rows, cols))
+    # A colour bar beside a panel that is not the last of its row needs room before the next panel.
+    inner_bar = any(p.colourbar for k, p in enumerate(panels) if k % cols != cols - 1)
+    domains = list(_domains(rows, cols, gap_x=0.17 if inner_bar else 0.1))
     for i, panel in enumerate(panels):
         xname, yname = _axis_names(i)
         xkey, ykey = "xaxis" + xname[1:], "yaxis" + yname[1:]
         (dx0, dx1), (dy0, dy1) = domains[i]
         space = spaces[i]
-        symbol = space
-        layout[xkey] = axis_style(f"{symbol}₁", domain=[dx0, dx1], range=list(xlim), anchor=yname)
+        title_x, title_y = axis_titles[i] if axis_titles else (f"{space}₁", f"{space}₂")
+        layout[xkey] = axis_style(title_x, domain=[dx0, dx1], range=list(xlim), anchor=yname)
         layout[ykey] = axis_style(
-            f"{symbol}₂",
+            title_y,
             domain=[dy0, dy1],
             range=list(ylim),
             anchor=xname,
@@ -175,8 +181,10 @@ def grid_figure(
         hovered = hover if isinstance(hover, bool) else i in hover
         if hovered:
             data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
-        elif panel.colourbar:
+        else:  # the colour bar, if any; a panel with no heatmap at all gets NaN axis lines from plotly
             data.append(_colourbar_stub(panel, xlim, ylim, xname, yname, (dx1, dy0, dy1)))
+        if hovered or panel.colourbar:
+            colourbar_traces[len(data) - 1] = i
         panel_lines = lines.get(panel.overlay) if (panel.overlay and lines) else None
         panel_points = samples.get(i) if samples else None
         if panel_lines is not None or panel_points is not None:
@@ -190,7 +198,41 @@ def grid_figure(
             )
         if markers and i in markers:
             data.append(_marker_trace(markers[i], xname, yname))
+    if cols > 1:
+        layout["meta"] = {"narrow": _one_column(panels, colourbar_traces, data)}
     return {"data": data, "layout": layout}
+
+
+NARROW_BELOW = 600  # px: a chart narrower than this (a phone) stacks its panels in one column
+NARROW_PANEL = 300  # px of height per panel when stacked
+
+
+def _one_column(panels: Sequence[Panel], colourbar_traces: dict[int, int], data: list[dict]) -> dict:
+    """The same figure with its panels stacked, for a chart narrower than NARROW_BELOW pixels.
+
+    Side by side on a phone, panels shrink to stamps and their titles and axis labels run into
+    each other. The live chart applies this where it is that narrow: the axes' domains, the colour
+    bars' places and the height; everything else (images, titles, overlays) follows the axes.
+    """
+    width = 0.8  # the rest of the width: the colour bars and their labels
+    axes: dict[str, dict] = {}
+    places = {}
+    for i, (_, (dy0, dy1)) in enumerate(_domains(len(panels), 1, gap_y=0.3 / len(panels))):
+        xname, yname = _axis_names(i)
+        axes["xaxis" + xname[1:]] = {"domain": [0.0, width]}
+        axes["yaxis" + yname[1:]] = {"domain": [dy0, dy1]}
+        places[i] = (width, dy0, dy1)
+    colourbars = {
+        str(k): _colourbar(panels[i], places[i])
+        for k, i in colourbar_traces.items()
+        if data[k].get("showscale", True) and "colorbar" in data[k]
+    }
+    return {
+        "below": NARROW_BELOW,
+        "height": NARROW_PANEL * len(panels) + 60,
+        "layout": axes,
+        "colorbars": colourbars,
+    }
 
 
 def _marker_trace(point: tuple[float, float], xname: str, yname: str) -> dict:
@@ -220,8 +262,9 @@ def _colourbar(panel: Panel, place) -> dict:
 
 
 def _colourbar_stub(panel: Panel, xlim, ylim, xname: str, yname: str, place) -> dict:
-    """An invisible 2x2 heatmap that only carries a colour bar: it stays the same while the
-    colour range does, so redrawing a figure with new images costs no plotly work."""
+    """An invisible 2x2 heatmap that carries a colour bar (or none): it stays the same while the
+    colour range does, so redrawing a figure with new images costs no plotly work. Every panel
+    gets one or a hover layer: plotly draws a subplot holding only images with NaN axis lines."""
     return {
         "type": "heatmap",
         "x": [xlim[0], xlim[1]],
@@ -233,9 +276,9 @@ def _colourbar_stub(panel: Panel, xlim, ylim, xname: str, yname: str, place) -> 
         "zmin": panel.vmin,
         "zmax": panel.vmax,
         "colorscale": panel.scale,
-        "showscale": True,
+        "showscale": panel.colourbar is not None,
         "hoverinfo": "skip",
-        "colorbar": _colourbar(panel, place),
+        **({"colorbar": _colourbar(panel, place)} if panel.colourbar else {}),
     }
 
 
@@ -350,12 +393,15 @@ def svg_overlay(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim)
             'vector-effect="non-scaling-stroke"/>'
         )
     if points is not None and len(points):
-        radius = _svg_number(0.006 * max(width, height))
+        radius = 0.006 * max(width, height)
         finite = points[np.isfinite(points).all(axis=1)]
-        dots = "".join(f'<circle cx="{x:.3f}" cy="{y:.3f}" r="{radius}"/>' for x, y in finite.tolist())
+        r = _svg_number(radius)
+        dots = "".join(f'<circle cx="{x:.3f}" cy="{y:.3f}" r="{r}"/>' for x, y in finite.tolist())
+        # The outline is in plot units, a fraction of the dot (vector-effect is not inherited by the
+        # circles, so a "thin" stroke on the group became a halo wider than the dot itself).
         parts.append(
-            f'<g fill="{SAMPLE_COLOUR}" stroke="rgba(0,0,0,0.35)" stroke-width="0.5" '
-            f'vector-effect="non-scaling-stroke">{dots}</g>'
+            f'<g fill="{SAMPLE_COLOUR}" stroke="rgba(0,0,0,0.45)" '
+            f'stroke-width="{_svg_number(0.3 * radius)}">{dots}</g>'
         )
     parts.append("</g></svg>")
     return "data:image/svg+xml;base64," + base64.b64encode("".join(parts).encode()).decode("ascii")
@@ -435,6 +481,8 @@ def terms_panels(
             limit,
             compress_positive,
             "log|det J_f⁻¹|",
+            None,
+            "log|det J_f⁻¹|",
         ),
         Panel("= log p_X(x)", log_density, low, high, DENSITY_SCALE, "log p_X", None, "log density"),
     ]
@@ -452,6 +500,13 @@ def steps_figure(
     vmax = density_limits(densities, log_scale=False)[1]
     panels = [Panel(t, d, 0.0, vmax, DENSITY_SCALE, "p") for t, d in zip(titles, densities, strict=True)]
     rows = int(np.ceil(len(panels) / cols))
+    # Panel k shows z_k, the point after k layers: its coordinates are z_k[1], z_k[2]; the last is x.
+    subscripts = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+    axis_titles = [
+        (f"z{str(k).translate(subscripts)}[1]", f"z{str(k).translate(subscripts)}[2]")
+        for k in range(len(panels))
+    ]
+    axis_titles[-1] = ("x₁", "x₂")
     figure = grid_figure(
         panels,
         xs,
@@ -461,6 +516,7 @@ def steps_figure(
         samples=dict(enumerate(points)),
         height=max(1, rows) * 260 + 40,
         hover=False,
+        axis_titles=axis_titles,
     )
     figure["layout"]["margin"] = {"l": 40, "r": 10, "t": 30, "b": 30}
     return figure

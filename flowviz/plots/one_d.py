@@ -11,6 +11,9 @@ Three panels share their axes the way the map links them:
 so an interval [z, z + dz] under p_Z rises to the graph and turns left onto
 [x, x + dx] beside p_X. Both densities use one density scale, so a taller p_X
 means the same probability squeezed into less length.
+
+Every trace names its mode: plotly's default puts markers, in its own colours, on any
+trace of fewer than 20 points (a narrow interval's beam), which would read as data.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
         go.Scatter(  # vertical beam: from the z axis up to the graph
             x=_f32(np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]])),
             y=_f32(np.concatenate([[z_bottom], beam_x, [z_bottom]])),
+            mode="lines",
             fill="toself",
             fillcolor=BAND_FILL,
             line={"width": 0},
@@ -91,6 +95,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
         go.Scatter(  # horizontal beam: from the graph left to the x axis
             x=_f32(np.concatenate([[z_left], beam_z, [z_left]])),
             y=_f32(np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]])),
+            mode="lines",
             fill="toself",
             fillcolor=BAND_FILL,
             line={"width": 0},
@@ -141,6 +146,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(step_x),
             y=_f32(step_y),
+            mode="lines",
             fill="tozerox",
             fillcolor=HISTOGRAM_FILL,
             line={"color": HISTOGRAM_EDGE, "width": 1},
@@ -152,6 +158,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(interval.band_density),
             y=_f32(interval.band_x),
+            mode="lines",
             fill="tozerox",
             fillcolor=BAND_FILL,
             line={"color": BAND_EDGE, "width": 0},
@@ -163,6 +170,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.density),
             y=_f32(curves.x),
+            mode="lines",
             meta="p_X",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x2",
@@ -173,6 +181,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(interval.band_z),
             y=_f32(interval.band_base_density),
+            mode="lines",
             fill="tozeroy",
             fillcolor=BAND_FILL,
             line={"color": BAND_EDGE, "width": 0},
@@ -184,6 +193,7 @@ def _density_traces(
         go.Scatter(
             x=_f32(curves.z),
             y=_f32(curves.base_density),
+            mode="lines",
             meta="p_Z",
             line={"color": DENSITY_LINE, "width": 2.5},
             xaxis="x3",
@@ -241,7 +251,7 @@ def _probe_traces(curves: LineCurves, probe: Probe) -> list[go.Scatter]:
     ]
 
 
-def _label(text: str, x: float, y: float, xanchor: str, yanchor: str) -> dict:
+def _label(text: str, x: float, y: float, xanchor: str, yanchor: str, row: int = 0) -> dict:
     return {
         "text": text,
         "xref": "paper",
@@ -251,7 +261,7 @@ def _label(text: str, x: float, y: float, xanchor: str, yanchor: str) -> dict:
         "xanchor": xanchor,
         "yanchor": yanchor,
         "showarrow": False,
-        "yshift": 3 if yanchor == "bottom" else 0,
+        "yshift": (3 + 20 * row) if yanchor == "bottom" else 0,  # rows of labels above a panel
         "font": {"size": 13},
     }
 
@@ -266,6 +276,7 @@ def _mass_labels(interval: CarriedInterval) -> list[dict]:
             TOP[1],
             "left",
             "bottom",
+            row=1,  # above the graph's own label: on a phone the two would run into each other
         ),
         _label(
             f"{swatch} shaded: P(z in [z, z+dz]) = <b>{interval.mass_base:.6f}</b>",
@@ -298,9 +309,18 @@ def change_of_variables_figure(
     figure = go.Figure(traces)
     figure.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 34, "b": 10},
+        margin={"l": 10, "r": 10, "t": 54, "b": 84},  # the legend's rows sit in the bottom margin
         plot_bgcolor="white",
-        legend={"x": 0.0, "y": BOTTOM[1], "xanchor": "left", "yanchor": "top", "font": {"size": 12}},
+        # Under the panels, in rows: at any width it covers nothing (beside p_Z it hid a panel on a phone).
+        legend={
+            "orientation": "h",
+            "x": 0.0,
+            "y": 0.0,
+            "yref": "container",
+            "xanchor": "left",
+            "yanchor": "bottom",
+            "font": {"size": 12},
+        },
         xaxis=axis_style("", domain=RIGHT, range=curves.z_range, anchor="y"),
         yaxis=axis_style("x = f(z)", domain=TOP, range=curves.x_range, anchor="x"),
         xaxis2=axis_style(
@@ -311,9 +331,7 @@ def change_of_variables_figure(
         yaxis3=axis_style("p_Z(z): density of z", domain=BOTTOM, range=[0.0, density_top], anchor="x3"),
         annotations=[
             *_mass_labels(interval),
-            _label(
-                "graph of x = f(z), coloured by how f stretches length", RIGHT[0], TOP[1], "left", "bottom"
-            ),
+            _label("graph of x = f(z), coloured by log|f′|", RIGHT[0], TOP[1], "left", "bottom"),
         ],
     )
     return figure

@@ -204,7 +204,8 @@ def samples_figure(
     _square_axes(fig, window)
     # Samples are white everywhere (they sit on density pictures): a dark ground shows them here too.
     fig.update_layout(plot_bgcolor=SAMPLES_GROUND)
-    return _layout(fig, "Samples of the flow (white), data (red)", height, ground=SAMPLES_GROUND)
+    title = "Samples of the flow (white), data (red)" if len(shown) else "Samples of the flow (white)"
+    return _layout(fig, title, height, ground=SAMPLES_GROUND)
 
 
 # --------------------------------------------------------------------------- latent space and trace

@@ -14,6 +14,7 @@ import streamlit as st
 from flowviz.flow import Flow
 from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, play_strip
 from flowviz.plots.train import data_window
+from flowviz.train import layer_name
 from flowviz.ui import views as ui_views
 from flowviz.ui.editor import init
 from flowviz.views import fields_of_flow, samples_of_flow, steps_of_flow
@@ -78,9 +79,9 @@ def _explorer_body(flow: Flow, data) -> None:
     with controls:
         st.markdown("**The flow, from z (top) to x (bottom)**")
         st.caption("Base p_Z: standard Gaussian N(0, I)")
+        last = len(flow.layers) - 1
         for i, layer in enumerate(flow.layers):
-            name = layer.type_name or type(layer).__name__
-            with st.expander(f"{i + 1} · {name} ({layer.structure})"):
+            with st.expander(f"{i + 1} · {layer_name(layer, i == last)} · Jacobian: {layer.structure}"):
                 for part, title in (
                     ("forward", "Forward"),
                     ("inverse", "Inverse"),
@@ -98,9 +99,7 @@ def _explorer_body(flow: Flow, data) -> None:
         view = {**window, "resolution": int(resolution)}
         view_key = json.dumps(view)
         fields = _cached("fields", lambda: fields_of_flow(flow, view), view_key)
-        names = [
-            f"{i + 1} · {layer.type_name or type(layer).__name__}" for i, layer in enumerate(flow.layers)
-        ]
+        names = [f"{i + 1} · {layer_name(layer, i == last)}" for i, layer in enumerate(flow.layers)]
         ui_views.render_views(
             fields,
             view,

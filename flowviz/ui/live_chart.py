@@ -119,6 +119,29 @@ function refreshLazy(Plotly, host, figure) {
   }, 250);
 }
 
+// A figure may carry a one-column variant for narrow charts (layout.meta.narrow, made by
+// flowviz.plots.explore): on a phone, panels side by side would shrink to stamps.
+function fitWidth(host, figure) {
+  const narrow = figure.layout.meta && figure.layout.meta.narrow;
+  if (!narrow || host.clientWidth >= narrow.below) return null;
+  Object.entries(narrow.layout).forEach(([name, axis]) => Object.assign(figure.layout[name], axis));
+  Object.entries(narrow.colorbars).forEach(([k, bar]) => { figure.data[Number(k)].colorbar = bar; });
+  figure.layout.height = narrow.height;
+  return narrow.height;
+}
+
+// Plotly measures its container when it first draws: a chart drawn before the page has laid
+// its column out (width 0) gets NaN sizes, which the browser reports as broken SVG paths.
+function laidOut(host) {
+  if (host.clientWidth > 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const observer = new ResizeObserver(() => {
+      if (host.clientWidth > 0) { observer.disconnect(); resolve(); }
+    });
+    observer.observe(host);
+  });
+}
+
 export default function (component) {
   const { data, parentElement } = component;
   let host = parentElement.querySelector("div.flowviz-live-chart");
@@ -128,7 +151,7 @@ export default function (component) {
     host.style.width = "100%";
     parentElement.appendChild(host);
   }
-  host.style.height = data.height + "px";
+  host.style.height = (host.__flowvizNarrowHeight || data.height) + "px";
   host.setAttribute("aria-label", data.label);
   host.setAttribute("role", "img");
   // the same figure again: nothing to do, unless a slider's preview frames replaced its
@@ -136,9 +159,11 @@ export default function (component) {
   if (host.__flowvizFigure === data.figure && !(host.__flowvizPreviewed && !window.__flowvizDragging)) return;
   host.__flowvizFigure = data.figure;
   host.__flowvizPreviewed = false;
-  loadPlotly(data.script).then((Plotly) => {
+  Promise.all([loadPlotly(data.script), laidOut(host)]).then(([Plotly]) => {
     if (host.__flowvizFigure !== data.figure) return;  // a newer figure has arrived meanwhile
     const figure = JSON.parse(data.figure);
+    host.__flowvizNarrowHeight = fitWidth(host, figure);
+    host.style.height = (host.__flowvizNarrowHeight || data.height) + "px";
     const shape = skeleton(figure);
     if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);

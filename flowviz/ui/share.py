@@ -14,6 +14,7 @@ from flowviz.ui.text import literal
 
 JSON_KEY = "fv_json_text"
 JSON_ERROR = "fv_json_error"
+JSON_GENERATION = "fv_json_generation"  # a new one for each discarded edit
 UPLOAD_KEY = "fv_upload"
 UPLOAD_ERROR = "fv_upload_error"
 
@@ -29,11 +30,16 @@ def page_url(token: str) -> str:
 
 
 def python_snippet(spec: dict) -> str:
+    """A script that rebuilds this screen's flow; it says how it is run (``make`` installs flowviz
+    into the project's environment, so it runs from any folder with that environment's python)."""
     return (
+        '"""This flow, rebuilt in Python. Run it with the python of flowviz\'s environment, from any folder:\n\n'
+        "    /path/to/flowviz/.venv/bin/python flow.py    (after `make run` or `make test` there)\n"
+        '"""\n\n'
         "import flowviz\n\n"
         f"spec = {json.dumps(spec, indent=4)}\n\n"
         "arrays = flowviz.evaluate(spec)  # x, y, density, log_density, base_log_prob, ...\n"
-        'print("mass in view:", float(arrays["mass"]))\n'
+        "print(f\"Mass in view: {float(arrays['mass']):.4f}\")  # as the Explorer shows it\n"
         "flow = flowviz.Flow.from_spec(spec)\n"
         "samples = flow.sample(1000, seed=0)\n"
     )
@@ -109,7 +115,7 @@ def _json_key(spec: dict) -> str:
     drop key presses on other controls while a run is in flight.)
     """
     digest = hashlib.sha1(spec_to_json(spec).encode()).hexdigest()[:12]
-    return f"{JSON_KEY}.{digest}"
+    return f"{JSON_KEY}.{digest}.{st.session_state.get(JSON_GENERATION, 0)}"
 
 
 def absorb_json_edit() -> bool:
@@ -146,5 +152,9 @@ def json_editor(spec: dict) -> None:
 
 
 def _discard_json_edit(spec: dict) -> None:
-    st.session_state[JSON_ERROR] = None
-    st.session_state.pop(_json_key(spec), None)
+    """A new text area holding the spec's JSON: the browser keeps a widget's text under its old key
+    (dropping the key's state alone left the bad text on screen, to be sent again)."""
+    ss = st.session_state
+    ss.pop(_json_key(spec), None)
+    ss[JSON_ERROR] = None
+    ss[JSON_GENERATION] = ss.get(JSON_GENERATION, 0) + 1
