@@ -166,7 +166,7 @@ class Flow(torch.nn.Module):
         layers = list(self.layers)[:whole]
         if s > 0.0:
             layers.append(self.layers[whole].at(s))
-        flow = Flow(self.base_spec, layers)
+        flow = Flow(self.base_spec, layers).train(self.training)
         flow._bases = self._bases
         return flow
 

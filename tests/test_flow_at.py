@@ -400,3 +400,24 @@ def test_cli_bad_t_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, va
     assert "Traceback" not in result.stderr
     assert not out.exists()
     assert not list(tmp_path.glob(".out.npz.*"))
+
+
+def test_a_trained_flow_plays_too():
+    """A flow of learned layers at fractional times: log p(f(z)) = log p_Z(z) - log|det J_f(z)| at its own points."""
+    flow = Flow(
+        SPEC["base"],
+        [
+            LEARNED["nsf_c0"].double().eval(),
+            LEARNED["actnorm"].double(),
+            LEARNED["realnvp_c1"].double().eval(),
+        ],
+    ).eval()
+    z = flow.sample_base(300, seed=4)
+    for t in (0.5, 1.25, 2.9):
+        at_t = flow.at(t)
+        with torch.no_grad():
+            x, log_det = at_t.forward_and_log_det(z)
+            expected = flow.base().log_prob(z) - log_det
+            torch.testing.assert_close(at_t.log_prob(x), expected, rtol=1e-9, atol=1e-9)
+        assert not at_t.training
+    assert all(a is b for a, b in zip(flow.at(3).layers, flow.layers, strict=True))
