@@ -353,7 +353,7 @@ ROW_IDS = [f"{kind}-{i}" for kind, i in ROWS]
 # The path of each layer from the identity, layer.at(s), goes through the same checks: the
 # first draws (the hardest: nearly singular, extreme slopes) at s near 0, near the flip of an
 # orientation-reversing layer on both sides, and near 1.
-PATH_S = (1e-6, 0.37, 0.5 - 1e-9, 0.5, 1.0 - 1e-6)
+PATH_S = (1e-6, 0.37, 0.5 - 1e-9, 0.5, 0.5 + 1e-9, 1.0 - 1e-6)
 PATH_DRAWS = {"spline": (0, 2, 3, 4)}
 PATH_ROWS = [
     (kind, i, s)
