@@ -6,7 +6,8 @@ Three parts, one command:
    finest grid it may ask for (``flowviz.devtools.worst_valid_specs``): the time to
    evaluate its grid, its layer-by-layer view, and the whole Explorer page (Streamlit
    AppTest: controls drawn, every view rendered), against the plainest flow at the
-   largest grid (the budget's own case) and the budget ``flowviz.spec.ANSWER_SECONDS``.
+   largest grid (the budget's own case) and the budget ``flowviz.spec.ANSWER_SECONDS``;
+   and every frame of a grabbed slider (``flowviz.strips``, 121 values).
    Also how fast the specs that once held the server for minutes are now refused.
 2. **No visitor starves another.** One app server, three Chromium browsers: A presses
    an arrow key on an Explorer slider (``bench/concurrency.py``'s pieces: key press ->
@@ -96,6 +97,22 @@ def time_core(spec: dict) -> tuple[float, float]:
     return middle - start, time.perf_counter() - middle
 
 
+# the number a person would grab first in each worst spec: its first layer's first slider
+GRAB = {"rotation": (("degrees",), -180, 180, 1), "spline": (("bound",), 0.5, 5, 0.1),
+        "piecewise_linear": (("slopes", 0), 0.1, 4, 0.05), "planar": (("b",), -3, 3, 0.05)}  # fmt: skip
+
+
+def time_strip(spec: dict) -> float:
+    """Seconds to make every frame of a grabbed slider (flowviz.strips: 121 values)."""
+    from flowviz.strips import explorer_strip, strip_values
+
+    canonical = parse_spec(spec)
+    tail, low, high, step = GRAB[canonical["layers"][0]["type"]]
+    start = time.perf_counter()
+    explorer_strip(canonical, ("layers", 0, *tail), strip_values(low, high, step))
+    return time.perf_counter() - start
+
+
 def time_page(spec: dict) -> float:
     """Seconds for the Explorer to open the spec's link with every view shown (AppTest)."""
     from streamlit.testing.v1 import AppTest
@@ -117,7 +134,7 @@ def worst_specs_table(repeats: int) -> list[dict]:
     time_page(nudged(specs["plain, largest grid"], 999))  # imports and first-run costs
     rows, k = [], 0
     for name, spec in specs.items():
-        fields_s, steps_s, page_s = [], [], []
+        fields_s, steps_s, page_s, strip_s = [], [], [], []
         for _ in range(repeats):
             k += 1
             a, b = time_core(nudged(spec, k))
@@ -125,6 +142,8 @@ def worst_specs_table(repeats: int) -> list[dict]:
             steps_s.append(b)
             k += 1
             page_s.append(time_page(nudged(spec, k)))
+            k += 1
+            strip_s.append(time_strip(nudged(spec, k)))
         canonical = parse_spec(spec)
         rows.append(
             {
@@ -135,6 +154,7 @@ def worst_specs_table(repeats: int) -> list[dict]:
                 "evaluate_s": statistics.median(fields_s),
                 "layer_by_layer_s": statistics.median(steps_s),
                 "page_s": statistics.median(page_s),
+                "slider_strip_s": statistics.median(strip_s),
                 "page_all_s": page_s,
             }
         )
@@ -360,12 +380,12 @@ def main(argv=None) -> int:
         report["refused"] = refused = refusals()
         print(f"Worst valid specs (median of {repeats}; budget {ANSWER_SECONDS} s on a quiet 2-core machine)")
         print(
-            f"{'spec':<30}{'N':>6}{'cost/pt':>9}{'evaluate s':>12}{'layer-by-layer s':>18}{'page s':>8}{'÷ plain':>9}"
+            f"{'spec':<30}{'N':>6}{'cost/pt':>9}{'evaluate s':>12}{'layer-by-layer s':>18}{'page s':>8}{'÷ plain':>9}{'strip s':>9}"
         )
         for row in rows:
             print(
                 f"{row['spec']:<30}{row['resolution']:>6}{row['point_cost']:>9.0f}{row['evaluate_s']:>12.2f}"
-                f"{row['layer_by_layer_s']:>18.2f}{row['page_s']:>8.2f}{row['page_vs_plain']:>9.2f}"
+                f"{row['layer_by_layer_s']:>18.2f}{row['page_s']:>8.2f}{row['page_vs_plain']:>9.2f}{row['slider_strip_s']:>9.2f}"
             )
         for row in refused:
             print(f"refused in {row['refused_in_ms']:6.1f} ms: {row['spec']}: {row['message'][:90]}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ from flowviz.line import LineCurves, build_line_base, build_line_map, line_curve
 from flowviz.memo import array_cache
 from flowviz.plots.common import colour_map, pixel_extent, png_data_uri
 from flowviz.plots.explore import density_panels, svg_overlay, volume_panels
-from flowviz.spec import parse_spec
+from flowviz.spec import MAX_GRID_WORK, parse_spec, point_cost
 from flowviz.views import GRID_LINES, base_density_on_grid
 
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
@@ -54,6 +55,13 @@ NOT_INVERTIBLE_IMAGE = "data:image/svg+xml;base64," + base64.b64encode(_NOT_INVE
 EMPTY_OVERLAY = "data:image/svg+xml;base64," + base64.b64encode(
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"></svg>'
 ).decode("ascii")
+
+
+def strip_resolution(spec: Mapping, resolution: int = PREVIEW_RESOLUTION) -> int:
+    """A frame's grid: ``resolution``, coarser for a costly flow, so that a whole strip (every
+    frame of a grabbed slider) costs no more than the largest grid the spec allows."""
+    per_strip = MAX_GRID_WORK / (STRIP_LEVELS[-1] * point_cost(parse_spec(spec)))
+    return max(8, min(resolution, math.isqrt(int(per_strip))))
 
 
 def strip_values(low: float, high: float, step: float, count: int = STRIP_LEVELS[-1]) -> tuple[float, ...]:
@@ -178,6 +186,7 @@ def explorer_strip(
     """
     if not values:
         return []
+    resolution = strip_resolution(spec, resolution)
     key = json.dumps(spec_with(spec, path, values[0]), separators=(",", ":"), sort_keys=True)
     packed = _strip_cached(key, tuple(path), tuple(float(v) for v in values), log_scale, lines, resolution)
     frames = []

@@ -2,10 +2,10 @@
 
 Streamlit runs each visitor's script in a thread of one server process. A run whose
 grid is costly (a link to a fine grid or a heavy flow: up to the spec's work limit)
-lowers its own thread's priority (Linux keeps a nice value per thread), so the
-operating system serves the other visitors' light runs first; its torch work, which
+lowers its own thread's priority (Linux keeps a nice value per thread) to that of
+training, so the operating system serves the other visitors' light runs first; its torch work, which
 releases the GIL, then uses the time they leave. Training runs in its own process at
-nice 10 (flowviz.train) and the page that watches it redraws at the same low priority,
+nice 10 (flowviz.train) and the page that watches it redraws at the lowest priority,
 so a person dragging a slider comes first.
 """
 
@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from flowviz.spec import MAX_GRID_WORK, point_cost
 
 HEAVY_WORK = MAX_GRID_WORK / 4  # beyond the plainest flows on a 512² grid, the live range
-HEAVY_NICE = 19
+HEAVY_NICE = 10  # as training runs: a person at a slider (nice 0) still comes well first
+BACKGROUND_NICE = 19  # a redraw nobody waits on comes last
 
 
 def grid_work(spec: Mapping) -> float:
@@ -46,4 +47,4 @@ def yield_if_heavy(spec: Mapping) -> bool:
 def yield_to_others() -> None:
     """Lower this script thread's priority: for a run nobody is waiting on, such as the
     twice-a-second redraw of a training run being watched."""
-    _set_priority(HEAVY_NICE)
+    _set_priority(BACKGROUND_NICE)
