@@ -12,7 +12,7 @@ drag does. 1D page: the same with "Slope between the knots" and the p_X curve.
 Also: the cost of a frame strip in the core (a fresh process has nothing cached), and,
 when bench/motion_play.py is there, its ``measure_play`` (Play on the Explorer).
 
-    python bench/motion.py [--drags 5] [--seconds 2]
+    python bench/motion.py [--drags 5] [--seconds 2] [--only 1d]
 
 Prints a table and writes bench/results/motion.json. On a shared machine the figures
 move with the load: rerun this one command to measure again.
@@ -175,34 +175,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--drags", type=int, default=5, help="drags per slider (the first one cold)")
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "motion.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: bench/results/motion.json (motion_1d.json with --only 1d)",
+    )
+    parser.add_argument("--only", choices=["1d"], default=None, help="measure the 1D page's drag alone")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = ROOT / "bench" / "results" / ("motion_1d.json" if args.only else "motion.json")
 
     from playwright.sync_api import sync_playwright
 
-    costs = strip_costs()
-    play = None
+    costs = [] if args.only else strip_costs()
+    play = explorer = None
     proc, url = start_app()
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/explore?spec={encode_token(default_spec())}")
-            wait_idle(page, 60_000)
-            page.wait_for_timeout(1500)
-            wait_idle(page)
-            explorer = summary(
-                drags(
-                    page,
-                    EXPLORER_SLIDER,
-                    EXPLORER_PICTURE,
-                    (-4.0, 4.0),
-                    EXPLORER_ENDS[: args.drags],
-                    args.seconds,
-                )
-            )
-            explorer["exact_equals_address"] = exact_equals_address(browser, url, page)
-            page.close()
+            if not args.only:
+                explorer = measure_explorer(browser, url, args)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/1d")
             wait_idle(page, 60_000)
@@ -212,7 +205,7 @@ def main() -> None:
                 drags(page, LINE_SLIDER, LINE_PICTURE, (0.1, 3.0), LINE_ENDS[: args.drags], args.seconds)
             )
             page.close()
-            if (ROOT / "bench" / "motion_play.py").exists():
+            if not args.only and (ROOT / "bench" / "motion_play.py").exists():
                 sys.path.insert(0, str(ROOT / "bench"))
                 from motion_play import measure_play
 
@@ -222,7 +215,24 @@ def main() -> None:
             browser.close()
     finally:
         stop_app(proc)
+    report(args, explorer, line, costs, play)
 
+
+def measure_explorer(browser, url: str, args) -> dict:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/explore?spec={encode_token(default_spec())}")
+    wait_idle(page, 60_000)
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    explorer = summary(
+        drags(page, EXPLORER_SLIDER, EXPLORER_PICTURE, (-4.0, 4.0), EXPLORER_ENDS[: args.drags], args.seconds)
+    )
+    explorer["exact_equals_address"] = exact_equals_address(browser, url, page)
+    page.close()
+    return explorer
+
+
+def report(args, explorer: dict | None, line: dict, costs: list[dict], play: dict | None) -> None:
     print(
         f"Drag a slider for {args.seconds:g} s: distinct pictures painted per second while the button is down"
     )
@@ -230,14 +240,18 @@ def main() -> None:
         f"{'page':>9} {'first drag':>11} {'later p50':>10} {'later min':>10} {'matched':>8} {'release p50':>12} {'max':>6}"
     )
     for name, result in (("Explorer", explorer), ("1D", line)):
+        if result is None:
+            continue
         first = result["first_drag"]
         print(
             f"{name:>9} {first['fps']:>8.1f}/s {result['fps_median']:>8.1f}/s {result['fps_min']:>8.1f}/s "
             f"{result['all_matched']!s:>8} {result['release_ms_median']:>9.0f} ms {result['release_ms_max']:>5.0f}"
         )
-    print(
-        f"Explorer: the exact picture after release equals the shared address's: {explorer['exact_equals_address']}"
-    )
+    if explorer is not None:
+        print(
+            "Explorer: the exact picture after release equals the shared address's: "
+            f"{explorer['exact_equals_address']}"
+        )
     print(f"{'strip':>26} {'chunk':>6} {'frames':>7} {'ms':>7} {'ms/frame':>9} {'kB':>7}")
     for row in costs:
         print(
@@ -253,7 +267,7 @@ def main() -> None:
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
             "seconds_per_drag": args.seconds,
-            "explorer": {"slider": EXPLORER_SLIDER, **explorer},
+            "explorer": None if explorer is None else {"slider": EXPLORER_SLIDER, **explorer},
             "one_d": {"slider": LINE_SLIDER, **line},
             "strip_costs": costs,
             "play": play,

@@ -126,6 +126,9 @@ const IMAGES = {
 
 // The 1D page: a frame is the data of the traces a parameter moves (found by their meta),
 // restyled in Streamlit's plotly chart; the others (interval, probe, histogram) wait hidden.
+// The first frame of a drag restyles the whole figure (hiding the others); the next ones only
+// move the moved traces' points in the SVG plotly drew (any plotly call recomputes the whole
+// figure, tens of ms a frame): the axes' ranges are fixed, so nothing else changes.
 const TRACES = {
   find: () => document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
   show(state, gd, frame) {
@@ -142,6 +145,28 @@ const TRACES = {
       });
     }
     const moved = (trace) => trace.meta && traces[trace.meta];
+    const movedIndices = indices.filter((k) => moved(gd.data[k]));
+    const movedKey = movedIndices.join(",");
+    const drawn = () => {
+      state.shownArrays = gd.data.map((trace) => trace.x);
+      gd.__flowvizDrag = state;
+    };
+    // Only points move, on the figure the last frame was drawn on: move them in its SVG alone.
+    if (state.fastChart === gd && state.movedKey === movedKey && movedIndices.length && state.shownArrays &&
+        movedIndices.every((k) => gd.data[k].x === state.shownArrays[k]) &&
+        movedIndices.every((k) => drawPoints(gd, k, traces[gd.data[k].meta]))) {
+      movedIndices.forEach((k) => {  // the data now says what is painted (for a redraw, and a check)
+        const frameTrace = traces[gd.data[k].meta];
+        gd.data[k].x = frameTrace.x;
+        gd.data[k].y = frameTrace.y;
+        if (frameTrace["marker.color"] !== undefined && gd.data[k].marker) {
+          gd.data[k].marker.color = frameTrace["marker.color"];
+        }
+      });
+      drawn();
+      note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+      return true;
+    }
     const update = {
       x: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].x : undefined)),
       y: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].y : undefined)),
@@ -149,8 +174,9 @@ const TRACES = {
       visible: gd.data.map((trace) => (moved(trace) ? true : false)),
     };
     window.Plotly.restyle(gd, update, indices);
-    state.shownArrays = gd.data.map((trace) => trace.x);
-    gd.__flowvizDrag = state;
+    drawn();
+    state.fastChart = gd;
+    state.movedKey = movedKey;
     if (!gd.__flowvizWatched && gd.on) {
       // A run during the drag (the one bringing a strip) redraws Streamlit's chart from its
       // figure: put the frame under the thumb back at once, before anything is painted.
@@ -180,6 +206,79 @@ const TRACES = {
       gd.data.some((trace, k) => trace.meta && trace.x === state.shownArrays[k]);
   },
 };
+
+// Put trace k's points (a frame's x, y and marker colours) into the SVG plotly drew for it:
+// its line's path, its markers' places and colours. False where that SVG is not as expected.
+function drawPoints(gd, k, frameTrace) {
+  const full = gd._fullData && gd._fullData[k];
+  const layout = gd._fullLayout;
+  if (!full || !layout) return false;
+  const xa = layout[full.xaxis.replace("x", "xaxis")], ya = layout[full.yaxis.replace("y", "yaxis")];
+  const group = Array.from(gd.querySelectorAll("g.trace.scatter"))
+    .find((g) => g.__data__ && g.__data__[0] && g.__data__[0].trace && g.__data__[0].trace.index === k);
+  if (!xa || !ya || !group || !xa.c2p || !ya.c2p) return false;
+  const xs = frameTrace.x, ys = frameTrace.y;
+  const px = [], py = [];
+  for (let i = 0; i < xs.length; i++) {
+    const good = xs[i] !== null && ys[i] !== null && Number.isFinite(xs[i]) && Number.isFinite(ys[i]);
+    px.push(good ? xa.c2p(xs[i]) : NaN);
+    py.push(good ? ya.c2p(ys[i]) : NaN);
+  }
+  const mode = full.mode || "";
+  if (mode.includes("lines")) {
+    const line = group.querySelector("path.js-line");
+    if (!line) return false;
+    let d = "", open = false;
+    for (let i = 0; i < px.length; i++) {
+      if (Number.isNaN(px[i])) { open = false; continue; }
+      d += (open ? "L" : "M") + px[i].toFixed(2) + "," + py[i].toFixed(2);
+      open = true;
+    }
+    line.setAttribute("d", d);
+  }
+  if (mode.includes("markers")) {
+    const holder = group.querySelector("g.points");
+    const points = holder ? Array.from(holder.querySelectorAll("path.point")) : [];
+    if (!points.length) return false;
+    while (points.length < px.length) {
+      const copy = points[0].cloneNode(true);
+      holder.appendChild(copy);
+      points.push(copy);
+    }
+    const colour = frameTrace["marker.color"] !== undefined ? markerColour(full.marker) : null;
+    points.forEach((point, i) => {
+      if (i >= px.length || Number.isNaN(px[i])) { point.style.display = "none"; return; }
+      point.style.display = "";
+      point.setAttribute("transform", "translate(" + px[i].toFixed(2) + "," + py[i].toFixed(2) + ")");
+      if (colour) point.style.fill = colour(frameTrace["marker.color"][i]);
+    });
+  }
+  return true;
+}
+
+// A marker's colour for a number: the trace's colour scale between cmin and cmax, in RGB.
+function markerColour(marker) {
+  const scale = (marker.colorscale || []).map(([at, css]) => [at, rgb(css)]);
+  const low = marker.cmin, high = marker.cmax;
+  if (scale.length < 2 || !(high > low)) return null;
+  return (value) => {
+    const t = Math.min(Math.max((value - low) / (high - low), 0), 1);
+    let j = 1;
+    while (j < scale.length - 1 && scale[j][0] < t) j++;
+    const [a, ca] = scale[j - 1], [b, cb] = scale[j];
+    const u = b > a ? Math.min(Math.max((t - a) / (b - a), 0), 1) : 0;
+    const mix = ca.map((c, m) => Math.round(c + (cb[m] - c) * u));
+    return "rgb(" + mix.join(", ") + ")";
+  };
+}
+
+function rgb(css) {  // "#rrggbb", "rgb(r, g, b)" or "rgba(...)" -> [r, g, b]
+  if (css[0] === "#") {
+    const hex = css.length === 4 ? css.slice(1).split("").map((c) => c + c).join("") : css.slice(1, 7);
+    return [0, 2, 4].map((m) => parseInt(hex.slice(m, m + 2), 16));
+  }
+  return css.replace(/[^0-9.,]/g, "").split(",").slice(0, 3).map(Number);
+}
 
 function note(gd, text) {  // a line over the chart where a frame has no curves
   const holder = gd.parentElement;
@@ -262,6 +361,8 @@ function forget(state) {
   state.host = null;
   state.strip = null;
   state.shownArrays = null;
+  state.fastChart = null;
+  state.movedKey = null;
   state.frame = -1;
 }
 
