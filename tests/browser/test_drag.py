@@ -104,7 +104,10 @@ def test_the_1d_curves_follow_a_drag_of_a_map_slider(page, app_url):
     warm_up(page, label, p_x, at(0.5), at(1.5))
     now = float(page.get_by_role("slider", name=label).input_value())
     moved = drag_slider(page, label, p_x, at(now), at(2.5), duration_ms=1500)
-    assert moved["frames"] >= 3, moved
+    # A 1.5 s drag over 20 steps of 0.05 passes at most ~13 values a second; with every value
+    # painted this measured 12.4/s on a loaded 2-core machine (a full restyle a frame: ~7/s).
+    # 9/s leaves room for a slower CI machine.
+    assert moved["fps"] >= 9, moved
     assert moved["matched"], moved
     released = moved["value"]
     assert abs(released - 2.5) <= 0.05 + 1e-9
