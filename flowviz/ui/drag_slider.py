@@ -36,7 +36,7 @@ from flowviz.strips import (
     spec_with,
     strip_chunk,
 )
-from flowviz.ui.live_chart import ensure_plotly_asset
+from flowviz.ui.live_chart import LOAD_PLOTLY_JS, ensure_plotly_asset
 
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
 
@@ -47,7 +47,8 @@ _CSS = """
   color: #333; pointer-events: none; }
 """
 
-_JS = """
+_JS = (
+    """
 // id -> {level, values, frames}: the chunks of a strip received so far, merged in value order
 const STRIPS = window.__flowvizStrips || (window.__flowvizStrips = new Map());
 const KEEP = 16;  // strips kept in the page (a whole one is a few MB)
@@ -73,20 +74,9 @@ function chartNamed(name) {
     .find((host) => host.getAttribute("aria-label") === name) || null;
 }
 
-function loadPlotly(url) {  // the plotly.js the live charts use, loaded once per page
-  if (window.Plotly) return Promise.resolve(window.Plotly);
-  if (!window.__flowvizPlotly) {
-    window.__flowvizPlotly = new Promise((resolve, reject) => {
-      const script = document.createElement("script");
-      script.src = new URL(url, window.location.origin).href;
-      script.onload = () => resolve(window.Plotly);
-      script.onerror = () => { window.__flowvizPlotly = null; reject(new Error("plotly.js did not load")); };
-      document.head.appendChild(script);
-    });
-  }
-  return window.__flowvizPlotly;
-}
-
+"""
+    + LOAD_PLOTLY_JS
+    + """
 function spacing(values) {  // the widest gap between neighbouring frames
   let gap = 0;
   for (let k = 1; k < values.length; k++) gap = Math.max(gap, values[k] - values[k - 1]);
@@ -449,6 +439,7 @@ export default function (component) {
   }
 }
 """
+)
 
 _component = st.components.v2.component("flowviz.drag_slider", js=_JS, css=_CSS, isolate_styles=False)
 

@@ -28,7 +28,8 @@ STATIC_DIR = ROOT / "static"
 PLOTLY_SOURCE = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 PLOTLY_FILE = f"plotly-{plotly.__version__}.min.js"
 
-_JS = """
+# plotly.js loaded once per page, shared by every component that draws with it
+LOAD_PLOTLY_JS = """
 function loadPlotly(url) {
   if (window.Plotly) return Promise.resolve(window.Plotly);
   if (!window.__flowvizPlotly) {
@@ -42,7 +43,11 @@ function loadPlotly(url) {
   }
   return window.__flowvizPlotly;
 }
+"""
 
+_JS = (
+    LOAD_PLOTLY_JS
+    + """
 // What must match for a new figure to be drawn by swapping images alone: everything but
 // the image sources and the data of "lazy" traces (hover layers).
 function skeleton(figure) {
@@ -179,6 +184,7 @@ export default function (component) {
   });
 }
 """
+)
 
 _component = st.components.v2.component("flowviz.live_chart", js=_JS, isolate_styles=False)
 
