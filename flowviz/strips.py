@@ -189,13 +189,7 @@ def explorer_strip(
     resolution = strip_resolution(spec, resolution)
     key = json.dumps(spec_with(spec, path, values[0]), separators=(",", ":"), sort_keys=True)
     packed = _strip_cached(key, tuple(path), tuple(float(v) for v in values), log_scale, lines, resolution)
-    frames = []
-    for value, invertible, reason, images in packed:
-        frame = {"value": value, "images": json.loads(images.tobytes())}
-        if not invertible:
-            frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
-        frames.append(frame)
-    return frames
+    return _unpack(packed, "images")
 
 
 # ----------------------------------------------------------------------------- the 1D page
@@ -251,9 +245,15 @@ def line_strip(
     setting[side][1] = spec_with(setting[side][1], path, values[0])
     key = json.dumps(setting, separators=(",", ":"), sort_keys=True)
     packed = _line_strip_cached(key, part, tuple(path), tuple(float(v) for v in values))
+    return _unpack(packed, "traces")
+
+
+def _unpack(packed, field: str) -> list[dict]:
+    """Frames for the browser from their cached, packed form: the value, its pictures or curves
+    under ``field``, and for a value the spec refuses, why."""
     frames = []
-    for value, valid, reason, traces in packed:
-        frame = {"value": value, "traces": json.loads(traces.tobytes())}
+    for value, valid, reason, payload in packed:
+        frame = {"value": value, field: json.loads(payload.tobytes())}
         if not valid:
             frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
         frames.append(frame)
