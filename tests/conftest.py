@@ -57,6 +57,10 @@ def open_page(page, url: str) -> None:
     wait_idle(page)
     page.wait_for_timeout(300)
     wait_idle(page)
+    # Every page ends with its "Next idea" link: once it is there, the whole page has been drawn
+    # (an idle flag alone can be read between an interrupted run and its rerun on a loaded machine).
+    page.locator('[data-testid="stPageLink"]', has_text="Next idea").first.wait_for()
+    wait_idle(page)
 
 
 def exception_boxes(page) -> list[str]:

@@ -18,6 +18,8 @@ def metrics(page, label: str) -> list[float]:
 
 def check_determinants(page) -> None:
     assert exception_boxes(page) == []
+    for label in ("det J of the dense autograd Jacobian", "Product of the diagonal"):
+        page.locator('[data-testid="stMetric"]', has_text=label).nth(1).wait_for()
     dense = metrics(page, "det J of the dense autograd Jacobian")
     diagonal = metrics(page, "Product of the diagonal")
     assert len(dense) == len(diagonal) == 2
