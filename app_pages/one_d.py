@@ -25,6 +25,9 @@ from flowviz.ui.drag_slider import LineFrameSource, drag_preview
 from flowviz.ui.path import next_idea
 
 K = "one_d."  # prefix of this page's session-state keys
+# The parameters' sliders move in fine steps, so that a drag passes many values (each one a picture
+# while the thumb moves); the keyboard's Page Up / Page Down move a tenth of the range.
+STEP = 0.01
 # The readouts carry 12 significant digits (both sides of each identity agree to about that):
 # at text size, in figures of one width, so they line up and fit a phone's width.
 READOUT_STYLE = (
@@ -226,21 +229,21 @@ def base_controls() -> tuple[str, dict]:
     )
     if kind == "uniform":
         params = {
-            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, 0.05, "base"),
-            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, 0.05, "base"),
+            "low": slider("Uniform: lower end (low)", "uniform_low", -3.0, 3.0, STEP, "base"),
+            "high": slider("Uniform: upper end (high)", "uniform_high", -3.0, 3.0, STEP, "base"),
         }
     elif kind == "gaussian":
         params = {
-            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, 0.05, "base"),
-            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, 0.05, "base"),
+            "mean": slider("Gaussian: mean μ", "gaussian_mean", -3.0, 3.0, STEP, "base"),
+            "std": slider("Gaussian: standard deviation σ", "gaussian_std", 0.1, 2.0, STEP, "base"),
         }
     else:
         params = {
-            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, 0.05, "base"),
-            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, 0.05, "base"),
-            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, 0.05, "base"),
-            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, 0.05, "base"),
-            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, 0.05, "base"),
+            "mean1": slider("Component 1: mean", "mixture_mean1", -3.0, 3.0, STEP, "base"),
+            "std1": slider("Component 1: standard deviation", "mixture_std1", 0.1, 2.0, STEP, "base"),
+            "mean2": slider("Component 2: mean", "mixture_mean2", -3.0, 3.0, STEP, "base"),
+            "std2": slider("Component 2: standard deviation", "mixture_std2", 0.1, 2.0, STEP, "base"),
+            "weight1": slider("Weight of component 1", "mixture_weight1", 0.05, 0.95, STEP, "base"),
         }
     return keep_last_good("base", kind, params, build_line_base)
 
@@ -251,27 +254,27 @@ def map_controls() -> tuple[str, dict]:
     kind = st.selectbox("Map f (monotone)", list(MAP_KINDS), format_func=MAP_KINDS.get, key=K + "map_kind")
     if kind == "affine":
         params = {
-            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.05, "map"),
-            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.05, "map"),
+            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, STEP, "map"),
+            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, STEP, "map"),
         }
     elif kind == "piecewise_linear":
         params = {
             "knots": [
-                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, 0.05, "map"),
-                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 0.05, "map"),
+                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, STEP, "map"),
+                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, STEP, "map"),
             ],
             "slopes": [
-                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, 0.05, "map"),
-                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, 0.05, "map"),
-                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, 0.05, "map"),
+                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, STEP, "map"),
+                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, STEP, "map"),
+                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, STEP, "map"),
             ],
         }
     elif kind in ("tanh", "sigmoid", "exp"):
         outer = {"tanh": "tanh", "sigmoid": "σ", "exp": "exp"}[kind]
-        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, 0.05, "map")}
+        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, STEP, "map")}
     elif kind == "sinh_arcsinh":
         params = {
-            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.05, "map"),
+            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, STEP, "map"),
             "tailweight": slider(
                 "Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05, "map"
             ),
@@ -287,9 +290,9 @@ def map_controls() -> tuple[str, dict]:
         for i in (1, 2, 3):
             left, right = st.columns(2)
             with left:
-                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, 0.05, "map"))
+                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, STEP, "map"))
             with right:
-                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, 0.05, "map"))
+                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, STEP, "map"))
         params = {"knots_z": knots_z, "knots_x": knots_x}
     return keep_last_good("map", kind, params, build_line_map)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -129,7 +130,7 @@ def strip_costs(repeats: int = 3) -> list[dict]:
         (
             "Explorer w₁ (64² frames)",
             lambda v: explorer_strip(spec, ("layers", 0, "w", 0), v),
-            (-4.0, 4.0, 0.05),
+            (-4.0, 4.0, 0.05, 3.0),
             _strip_cached,
         ),
         (
@@ -141,14 +142,14 @@ def strip_costs(repeats: int = 3) -> list[dict]:
                 ("slopes", 1),
                 v,
             ),
-            (0.1, 3.0, 0.05),
+            (0.1, 3.0, 0.01, 0.5),
             _line_strip_cached,
         ),
     ]
-    for name, build, limits, cache in cases:
-        build(strip_chunk(*limits, 0)[:2])  # imports and first-call costs out of the way
-        for level in range(len(STRIP_LEVELS)):
-            values = strip_chunk(*limits, level)
+    for name, build, limits, cache in cases:  # limits: low, high, step, the value grabbed
+        build(strip_chunk(*limits[:3], 0, limits[3])[:2])  # imports and first-call costs out of the way
+        for level in range(STRIP_LEVELS):
+            values = strip_chunk(*limits[:3], level, limits[3])
             if not values:
                 continue
             times = []
@@ -182,6 +183,12 @@ def main() -> None:
         help="default: bench/results/motion.json (motion_1d.json with --only 1d)",
     )
     parser.add_argument("--only", choices=["1d"], default=None, help="measure the 1D page's drag alone")
+    parser.add_argument(
+        "--cold",
+        type=int,
+        default=4,
+        help="first drags of the Explorer slider on fresh pages of as many other flows, each way of grabbing",
+    )
     args = parser.parse_args()
     if args.out is None:
         args.out = ROOT / "bench" / "results" / ("motion_1d.json" if args.only else "motion.json")
@@ -196,6 +203,7 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
             if not args.only:
                 explorer = measure_explorer(browser, url, args)
+                explorer["cold"] = cold_drags(browser, url, args)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/1d")
             wait_idle(page, 60_000)
@@ -232,6 +240,52 @@ def measure_explorer(browser, url: str, args) -> dict:
     return explorer
 
 
+def cold_spec(k: int) -> dict:
+    """The default flow with its second layer's push u₂ changed: a flow no strip was made for."""
+    spec = default_spec()
+    spec["layers"][1]["u"][1] = round(1.1 - 0.05 * (k + 1), 2)
+    return spec
+
+
+def cold_drags(browser, url: str, args) -> dict:
+    """First drags only: each on a fresh page of a flow whose strips nobody asked for yet, the
+    pointer either jumping onto the thumb and pressing at once, or coming down onto it from the
+    slider's label in 0.3 s, as a hand does (the strip is asked for when the pointer rests on the
+    slider, so the hand's approach gives it a head start)."""
+    out = {}
+    for name, approach in (("jump", 0.0), ("approach_300ms", 300.0)):
+        rows = []
+        for k in range(args.cold):
+            index = k if name == "jump" else args.cold + k
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/explore?spec={encode_token(cold_spec(index))}")
+            wait_idle(page, 60_000)
+            page.wait_for_timeout(1500)
+            wait_idle(page)
+            now = float(page.get_by_role("slider", name=EXPLORER_SLIDER).input_value())
+            row = drag_slider(
+                page,
+                EXPLORER_SLIDER,
+                EXPLORER_PICTURE,
+                fraction(now, -4.0, 4.0),
+                fraction(EXPLORER_ENDS[0], -4.0, 4.0),
+                duration_ms=args.seconds * 1e3,
+                approach_ms=approach,
+            )
+            rows.append({k: row[k] for k in ("fps", "frames", "matched", "first_frame_ms", "release_ms")})
+            page.close()
+        out[name] = {
+            "fps_median": round(statistics.median(r["fps"] for r in rows), 1),
+            "fps_min": round(min(r["fps"] for r in rows), 1),
+            "first_frame_ms_median": round(
+                statistics.median(r["first_frame_ms"] or math.inf for r in rows), 1
+            ),
+            "all_matched": all(r["matched"] for r in rows),
+            "drags": rows,
+        }
+    return out
+
+
 def report(args, explorer: dict | None, line: dict, costs: list[dict], play: dict | None) -> None:
     print(
         f"Drag a slider for {args.seconds:g} s: distinct pictures painted per second while the button is down"
@@ -248,6 +302,12 @@ def report(args, explorer: dict | None, line: dict, costs: list[dict], play: dic
             f"{result['all_matched']!s:>8} {result['release_ms_median']:>9.0f} ms {result['release_ms_max']:>5.0f}"
         )
     if explorer is not None:
+        for name, cold in explorer["cold"].items():
+            print(
+                f"Explorer first drags ({name}, {len(cold['drags'])} flows): median {cold['fps_median']:.1f}/s, "
+                f"min {cold['fps_min']:.1f}/s, first picture after {cold['first_frame_ms_median']:.0f} ms, "
+                f"matched {cold['all_matched']}"
+            )
         print(
             "Explorer: the exact picture after release equals the shared address's: "
             f"{explorer['exact_equals_address']}"

@@ -248,7 +248,11 @@ _MOTION_RECORDER_JS = (
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-  window.addEventListener('pointerdown', () => { if (rec.down === null) rec.down = performance.now(); }, true);
+  window.addEventListener('pointerdown', () => {  // the sweep starts where the thumb is grabbed
+    if (rec.down !== null) return;
+    rec.down = performance.now();
+    rec.passed.push({ t: rec.down, v: value });
+  }, true);
   window.addEventListener('pointerup', () => { if (rec.up === null) rec.up = performance.now(); }, true);
   return true;
 }"""
@@ -293,6 +297,9 @@ _MOTION_RESULT_JS = (
 )
 
 
+APPROACH_PX = 60  # from above a slider's label down to its track
+
+
 def drag_slider(
     page,
     slider_label: str,
@@ -301,6 +308,7 @@ def drag_slider(
     end: float,
     duration_ms: float = 2000.0,
     settle_timeout: float = 20_000,
+    approach_ms: float = 0.0,
 ) -> dict:
     """Drag a slider's thumb with the mouse from fraction ``start`` to ``end`` of its track over
     ``duration_ms``, watching the picture ``target`` (see ``_PICTURE_JS``) at every animation frame.
@@ -310,6 +318,8 @@ def drag_slider(
     the thumb's sweep so far), ``first_frame_ms`` (button down to the first new picture),
     ``release_ms`` (button up to the first picture that is no strip frame: the exact one),
     ``value`` (where the thumb was let go) and ``passed`` (input events seen).
+    ``approach_ms``: the pointer first comes down onto the thumb from ``APPROACH_PX`` above the
+    track (over the slider's label) in that time; 0: it jumps onto the thumb and presses at once.
     """
     slider = page.get_by_role("slider", name=slider_label)
     page.wait_for_function(_MOTION_READY_JS, arg=target, timeout=settle_timeout)
@@ -317,6 +327,12 @@ def drag_slider(
         raise RuntimeError(f"no picture {target!r} or slider {slider_label!r} on the page")
     track = page.evaluate("(label) => {" + _PICTURE_JS + " return __fvTrack(label); }", slider_label)
     left, width, y = track["left"], track["width"], track["y"]
+    if approach_ms > 0:  # as a hand does: into the slider from above, onto the thumb, then press
+        above = y - APPROACH_PX
+        page.mouse.move(left + start * width, above)
+        begin = time.perf_counter()
+        while (elapsed := (time.perf_counter() - begin) * 1e3) < approach_ms:
+            page.mouse.move(left + start * width, above + APPROACH_PX * elapsed / approach_ms)
     page.mouse.move(left + start * width, y)
     page.mouse.down()
     begin = time.perf_counter()

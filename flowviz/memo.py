@@ -31,30 +31,41 @@ def nbytes(value) -> int:
 
 def array_cache(max_bytes: int, max_entries: int = 32) -> Callable:
     """Decorate a function of hashable arguments: its results are kept within ``max_bytes``
-    and ``max_entries``. Safe to call from several threads (the function itself may run
-    twice for the same arguments at the same time; one result is kept)."""
+    and ``max_entries``. Safe to call from several threads: a call with the arguments of one
+    still running waits for its result instead of computing it again."""
 
     def decorate(function: Callable) -> Callable:
         entries: OrderedDict = OrderedDict()
+        running: dict = {}  # arguments being computed -> an event set when they are done
         lock = threading.Lock()
         held = 0
 
         @functools.wraps(function)
         def cached(*args):
             nonlocal held
-            with lock:
-                if args in entries:
-                    entries.move_to_end(args)
-                    return entries[args][0]
-            value = function(*args)
-            size = nbytes(value)
-            with lock:
-                if args not in entries:
-                    entries[args] = (value, size)
-                    held += size
-                while len(entries) > 1 and (held > max_bytes or len(entries) > max_entries):
-                    _, (_, dropped) = entries.popitem(last=False)
-                    held -= dropped
+            while True:
+                with lock:
+                    if args in entries:
+                        entries.move_to_end(args)
+                        return entries[args][0]
+                    done = running.get(args)
+                    if done is None:
+                        running[args] = threading.Event()
+                        break
+                done.wait()  # then look again (had that call failed, this one computes)
+            try:
+                value = function(*args)
+                size = nbytes(value)
+                with lock:
+                    if args not in entries:
+                        entries[args] = (value, size)
+                        held += size
+                    while len(entries) > 1 and (held > max_bytes or len(entries) > max_entries):
+                        _, (_, dropped) = entries.popitem(last=False)
+                        held -= dropped
+            finally:
+                with lock:
+                    running.pop(args).set()
             return value
 
         def cache_clear() -> None:

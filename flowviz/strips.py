@@ -36,10 +36,15 @@ from flowviz.spec import MAX_GRID_WORK, parse_spec, point_cost
 from flowviz.views import GRID_LINES, base_density_on_grid
 
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
-# Values along a slider's range (its ends included), sent in chunks: a coarse strip first,
-# so the first pictures follow the thumb within one round trip, then the values between,
-# each chunk short enough that letting go never waits long for one.
-STRIP_LEVELS = (17, 41, 81, 121)
+# A strip holds up to STRIP_FRAMES values along a slider's range (its ends included). It is
+# sent in chunks, each short enough that letting go never waits long for one. The thumb
+# leaves from where it was grabbed and passes the values near it first: the first chunk
+# has the values nearest that place and a few spread over the whole range (for a jump),
+# each next one the values nearest it after those, until the strip is whole.
+STRIP_FRAMES = 161  # every step of a slider over [-4, 4] in steps of 0.05
+STRIP_SPREAD = 5  # values over the whole range in the first chunk
+STRIP_NEAREST = (10, 34, 80, STRIP_FRAMES)  # the nearest values a strip holds after each chunk
+STRIP_LEVELS = len(STRIP_NEAREST)  # chunks in a whole strip
 PREVIEW_LINE_POINTS = 32  # points per grid line in a frame's overlay (the exact figure has 120)
 ALIASES = {"panel3-overlay": "panel1-overlay"}  # images a frame shows twice, sent once
 
@@ -60,11 +65,11 @@ EMPTY_OVERLAY = "data:image/svg+xml;base64," + base64.b64encode(
 def strip_resolution(spec: Mapping, resolution: int = PREVIEW_RESOLUTION) -> int:
     """A frame's grid: ``resolution``, coarser for a costly flow, so that a whole strip (every
     frame of a grabbed slider) costs no more than the largest grid the spec allows."""
-    per_strip = MAX_GRID_WORK / (STRIP_LEVELS[-1] * point_cost(parse_spec(spec)))
+    per_strip = MAX_GRID_WORK / (STRIP_FRAMES * point_cost(parse_spec(spec)))
     return max(8, min(resolution, math.isqrt(int(per_strip))))
 
 
-def strip_values(low: float, high: float, step: float, count: int = STRIP_LEVELS[-1]) -> tuple[float, ...]:
+def strip_values(low: float, high: float, step: float, count: int = STRIP_FRAMES) -> tuple[float, ...]:
     """``count`` values spread evenly over [low, high], each on the slider's own steps.
 
     On the steps, so that a frame is the picture of a value the thumb can stop at.
@@ -74,10 +79,20 @@ def strip_values(low: float, high: float, step: float, count: int = STRIP_LEVELS
     return tuple(float(round(low + k * step, 10)) for k in indices)
 
 
-def strip_chunk(low: float, high: float, step: float, level: int) -> tuple[float, ...]:
-    """The values of level ``level`` not in any coarser level: chunk by chunk, the strip fills in."""
-    earlier = {v for count in STRIP_LEVELS[:level] for v in strip_values(low, high, step, count)}
-    return tuple(v for v in strip_values(low, high, step, STRIP_LEVELS[level]) if v not in earlier)
+def strip_chunk(low: float, high: float, step: float, level: int, around: float) -> tuple[float, ...]:
+    """The values chunk ``level`` of a strip adds, for a thumb grabbed at ``around``: the
+    ``STRIP_NEAREST[level]`` values of the strip nearest ``around`` (and, in the first chunk,
+    ``STRIP_SPREAD`` values over the whole range), less those of the chunks before it.
+    All chunks of one strip together hold every value of ``strip_values`` once."""
+    values = strip_values(low, high, step)
+    by_distance = sorted(values, key=lambda v: (abs(v - around), v))
+    spread = set(strip_values(low, high, step, STRIP_SPREAD))
+
+    def upto(k: int) -> set[float]:
+        return spread | set(by_distance[: STRIP_NEAREST[k]]) if k >= 0 else set()
+
+    earlier, now = upto(level - 1), upto(level)
+    return tuple(v for v in values if v in now and v not in earlier)
 
 
 def has_number(spec: Mapping, path: Sequence) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from flowviz.memo import array_cache, nbytes
 
@@ -75,3 +76,45 @@ def test_threads_share_one_consistent_cache():
         t.join()
     assert problems == []
     assert build.cache_bytes() == 80 * build.cache_len() <= 8 * 1000
+
+
+def test_a_call_waits_for_the_same_call_running_in_another_thread_instead_of_repeating_it():
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    @array_cache(max_bytes=10**6)
+    def build(n):
+        calls.append(n)
+        started.set()
+        release.wait(5)
+        return np.full(3, n)
+
+    results = []
+    first = threading.Thread(target=lambda: results.append(build(7)))
+    first.start()
+    started.wait(5)
+    second = threading.Thread(target=lambda: results.append(build(7)))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting for the first call, not computing
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert calls == [7]
+    assert [r.tolist() for r in results] == [[7, 7, 7], [7, 7, 7]]
+
+
+def test_a_failed_call_lets_a_waiting_call_compute_for_itself():
+    attempts = []
+
+    @array_cache(max_bytes=10**6)
+    def build(n):
+        attempts.append(n)
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails")
+        return np.full(2, n)
+
+    with pytest.raises(ValueError):
+        build(3)
+    assert build(3).tolist() == [3, 3]
+    assert attempts == [3, 3]

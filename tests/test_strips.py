@@ -18,10 +18,14 @@ from flowviz.strips import (
     ALIASES,
     NOT_INVERTIBLE_IMAGE,
     PREVIEW_RESOLUTION,
+    STRIP_LEVELS,
+    STRIP_NEAREST,
+    STRIP_SPREAD,
     _strip_cached,
     explorer_strip,
     preview_fields,
     spec_with,
+    strip_chunk,
     strip_values,
 )
 
@@ -51,6 +55,32 @@ def test_strip_values_lie_on_the_slider_steps_and_span_the_range():
     assert np.all(np.diff(values) > 0)
     # fewer positions than frames asked for: every position once
     assert strip_values(0.0, 1.0, 0.25, 121) == (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "step", "around"),
+    [
+        (-4.0, 4.0, 0.05, 3.0),
+        (-4.0, 4.0, 0.05, -4.0),
+        (0.1, 3.0, 0.01, 0.5),
+        (0.0, 1.0, 0.25, 0.4),
+        (-3, 3, 0.01, 2.99),
+    ],
+)
+def test_the_chunks_of_a_strip_hold_each_value_once_nearest_the_grabbed_value_first(low, high, step, around):
+    chunks = [strip_chunk(low, high, step, level, around) for level in range(STRIP_LEVELS)]
+    everything = [v for chunk in chunks for v in chunk]
+    assert sorted(everything) == list(strip_values(low, high, step))  # each value once, none more
+    distance = {v: abs(v - around) for v in everything}
+    spread = set(strip_values(low, high, step, STRIP_SPREAD))
+    assert spread <= set(chunks[0])
+    for level in range(1, STRIP_LEVELS):
+        if not chunks[level]:
+            continue
+        # every value of a later chunk is at least as far from the thumb as the nearest ones before it
+        nearest_before = sorted(distance, key=distance.get)[: min(STRIP_NEAREST[level - 1], len(distance))]
+        assert min(distance[v] for v in chunks[level]) >= max(distance[v] for v in nearest_before) - 1e-12
+        assert len(set(chunks[level]) - spread) <= STRIP_NEAREST[level] - STRIP_NEAREST[level - 1]
 
 
 def test_each_frame_is_the_preview_resolution_evaluation_of_the_spec_with_that_value():

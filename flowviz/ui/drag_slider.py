@@ -23,6 +23,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -59,7 +62,7 @@ function remember(chunk) {
   const merged = (known ? known.frames : []).concat(chunk.frames).sort((a, b) => a.value - b.value);
   STRIPS.delete(chunk.id);
   STRIPS.set(chunk.id, {
-    id: chunk.id, level: chunk.level, aliases: chunk.aliases,
+    id: chunk.id, level: chunk.level, aliases: chunk.aliases, around: chunk.around,
     frames: merged, values: merged.map((frame) => frame.value),
   });
   while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
@@ -305,7 +308,8 @@ function preview(state) {
   }
 }
 
-// Ask Python for the next finer strip of this slider (none yet: the coarse one), once each.
+// Ask Python for the next chunk of this slider's strip, once each: the first one around the
+// thumb's value now, the next ones around the same value, until the strip is whole.
 function ask(state) {
   const id = state.data.strip_id;
   if (!id) return;
@@ -313,7 +317,8 @@ function ask(state) {
   const level = known ? known.level + 1 : 0;
   if (level >= state.data.levels || state.requested === id + "/" + level) return;
   state.requested = id + "/" + level;
-  state.send("grab", { id, level });  // the strip comes with the next render
+  const around = known ? known.around : Number(state.input.value);
+  state.send("grab", { id, level, around });  // the chunk comes with the component's next run
 }
 
 function restore(state) {
@@ -495,11 +500,48 @@ class LineFrameSource:
         return line_strip(self.base, self.fmap, self.part, self.path, values)
 
 
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowviz-strip-prefetch")
+_PREFETCH_LOCK = threading.Lock()
+_PREFETCH_QUEUE = 2  # chunks computed or waiting ahead of their request, in all sessions together
+_prefetching = 0
+
+
+def _prefetch(frames: FrameSource | LineFrameSource, values: tuple[float, ...]) -> None:
+    """Compute a strip's next chunk (into the strips' cache) while the browser receives this one,
+    so that asking for it finds it ready. One at a time; skipped when others already wait."""
+    global _prefetching
+    with _PREFETCH_LOCK:
+        if _prefetching >= _PREFETCH_QUEUE:
+            return
+        _prefetching += 1
+
+    def compute() -> None:
+        global _prefetching
+        try:
+            frames.strip(values)
+        except Exception:
+            pass
+        finally:
+            with _PREFETCH_LOCK:
+                _prefetching -= 1
+
+    _PREFETCH.submit(compute)
+
+
 def _sent(drag_key: str, name: str):
     state = st.session_state.get(drag_key)
     if state is None:
         return None
     return state.get(name) if hasattr(state, "get") else getattr(state, name, None)
+
+
+def _number(value, low: float, high: float) -> float:
+    """A number the browser sent, inside [low, high] (the middle where it is none)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return (low + high) / 2
+    return min(max(number, low), high) if math.isfinite(number) else (low + high) / 2
 
 
 def _want(drag_key: str, want_key: str) -> None:
@@ -510,18 +552,30 @@ def drag_preview(
     label: str, low: float, high: float, step: float, widget_key: str, frames: FrameSource | LineFrameSource
 ) -> None:
     """Previews for Streamlit's own slider ``label`` (drawn just before, under ``widget_key``):
-    its thumb's value is followed while dragged, the slider itself sends it when let go."""
+    its thumb's value is followed while dragged, the slider itself sends it when let go.
+
+    A fragment: asking for the next chunk of a strip reruns this component alone, not the page.
+    """
+    _companion(label, low, high, step, widget_key, frames)
+
+
+@st.fragment
+def _companion(
+    label: str, low: float, high: float, step: float, widget_key: str, frames: FrameSource | LineFrameSource
+) -> None:
     ss = st.session_state
     drag_key, want_key = widget_key + ".drag", widget_key + ".want"
     strip_id = frames.strip_id((low, high, step))
-    data = {"attach": label, "target": frames.target, "strip_id": strip_id, "levels": len(STRIP_LEVELS)}
+    data = {"attach": label, "target": frames.target, "strip_id": strip_id, "levels": STRIP_LEVELS}
     wanted = ss.pop(want_key, None)
     if isinstance(wanted, dict) and wanted.get("id") == strip_id:
-        level = min(max(int(wanted.get("level", 0)), 0), len(STRIP_LEVELS) - 1)
-        values = strip_chunk(low, high, step, level)
+        level = min(max(int(wanted.get("level", 0)), 0), STRIP_LEVELS - 1)
+        around = _number(wanted.get("around"), low, high)
+        values = strip_chunk(low, high, step, level, around)
         data["strip"] = {
             "id": strip_id,
             "level": level,
+            "around": around,
             "values": list(values),
             "aliases": ALIASES,
             "frames": frames.strip(values),
