@@ -148,8 +148,10 @@ def strip_costs(repeats: int = 3) -> list[dict]:
     ]
     for name, build, limits, cache in cases:  # limits: low, high, step, the value grabbed
         build(strip_chunk(*limits[:3], 0, limits[3])[:2])  # imports and first-call costs out of the way
-        for level in range(STRIP_LEVELS):
-            values = strip_chunk(*limits[:3], level, limits[3])
+        have: list[float] = []
+        for level in range(STRIP_LEVELS):  # as a drag downward from the value grabbed asks for them
+            values = strip_chunk(*limits[:3], level, limits[3], -1 if level else 0, have)
+            have += values
             if not values:
                 continue
             times = []

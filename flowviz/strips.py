@@ -20,7 +20,7 @@ import base64
 import copy
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -37,14 +37,15 @@ from flowviz.views import GRID_LINES, base_density_on_grid
 
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
 # A strip holds up to STRIP_FRAMES values along a slider's range (its ends included). It is
-# sent in chunks, each short enough that letting go never waits long for one. The thumb
-# leaves from where it was grabbed and passes the values near it first: the first chunk
-# has the values nearest that place and a few spread over the whole range (for a jump),
-# each next one the values nearest it after those, until the strip is whole.
+# sent in chunks, each short enough that letting go never waits long for one, and each
+# made of the values the thumb is about to pass: the first has the values nearest where
+# the thumb was grabbed and a few spread over the whole range (for a jump); each next one,
+# asked for while the thumb moves, the values nearest where it is then, ahead of it first.
 STRIP_FRAMES = 161  # every step of a slider over [-4, 4] in steps of 0.05
 STRIP_SPREAD = 5  # values over the whole range in the first chunk
-STRIP_NEAREST = (10, 34, 80, STRIP_FRAMES)  # the nearest values a strip holds after each chunk
-STRIP_LEVELS = len(STRIP_NEAREST)  # chunks in a whole strip
+STRIP_CHUNKS = (10, 30, 50)  # values near the thumb in each chunk; one more chunk holds the rest
+STRIP_LEVELS = len(STRIP_CHUNKS) + 1  # chunks in a whole strip
+BEHIND = 3.0  # a value behind the moving thumb counts as this many times as far as one ahead
 PREVIEW_LINE_POINTS = 32  # points per grid line in a frame's overlay (the exact figure has 120)
 ALIASES = {"panel3-overlay": "panel1-overlay"}  # images a frame shows twice, sent once
 
@@ -79,20 +80,37 @@ def strip_values(low: float, high: float, step: float, count: int = STRIP_FRAMES
     return tuple(float(round(low + k * step, 10)) for k in indices)
 
 
-def strip_chunk(low: float, high: float, step: float, level: int, around: float) -> tuple[float, ...]:
-    """The values chunk ``level`` of a strip adds, for a thumb grabbed at ``around``: the
-    ``STRIP_NEAREST[level]`` values of the strip nearest ``around`` (and, in the first chunk,
-    ``STRIP_SPREAD`` values over the whole range), less those of the chunks before it.
-    All chunks of one strip together hold every value of ``strip_values`` once."""
+def strip_chunk(
+    low: float,
+    high: float,
+    step: float,
+    level: int,
+    at: float,
+    heading: int = 0,
+    have: Iterable[float] = (),
+) -> tuple[float, ...]:
+    """The values of chunk ``level`` of a strip, for a thumb at ``at`` moving toward ``heading``
+    (+1 up, -1 down, 0 still), in a page that holds the strip's values ``have`` already.
+
+    The first chunk: ``STRIP_SPREAD`` values over the whole range and the ``STRIP_CHUNKS[0]``
+    nearest ``at``; each next one: the ``STRIP_CHUNKS[level]`` values not held that are
+    nearest ``at``, those behind the thumb counted ``BEHIND`` times as far; the last: every
+    value not held. The values are those of ``strip_values``, in increasing order.
+    """
     values = strip_values(low, high, step)
-    by_distance = sorted(values, key=lambda v: (abs(v - around), v))
-    spread = set(strip_values(low, high, step, STRIP_SPREAD))
+    held = {round(float(v), 10) for v in have}
+    missing = [v for v in values if v not in held]
+    if level >= len(STRIP_CHUNKS):
+        return tuple(missing)
 
-    def upto(k: int) -> set[float]:
-        return spread | set(by_distance[: STRIP_NEAREST[k]]) if k >= 0 else set()
+    def distance(v: float) -> float:
+        ahead = heading == 0 or (v - at) * heading >= 0
+        return abs(v - at) * (1.0 if ahead else BEHIND)
 
-    earlier, now = upto(level - 1), upto(level)
-    return tuple(v for v in values if v in now and v not in earlier)
+    chosen = set(sorted(missing, key=lambda v: (distance(v), v))[: STRIP_CHUNKS[level]])
+    if level == 0:
+        chosen |= set(strip_values(low, high, step, STRIP_SPREAD)) - held
+    return tuple(v for v in missing if v in chosen)
 
 
 def has_number(spec: Mapping, path: Sequence) -> bool:

@@ -500,3 +500,34 @@ def test_opening_the_base_editor_changes_no_digit_of_a_link():
     at.pills(key="fv_extra").set_value(["Samples"]).run()
     assert not at.exception
     assert url_spec(at) == parse_spec(ROTATION_SPEC)
+
+
+@pytest.mark.parametrize(
+    "request_sent",
+    [
+        {"level": "two", "at": "x", "heading": 7, "have": "all"},
+        {"level": -3, "at": float("nan"), "have": [float("inf"), "a", None]},
+        {"level": 99, "at": 1e300, "heading": -1, "have": list(range(10_000))},
+    ],
+)
+def test_a_malformed_request_for_a_drag_strip_gets_a_strip_not_an_error(request_sent, monkeypatch):
+    import flowviz.ui.drag_slider as drag_slider
+
+    sent = []
+    original = drag_slider._component
+
+    def recording(**kwargs):
+        sent.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(drag_slider, "_component", recording)
+    at = open_explorer(ROTATION_SPEC)
+    first = next(call for call in sent if call["data"].get("strip_id"))
+    want_key = first["key"][: -len(".drag")] + ".want"
+    at.session_state[want_key] = {"id": first["data"]["strip_id"], **request_sent}
+    sent.clear()
+    at.run()
+    assert not at.exception, at.exception
+    strips = [call["data"]["strip"] for call in sent if "strip" in call["data"]]
+    assert len(strips) == 1
+    assert strips[0]["frames"] and all("images" in frame for frame in strips[0]["frames"])

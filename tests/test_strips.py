@@ -18,8 +18,8 @@ from flowviz.strips import (
     ALIASES,
     NOT_INVERTIBLE_IMAGE,
     PREVIEW_RESOLUTION,
+    STRIP_CHUNKS,
     STRIP_LEVELS,
-    STRIP_NEAREST,
     STRIP_SPREAD,
     _strip_cached,
     explorer_strip,
@@ -58,29 +58,46 @@ def test_strip_values_lie_on_the_slider_steps_and_span_the_range():
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "step", "around"),
+    ("low", "high", "step", "at", "heading"),
     [
-        (-4.0, 4.0, 0.05, 3.0),
-        (-4.0, 4.0, 0.05, -4.0),
-        (0.1, 3.0, 0.01, 0.5),
-        (0.0, 1.0, 0.25, 0.4),
-        (-3, 3, 0.01, 2.99),
+        (-4.0, 4.0, 0.05, 3.0, -1),
+        (-4.0, 4.0, 0.05, -4.0, 1),
+        (0.1, 3.0, 0.01, 0.5, 1),
+        (0.0, 1.0, 0.25, 0.4, 0),
+        (-3, 3, 0.01, 2.99, -1),
     ],
 )
-def test_the_chunks_of_a_strip_hold_each_value_once_nearest_the_grabbed_value_first(low, high, step, around):
-    chunks = [strip_chunk(low, high, step, level, around) for level in range(STRIP_LEVELS)]
-    everything = [v for chunk in chunks for v in chunk]
-    assert sorted(everything) == list(strip_values(low, high, step))  # each value once, none more
-    distance = {v: abs(v - around) for v in everything}
-    spread = set(strip_values(low, high, step, STRIP_SPREAD))
-    assert spread <= set(chunks[0])
-    for level in range(1, STRIP_LEVELS):
-        if not chunks[level]:
-            continue
-        # every value of a later chunk is at least as far from the thumb as the nearest ones before it
-        nearest_before = sorted(distance, key=distance.get)[: min(STRIP_NEAREST[level - 1], len(distance))]
-        assert min(distance[v] for v in chunks[level]) >= max(distance[v] for v in nearest_before) - 1e-12
-        assert len(set(chunks[level]) - spread) <= STRIP_NEAREST[level] - STRIP_NEAREST[level - 1]
+def test_the_chunks_of_a_strip_hold_each_value_once_those_the_thumb_meets_next_first(
+    low, high, step, at, heading
+):
+    everything = strip_values(low, high, step)
+    have: list[float] = []
+    spacing = (high - low) / (len(everything) - 1)
+    for level in range(STRIP_LEVELS):
+        chunk = strip_chunk(low, high, step, level, at, heading if level else 0, have)
+        assert not set(chunk) & set(have)  # nothing the page holds is sent again
+        assert list(chunk) == sorted(chunk)
+        if level == 0:
+            assert set(strip_values(low, high, step, STRIP_SPREAD)) <= set(chunk)
+        if level < len(STRIP_CHUNKS) and level > 0:
+            assert len(chunk) == min(STRIP_CHUNKS[level], len(everything) - len(have))
+            # nothing left out lies ahead of the thumb and nearer to it than a value sent
+            left = set(everything) - set(have) - set(chunk)
+            farthest_ahead = max((abs(v - at) for v in chunk if (v - at) * heading >= 0), default=None)
+            if farthest_ahead is not None:
+                assert all(abs(v - at) >= farthest_ahead - 1e-12 for v in left if (v - at) * heading >= 0)
+        have += chunk
+        at += heading * 8 * spacing  # the thumb moves on between two chunks
+        at = min(max(at, low), high)
+    assert sorted(have) == list(everything)  # the whole strip, each value once
+
+
+def test_a_chunk_leaves_out_values_the_page_holds_whatever_it_sent():
+    values = strip_values(-4.0, 4.0, 0.05)
+    have = [*values[::2], 1e9, -0.0333]  # values it holds, and numbers of no strip
+    rest = strip_chunk(-4.0, 4.0, 0.05, STRIP_LEVELS - 1, 0.0, 0, have)
+    assert sorted(set(rest) | set(values[::2])) == list(values)
+    assert not set(rest) & set(values[::2])
 
 
 def test_each_frame_is_the_preview_resolution_evaluation_of_the_spec_with_that_value():

@@ -24,8 +24,6 @@ import functools
 import hashlib
 import json
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -33,6 +31,7 @@ import streamlit as st
 from flowviz.strips import (
     ALIASES,
     PREVIEW_RESOLUTION,
+    STRIP_FRAMES,
     STRIP_LEVELS,
     explorer_strip,
     line_strip,
@@ -62,7 +61,7 @@ function remember(chunk) {
   const merged = (known ? known.frames : []).concat(chunk.frames).sort((a, b) => a.value - b.value);
   STRIPS.delete(chunk.id);
   STRIPS.set(chunk.id, {
-    id: chunk.id, level: chunk.level, aliases: chunk.aliases, around: chunk.around,
+    id: chunk.id, level: chunk.level, aliases: chunk.aliases,
     frames: merged, values: merged.map((frame) => frame.value),
   });
   while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
@@ -308,8 +307,8 @@ function preview(state) {
   }
 }
 
-// Ask Python for the next chunk of this slider's strip, once each: the first one around the
-// thumb's value now, the next ones around the same value, until the strip is whole.
+// Ask Python for the next chunk of this slider's strip, once each: the values nearest the thumb
+// now, ahead of it first (it sends which values the page holds), until the strip is whole.
 function ask(state) {
   const id = state.data.strip_id;
   if (!id) return;
@@ -317,8 +316,9 @@ function ask(state) {
   const level = known ? known.level + 1 : 0;
   if (level >= state.data.levels || state.requested === id + "/" + level) return;
   state.requested = id + "/" + level;
-  const around = known ? known.around : Number(state.input.value);
-  state.send("grab", { id, level, around });  // the chunk comes with the component's next run
+  const at = Number(state.input.value);
+  const heading = state.dragging && state.committed !== null ? Math.sign(at - state.committed) : 0;
+  state.send("grab", { id, level, at, heading, have: known ? known.values : [] });  // comes with the next run
 }
 
 function restore(state) {
@@ -500,34 +500,6 @@ class LineFrameSource:
         return line_strip(self.base, self.fmap, self.part, self.path, values)
 
 
-_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowviz-strip-prefetch")
-_PREFETCH_LOCK = threading.Lock()
-_PREFETCH_QUEUE = 2  # chunks computed or waiting ahead of their request, in all sessions together
-_prefetching = 0
-
-
-def _prefetch(frames: FrameSource | LineFrameSource, values: tuple[float, ...]) -> None:
-    """Compute a strip's next chunk (into the strips' cache) while the browser receives this one,
-    so that asking for it finds it ready. One at a time; skipped when others already wait."""
-    global _prefetching
-    with _PREFETCH_LOCK:
-        if _prefetching >= _PREFETCH_QUEUE:
-            return
-        _prefetching += 1
-
-    def compute() -> None:
-        global _prefetching
-        try:
-            frames.strip(values)
-        except Exception:
-            pass
-        finally:
-            with _PREFETCH_LOCK:
-                _prefetching -= 1
-
-    _PREFETCH.submit(compute)
-
-
 def _sent(drag_key: str, name: str):
     state = st.session_state.get(drag_key)
     if state is None:
@@ -542,6 +514,13 @@ def _number(value, low: float, high: float) -> float:
     except (TypeError, ValueError):
         return (low + high) / 2
     return min(max(number, low), high) if math.isfinite(number) else (low + high) / 2
+
+
+def _numbers(values, limit: int) -> list[float]:
+    """The finite numbers of a list the browser sent (none where it is not a short list)."""
+    if not isinstance(values, list) or len(values) > limit:
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
 def _want(drag_key: str, want_key: str) -> None:
@@ -569,14 +548,15 @@ def _companion(
     data = {"attach": label, "target": frames.target, "strip_id": strip_id, "levels": STRIP_LEVELS}
     wanted = ss.pop(want_key, None)
     if isinstance(wanted, dict) and wanted.get("id") == strip_id:
-        level = min(max(int(wanted.get("level", 0)), 0), STRIP_LEVELS - 1)
-        around = _number(wanted.get("around"), low, high)
-        values = strip_chunk(low, high, step, level, around)
+        level = wanted.get("level")
+        level = level if isinstance(level, int) and 0 <= level < STRIP_LEVELS else 0
+        at = _number(wanted.get("at"), low, high)
+        heading = wanted.get("heading") if wanted.get("heading") in (-1, 0, 1) else 0
+        have = _numbers(wanted.get("have"), limit=2 * STRIP_FRAMES)
+        values = strip_chunk(low, high, step, level, at, heading, have)
         data["strip"] = {
             "id": strip_id,
             "level": level,
-            "around": around,
-            "values": list(values),
             "aliases": ALIASES,
             "frames": frames.strip(values),
         }
