@@ -33,7 +33,7 @@ from flowviz.spec import (
     max_resolution,
     parse_spec,
 )
-from flowviz.strips import PREVIEW_RESOLUTION, explorer_strip, strip_resolution
+from flowviz.strips import PREVIEW_RESOLUTION, STRIP_FRAMES, explorer_strip, strip_resolution
 from flowviz.ui import fairness, fields
 from flowviz.views import steps_resolution
 
@@ -320,13 +320,14 @@ def test_a_costly_grid_lowers_only_its_own_threads_priority():
 
 
 def test_a_grabbed_sliders_strip_of_frames_is_bounded_like_one_grid():
-    """121 frames of a 32-planar flow (201 steps a point): at most 12 * 1024**2 / (121 * 201) = 517
-    points a frame, so 22 per axis; the plainest flows keep the full 64."""
+    """161 frames of a 32-planar flow (201 steps a point): at most 12 * 1024**2 / (161 * 201) = 388
+    points a frame, so 19 per axis; the plainest flows keep the full 64."""
     planar = {"type": "planar", "w": [1, 0], "u": [0.5, 0]}
     heavy = parse_spec({"base": GAUSSIAN, "layers": [planar] * 32, "view": {"resolution": 64}})
-    assert strip_resolution(heavy) == math.isqrt(int(MAX_GRID_WORK / (121 * 201))) == 22
+    assert STRIP_FRAMES == 161
+    assert strip_resolution(heavy) == math.isqrt(int(MAX_GRID_WORK / (STRIP_FRAMES * 201))) == 19
     assert strip_resolution(parse_spec({"base": GAUSSIAN, "layers": [ROTATION]})) == PREVIEW_RESOLUTION
     frames = explorer_strip(heavy, ("layers", 0, "b"), [0.0, 0.5])
     (png,) = [v for k, v in frames[1]["images"].items() if k == "panel1"]
     width = int.from_bytes(base64.b64decode(png.split(",", 1)[1])[16:20], "big")  # the PNG header
-    assert width == 22
+    assert width == 19
