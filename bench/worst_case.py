@@ -7,7 +7,7 @@ Three parts, one command:
    evaluate its grid, its layer-by-layer view, and the whole Explorer page (Streamlit
    AppTest: controls drawn, every view rendered), against the plainest flow at the
    largest grid (the budget's own case) and the budget ``flowviz.spec.ANSWER_SECONDS``;
-   and every frame of a grabbed slider (``flowviz.strips``, 121 values).
+   and every frame of a grabbed slider (``flowviz.strips``, 161 values).
    Also how fast the specs that once held the server for minutes are now refused.
 2. **No visitor starves another.** One app server, three Chromium browsers: A presses
    an arrow key on an Explorer slider (``bench/concurrency.py``'s pieces: key press ->
@@ -103,7 +103,7 @@ GRAB = {"rotation": (("degrees",), -180, 180, 1), "spline": (("bound",), 0.5, 5,
 
 
 def time_strip(spec: dict) -> float:
-    """Seconds to make every frame of a grabbed slider (flowviz.strips: 121 values)."""
+    """Seconds to make every frame of a grabbed slider (flowviz.strips: 161 values)."""
     from flowviz.strips import explorer_strip, strip_values
 
     canonical = parse_spec(spec)
