@@ -526,7 +526,7 @@ def carry_interval(
 
 
 @dataclass(frozen=True)
-class Probe:
+class ProbeOnLine:
     """The change of variables at one point x, each factor computed, and the inverse-function rule.
 
     ``inverse_slope_autograd``: d f^{-1}/dx by autograd of the inverse at x;
@@ -565,18 +565,20 @@ def _derivative(function: Callable[[Tensor], Tensor], at: float) -> float:
     return float(slope)
 
 
-def probe(base: LineBase, fmap: LineMap, x: float) -> Probe:
+def probe(base: LineBase, fmap: LineMap, x: float) -> ProbeOnLine:
     """Evaluate p_X(x) = p_Z(f^{-1}(x)) |d f^{-1}/dx| factor by factor at ``x``."""
     with torch.no_grad():
         z, log_det_inverse = fmap.inverse_and_log_det(_t(x))
         base_density = float(torch.exp(base.base_log_prob(z)))
     z_value = float(z)
     if not math.isfinite(z_value):
-        return Probe(x, math.nan, 0.0, math.nan, math.nan, math.nan, 0.0)
+        return ProbeOnLine(x, math.nan, 0.0, math.nan, math.nan, math.nan, 0.0)
     inverse_slope = _derivative(fmap.inverse, x)
     forward_slope = _derivative(fmap.forward, z_value)
     density = base_density * math.exp(float(log_det_inverse))
-    return Probe(x, z_value, base_density, forward_slope, inverse_slope, float(log_det_inverse), density)
+    return ProbeOnLine(
+        x, z_value, base_density, forward_slope, inverse_slope, float(log_det_inverse), density
+    )
 
 
 # --------------------------------------------------------------------------- what the page draws
