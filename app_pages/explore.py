@@ -7,6 +7,7 @@ import copy
 import streamlit as st
 
 from flowviz.errors import SpecError
+from flowviz.explorer import explorer_fields, explorer_samples, explorer_steps
 from flowviz.flow import Flow
 from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
@@ -14,7 +15,6 @@ from flowviz.spec import canonical_json, max_resolution, parse_spec
 from flowviz.ui import editor, fairness, learned, share, state
 from flowviz.ui import views as ui_views
 from flowviz.ui.path import next_idea, start_pointer
-from flowviz.views import explorer_fields, explorer_samples, explorer_steps
 
 
 def load_preset(name: str) -> None:

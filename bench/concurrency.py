@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowviz.devtools import time_slider_key  # noqa: E402
+from bench.support import time_slider_key  # noqa: E402
 from tests.conftest import CHROMIUM_FLAGS, IDLE, start_app  # noqa: E402
 
 FINGERPRINT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {

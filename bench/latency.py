@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowviz.devtools import (  # noqa: E402
+from bench.support import (  # noqa: E402
     CHROMIUM_FLAGS,
     chart_fingerprints,
     chromium_path,

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flowviz.devtools import CHROMIUM_FLAGS, chromium_path, start_app, stop_app, wait_idle, write_json  # noqa: E402
+from bench.support import CHROMIUM_FLAGS, chromium_path, start_app, stop_app, wait_idle, write_json  # noqa: E402
 from flowviz.presets import FLOW_PRESETS  # noqa: E402
 from flowviz.spec import canonical_json, encode_token, parse_spec  # noqa: E402
 

@@ -3,7 +3,7 @@
 Three parts, one command:
 
 1. **Worst valid specs.** For each of the spec's limits, the largest valid spec at the
-   finest grid it may ask for (``flowviz.devtools.worst_valid_specs``): the time to
+   finest grid it may ask for (``bench.support.worst_valid_specs``): the time to
    evaluate its grid, its layer-by-layer view, and the whole Explorer page (Streamlit
    AppTest: controls drawn, every view rendered), against the plainest flow at the
    largest grid (the budget's own case) and the budget ``flowviz.spec.ANSWER_SECONDS``;
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import concurrency  # noqa: E402  (bench/concurrency.py: its measure, training and CPU pieces)
 import torch  # noqa: E402
 
-from flowviz.devtools import (  # noqa: E402
+from bench.support import (  # noqa: E402
     CHROMIUM_FLAGS,
     chromium_path,
     start_app,
@@ -86,8 +86,8 @@ def nudged(spec: dict, k: int) -> dict:
 
 def time_core(spec: dict) -> tuple[float, float]:
     """Seconds to evaluate the Explorer's grid arrays and its layer-by-layer view."""
+    from flowviz.explorer import explorer_fields, explorer_steps
     from flowviz.spec import canonical_json
-    from flowviz.views import explorer_fields, explorer_steps
 
     key = canonical_json(spec)
     start = time.perf_counter()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from flowviz.errors import SpecError
+from flowviz.explorer import GRID_LINES, base_density_on_grid
 from flowviz.flow import Flow
 from flowviz.grid import deformed_grid, evaluate_flow
 from flowviz.line import LineCurves, build_line_base, build_line_map, line_curves
@@ -33,7 +34,6 @@ from flowviz.memo import array_cache
 from flowviz.plots.common import colour_map, pixel_extent, png_data_uri
 from flowviz.plots.explore import density_panels, svg_overlay, volume_panels
 from flowviz.spec import MAX_GRID_WORK, parse_spec, point_cost
-from flowviz.views import GRID_LINES, base_density_on_grid
 
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
 # A strip holds up to STRIP_FRAMES values along a slider's range (its ends included). It is

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from flowviz.devtools import CHROMIUM_FLAGS, IDLE, chromium_path, start_app, stop_app
-from flowviz.devtools import wait_idle as wait_idle  # re-exported for the tests
+from bench.support import CHROMIUM_FLAGS, IDLE, chromium_path, start_app, stop_app
+from bench.support import wait_idle as wait_idle  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["CHROMIUM_FLAGS", "IDLE", "ROOT", "exception_boxes", "open_page", "wait_idle"]

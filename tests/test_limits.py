@@ -18,8 +18,9 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 
 import flowviz
-from flowviz.devtools import worst_valid_specs
+from bench.support import worst_valid_specs
 from flowviz.errors import SpecError
+from flowviz.explorer import steps_resolution
 from flowviz.spec import (
     ANSWER_SECONDS,
     MAX_GRID_WORK,
@@ -35,7 +36,6 @@ from flowviz.spec import (
 )
 from flowviz.strips import PREVIEW_RESOLUTION, STRIP_FRAMES, explorer_strip, strip_resolution
 from flowviz.ui import fairness, fields
-from flowviz.views import steps_resolution
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "explore.py")

@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from flowviz.explorer import explorer_fields
 from flowviz.plots.explore import density_panels, grid_figure, nice_ceiling, svg_overlay, volume_panels
 from flowviz.presets import default_spec
 from flowviz.spec import canonical_json
-from flowviz.views import explorer_fields
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from flowviz.line import CarriedInterval, LineCurves, Probe
+from flowviz.line import CarriedInterval, LineCurves, ProbeOnLine
 from flowviz.plots.common import DENSITY_SCALE, VOLUME_SCALE, axis_style
 
 DENSITY_LINE = sample_colorscale(DENSITY_SCALE, [0.0])[0]  # the dark end of the density scale
@@ -204,7 +204,7 @@ def _density_traces(
     ]
 
 
-def _probe_traces(curves: LineCurves, probe: Probe) -> list[go.Scatter]:
+def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[go.Scatter]:
     if not probe.inside:
         return []
     dashed = {"color": PROBE_COLOUR, "width": 1.2, "dash": "dash"}
@@ -291,7 +291,7 @@ def _mass_labels(interval: CarriedInterval) -> list[dict]:
 def change_of_variables_figure(
     curves: LineCurves,
     interval: CarriedInterval,
-    probe: Probe,
+    probe: ProbeOnLine,
     histogram_edges: np.ndarray,
     histogram_density: np.ndarray,
     sample_count: int,

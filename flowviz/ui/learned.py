@@ -11,13 +11,13 @@ import json
 
 import streamlit as st
 
+from flowviz.explorer import fields_of_flow, samples_of_flow, steps_of_flow
 from flowviz.flow import Flow
 from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, play_strip
 from flowviz.plots.train import data_window
 from flowviz.train import layer_name
 from flowviz.ui import views as ui_views
 from flowviz.ui.editor import init
-from flowviz.views import fields_of_flow, samples_of_flow, steps_of_flow
 
 LEARNED = "learned_flow"
 MODE = "fv_mode"

@@ -1,7 +1,7 @@
 """The learning path on screen: its steps with live pictures, the pointer to it, the next-idea links.
 
 Every picture is drawn by the same core and plots as the full pages (``flowviz.line``,
-``flowviz.views``, ``flowviz.structure``, ``flowviz.plots``); a step's link opens its page in
+``flowviz.explorer``, ``flowviz.structure``, ``flowviz.plots``); a step's link opens its page in
 exactly the state the step shows (``flowviz.learning_path`` builds the addresses).
 """
 
@@ -14,6 +14,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from flowviz.data import toy_set
+from flowviz.explorer import explorer_fields
 from flowviz.flow import Flow
 from flowviz.learning_path import (
     MULTIMODAL,
@@ -48,7 +49,6 @@ from flowviz.plots.train import data_window, samples_figure
 from flowviz.spec import canonical_json
 from flowviz.structure import AffineCouplingND, jacobian_report, random_point
 from flowviz.ui.live_chart import live_chart
-from flowviz.views import explorer_fields
 
 K = "path."  # prefix of the path's session-state keys
 DISMISSED = "fv_start_pointer_dismissed"

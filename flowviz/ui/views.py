@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from flowviz.explorer import MASS_TOLERANCE, ProbeThroughLayers, inside_fraction, mass_notes, probe_point
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.player import flow_player
-from flowviz.views import MASS_TOLERANCE, Probe, inside_fraction, mass_notes, probe_point
 
 MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
@@ -33,7 +33,7 @@ MASS_SAMPLES = 2000  # samples that check, when the mass reads low, whether it i
 
 
 def mass_warning(mass: float, fields: dict | None = None, view: dict | None = None, samples=None) -> None:
-    """Say why the mass in view cannot be taken at face value (see :func:`flowviz.views.mass_notes`)."""
+    """Say why the mass in view cannot be taken at face value (see :func:`flowviz.explorer.mass_notes`)."""
     inside = None
     if samples is not None and view is not None and mass < 1 - MASS_TOLERANCE:
         try:
@@ -45,7 +45,9 @@ def mass_warning(mass: float, fields: dict | None = None, view: dict | None = No
         getattr(st, kind)(text, icon="↔️" if text.endswith("widen the view.") else "⚠️")
 
 
-def main_figure(fields: dict, log_scale: bool, samples: tuple | None, probe: Probe | None) -> None:
+def main_figure(
+    fields: dict, log_scale: bool, samples: tuple | None, probe: ProbeThroughLayers | None
+) -> None:
     """p_Z | p_X over volume change in z | volume change in x; z panels and x panels zoom together."""
     panels = [
         *density_panels(fields["base_density"], fields["density"], log_scale),
@@ -109,7 +111,7 @@ def steps_view(steps, xs, ys) -> None:
     )
 
 
-def probe_table(probe: Probe) -> None:
+def probe_table(probe: ProbeThroughLayers) -> None:
     if not probe.inside:
         st.info(
             f"x = ({probe.x[0]:.3g}, {probe.x[1]:.3g}) lies outside the image of the flow: no z maps there, "
@@ -160,9 +162,9 @@ def render_views(
 ) -> None:
     """Every view of one flow: readouts, the main figure and the views asked for.
 
-    ``fields``: the arrays of ``flowviz.views.fields_of_flow``; ``names``: the active layers;
+    ``fields``: the arrays of ``flowviz.explorer.fields_of_flow``; ``names``: the active layers;
     ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x);
-    ``steps(titles)`` gives ``flowviz.views.steps_of_flow``'s result (the last two, cached by the caller).
+    ``steps(titles)`` gives ``flowviz.explorer.steps_of_flow``'s result (the last two, cached by the caller).
     ``play``: (the flow's identity, ``strip(log_scale)``) for the player, ``strip`` giving
     ``flowviz.playback.play_strip``'s arrays (cached by the caller, called only once Play is pressed).
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from flowviz.devtools import drag_slider
+from bench.support import drag_slider
 from flowviz.presets import default_spec
 from flowviz.spec import encode_token, parse_spec
 from flowviz.ui.drag_slider import EXPLORER_CHART

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 import flowviz
-from flowviz.devtools import chart_fingerprints, start_app, stop_app, time_slider_key
+from bench.support import chart_fingerprints, start_app, stop_app, time_slider_key
 from flowviz.presets import FLOW_PRESETS, LAYER_DEFAULTS
 from flowviz.spec import LAYER_TYPES, decode_token, encode_token, parse_spec
 from tests.conftest import exception_boxes, open_page, wait_idle

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlparse
 
-from flowviz.devtools import start_app, stop_app
+from bench.support import start_app, stop_app
 from flowviz.spec import decode_token
 from tests.conftest import exception_boxes, open_page, wait_idle
 

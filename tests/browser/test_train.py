@@ -71,7 +71,7 @@ def test_a_reload_does_not_leave_its_training_run_behind(browser):
     not left to train for minutes with nobody able to see or stop it."""
     import time
 
-    from flowviz.devtools import start_app, stop_app
+    from bench.support import start_app, stop_app
 
     proc, url = start_app()  # its own server: the process to watch is this server's child
     context = browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 import flowviz
+from flowviz.explorer import explorer_steps, steps_of_flow
 from flowviz.flow import Flow
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, parse_spec
-from flowviz.views import explorer_steps, steps_of_flow
 
 
 def test_each_step_is_the_density_after_the_first_k_layers():
@@ -47,7 +47,7 @@ def test_steps_are_cached_by_the_canonical_spec():
 def _notes(spec: dict) -> list[str]:
     import json
 
-    from flowviz.views import explorer_fields, explorer_samples, inside_fraction, mass_notes
+    from flowviz.explorer import explorer_fields, explorer_samples, inside_fraction, mass_notes
 
     canonical = canonical_json(spec)
     fields = explorer_fields(canonical)

@@ -201,7 +201,7 @@ class ProbeRow:
 
 
 @dataclass(frozen=True)
-class Probe:
+class ProbeThroughLayers:
     x: tuple[float, float]
     rows: list[ProbeRow]
     z0: tuple[float, float]
@@ -212,7 +212,7 @@ class Probe:
 
 
 @torch.no_grad()
-def probe_point(flow: Flow, x: tuple[float, float], names: list[str]) -> Probe:
+def probe_point(flow: Flow, x: tuple[float, float], names: list[str]) -> ProbeThroughLayers:
     """Walk one point back through the layers and itemise log p(x) = log p_Z(z_0) + sum of log-dets."""
     flow = as_float64(flow)
     point = torch.tensor([list(x)], dtype=torch.float64)
@@ -235,4 +235,4 @@ def probe_point(flow: Flow, x: tuple[float, float], names: list[str]) -> Probe:
     inside = bool(np.isfinite(z0).all() and np.isfinite(total))
     base = float(flow.base(torch.float64).log_prob(point)[0]) if inside else -np.inf
     log_density = base + total if inside else -np.inf
-    return Probe(x, rows, z0, base, total if inside else np.nan, log_density, inside)
+    return ProbeThroughLayers(x, rows, z0, base, total if inside else np.nan, log_density, inside)

@@ -1,0 +1,1 @@
+"""Benchmarks, and the helpers that browser tests and benchmarks share (``bench.support``)."""
