@@ -20,11 +20,25 @@ from flowviz.line import (
     probe,
     sample_histogram,
 )
+from flowviz.line.spec import (
+    DEFAULT_LINE_SPEC,
+    SAMPLE_COUNTS,
+    line_base,
+    line_map,
+    line_spec,
+    line_token,
+    read_line_token,
+)
+from flowviz.memo import array_cache
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui.drag_slider import LineFrameSource, drag_preview
 from flowviz.ui.path import next_idea
+from flowviz.ui.share import link_box
 
 K = "one_d."  # prefix of this page's session-state keys
+# The one state of the picture: the canonical 1D spec last drawn (flowviz.line.spec). The controls'
+# session-state entries are its editable copy: each run reads them into a new spec, drawn if valid.
+SPEC = K + "spec"
 # The parameters' sliders move in fine steps, so that a drag passes many values (each one a picture
 # while the thumb moves); the keyboard's Page Up / Page Down move a tenth of the range.
 STEP = 0.01
@@ -91,19 +105,29 @@ def apply_preset(name: str) -> None:
 
 
 def adopt_link() -> None:
-    """A link may open a state: ?case= one of the classic cases, ?probe= a probe point x.
+    """A link may open a state: ?spec= a whole picture (a 1D spec's token), ?case= one of the
+    classic cases, ?probe= a probe point x.
 
     The page starts afresh from its defaults, takes the link's values, and drops them from the
     address (so the person's later changes stay, and the same link opens the same state again).
     A parameter that cannot be used is named, and the page opens as it would without it.
     """
-    params = {name: st.query_params.get(name) for name in ("case", "probe")}
+    params = {name: st.query_params.get(name) for name in ("spec", "case", "probe")}
     if not any(value is not None for value in params.values()):
         return
     for name, value in DEFAULTS.items():
         st.session_state[K + name] = value
+    st.session_state.pop(SPEC, None)
     problems = []
     case, probe_text = params["case"], params["probe"]
+    if params["spec"] is not None:
+        try:
+            values = state_of(read_line_token(params["spec"]))
+        except SpecError as error:
+            problems.append(f"the picture in its spec could not be opened ({error}), so the default is shown")
+        else:
+            for name, value in values.items():
+                st.session_state[K + name] = value
     if case is not None:
         if case in PRESETS:
             apply_preset(case)
@@ -151,6 +175,34 @@ MAP_PARAMS = {
         "knots_x": ["spline_x1", "spline_x2", "spline_x3"],
     },
 }
+
+
+def state_of(spec: dict) -> dict:
+    """The controls' values (names without the page's prefix) that show a canonical 1D spec.
+
+    SpecError where the controls cannot show it (a spline with another number of knots).
+    """
+    values = {}
+    for part, table, (kind, params) in (
+        ("base", BASE_PARAMS, line_base(spec)),
+        ("map", MAP_PARAMS, line_map(spec)),
+    ):
+        values[f"{part}_kind"] = kind
+        for key, names in table[kind].items():
+            if isinstance(names, list):
+                if len(params[key]) != len(names):
+                    raise SpecError(
+                        f"{part}.{key}",
+                        f"this page shows {len(names)} values, the spec has {len(params[key])}",
+                    )
+                values.update(zip(names, params[key], strict=True))
+            else:
+                values[names] = params[key]
+    values["interval_start"] = spec["interval"]["start"]
+    values["interval_width"] = spec["interval"]["width"]
+    values["probe_x"] = spec["probe"]
+    values["samples"] = spec["samples"]
+    return values
 
 
 def current(part: str) -> tuple[str, dict]:
@@ -209,15 +261,15 @@ def range_slider(label: str, name: str, low: float, high: float, **kwargs) -> fl
 
 
 def keep_last_good(what: str, kind: str, params: dict, build) -> tuple[str, dict]:
-    """Use (kind, params) when they build; otherwise say why here and keep the last good ones."""
+    """Use (kind, params) when they build; otherwise say why here and keep the last drawn ones."""
     try:
         build(kind, params)
     except SpecError as error:
         st.error(
             f"{error.reason}. Showing the last valid {what} until this is fixed.", icon=":material/warning:"
         )
-        return st.session_state.get(K + f"good_{what}", (DEFAULTS[f"{what}_kind"], None))
-    st.session_state[K + f"good_{what}"] = (kind, params)
+        last = st.session_state.get(SPEC, DEFAULT_LINE_SPEC)
+        return (line_base if what == "base" else line_map)(last)
     return kind, params
 
 
@@ -298,34 +350,38 @@ def map_controls() -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------- cached computations
-# Keyed by the JSON of the chosen kinds and parameters: pure functions of their inputs.
+# Pure functions of the canonical spec: keyed by the compact JSON of its base and map (the part
+# the curves depend on) and the interval, probe or sample count, shared by every visitor.
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_curves(base_json: str, map_json: str):
-    base, fmap = _build(base_json, map_json)
-    return line_curves(base, fmap)
+def shape_key(spec: dict) -> str:
+    """The canonical JSON of a canonical spec's base and map: what the curves depend on."""
+    return json.dumps({"base": spec["base"], "map": spec["map"]}, separators=(",", ":"))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def cached_interval(base_json: str, map_json: str, start: float, width: float):
-    return carry_interval(*_build(base_json, map_json), start, width)
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def cached_curves(shape: str):
+    return line_curves(*_build(shape))
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
-def cached_probe(base_json: str, map_json: str, x: float):
-    return probe(*_build(base_json, map_json), x)
+@array_cache(max_bytes=16 * 2**20, max_entries=256)
+def cached_interval(shape: str, start: float, width: float):
+    return carry_interval(*_build(shape), start, width)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_histogram(base_json: str, map_json: str, count: int, x_range: tuple[float, float]):
-    return sample_histogram(*_build(base_json, map_json), count, x_range)
+@array_cache(max_bytes=16 * 2**20, max_entries=256)
+def cached_probe(shape: str, x: float):
+    return probe(*_build(shape), x)
 
 
-def _build(base_json: str, map_json: str):
-    base_kind, base_params = json.loads(base_json)
-    map_kind, map_params = json.loads(map_json)
-    return build_line_base(base_kind, base_params), build_line_map(map_kind, map_params)
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def cached_histogram(shape: str, count: int, x_range: tuple[float, float]):
+    return sample_histogram(*_build(shape), count, x_range)
+
+
+def _build(shape: str):
+    spec = json.loads(shape)
+    return build_line_base(*line_base(spec)), build_line_map(*line_map(spec))
 
 
 def fmt(value: float, digits: int = 12) -> str:
@@ -336,10 +392,13 @@ def fmt(value: float, digits: int = 12) -> str:
 
 
 @st.fragment
-def picture(base_json: str, map_json: str) -> None:
-    base, fmap = _build(base_json, map_json)
-    curves = cached_curves(base_json, map_json)
-    st.latex(rf"\begin{{gathered}} {base.latex} \\ {fmap.latex} \end{{gathered}}")
+def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
+    """The figure, its interval, probe and sample controls, and the numbers: the part a slider of
+    the interval or the probe reruns. The spec drawn is kept as the page's state and shared by link."""
+    shape = shape_key(line_spec(base, fmap, 0.0, 1.0, 0.0, SAMPLE_COUNTS[0]))
+    built_base, built_map = _build(shape)
+    curves = cached_curves(shape)
+    st.latex(rf"\begin{{gathered}} {built_base.latex} \\ {built_map.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
         start = range_slider("Interval start z", "interval_start", *curves.z_range)
@@ -351,11 +410,13 @@ def picture(base_json: str, map_json: str) -> None:
     with cols[3]:
         st.session_state.setdefault(K + "samples", DEFAULTS["samples"])
         count = st.select_slider(
-            "Number of samples z ~ p_Z pushed through f", [100, 1_000, 10_000, 100_000], key=K + "samples"
+            "Number of samples z ~ p_Z pushed through f", list(SAMPLE_COUNTS), key=K + "samples"
         )
-    interval = cached_interval(base_json, map_json, start, width)
-    at_probe = cached_probe(base_json, map_json, probe_x)
-    edges, histogram = cached_histogram(base_json, map_json, count, curves.x_range)
+    spec = line_spec(base, fmap, start, width, probe_x, count)
+    st.session_state[SPEC] = spec
+    interval = cached_interval(shape, spec["interval"]["start"], spec["interval"]["width"])
+    at_probe = cached_probe(shape, spec["probe"])
+    edges, histogram = cached_histogram(shape, spec["samples"], curves.x_range)
 
     figure = change_of_variables_figure(curves, interval, at_probe, edges, histogram, count)
     st.plotly_chart(figure, config={"displayModeBar": False}, key=K + "figure")
@@ -380,6 +441,8 @@ def picture(base_json: str, map_json: str) -> None:
         probe_numbers(at_probe)
     with rule:
         rule_numbers(at_probe)
+    with st.container(border=True, key="fv_1d_share"):
+        link_box(line_token(spec), "picture")
 
 
 def mass_in_view_note(curves) -> str:
@@ -464,14 +527,8 @@ for column, (name, (label, *_)) in zip(st.columns(3), PRESETS.items(), strict=Tr
         st.button(label, key=K + f"preset_{name}", on_click=apply_preset, args=(name,), width="stretch")
 
 with st.sidebar:
-    base_kind, base_params = base_controls()
-    map_kind, map_params = map_controls()
+    base_choice = base_controls()
+    map_choice = map_controls()
 
-if base_params is None:  # the first base ever chosen was invalid: show the defaults
-    base_kind, base_params = "uniform", {"low": DEFAULTS["uniform_low"], "high": DEFAULTS["uniform_high"]}
-if map_params is None:
-    map_kind = "piecewise_linear"
-    map_params = {"knots": [-1.0, 1.0], "slopes": [DEFAULTS[f"pl_slope{i}"] for i in (1, 2, 3)]}
-
-picture(json.dumps([base_kind, base_params]), json.dumps([map_kind, map_params]))
+picture(base_choice, map_choice)
 next_idea("1d")

@@ -55,12 +55,17 @@ def too_long_for_a_link(spec: dict) -> str:
     )
 
 
+def link_box(token: str, what: str = "screen", note: str = "") -> None:
+    """The link that reproduces ``what`` is on screen, ready to copy (the code box's copy button)."""
+    st.markdown(f"**Link to exactly this {what}**{note}:")
+    st.code(page_url(token), language=None, wrap_lines=True)
+
+
 def share_panel(spec: dict, token: str | None) -> None:
     if token is None:
         st.warning(too_long_for_a_link(spec))
     else:
-        st.markdown("**Link to exactly this screen** (the address bar holds the same link):")
-        st.code(page_url(token), language=None, wrap_lines=True)
+        link_box(token, note=" (the address bar holds the same link)")
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download spec (JSON)",
