@@ -60,6 +60,7 @@ def sidebar(spec: dict) -> None:
         editor.add_layer_controls()
         st.markdown("#### View")
         ui_views.view_options()
+        ui_views.sync_view_query()
         view_settings(spec)
 
 
@@ -179,11 +180,14 @@ def explorer() -> None:
             share.json_editor(spec)
     if "Share" in extras:  # the whole width: a long link and its buttons fit there
         with st.container(border=True, key="fv_share"):
-            share.share_panel(spec, token)
+            share.share_panel(spec, token, ui_views.view_query())
 
 
 state.init_state()
+view_link_problem = ui_views.adopt_view_query()
 start_pointer()
+if view_link_problem:
+    st.warning(view_link_problem, icon=":material/link:")
 st.markdown("### Explorer: push a density through a flow")
 intro, formula = st.columns([1.2, 1], vertical_alignment="center")
 with formula:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 
 import streamlit as st
 
@@ -19,14 +20,15 @@ UPLOAD_KEY = "fv_upload"
 UPLOAD_ERROR = "fv_upload_error"
 
 
-def page_url(token: str) -> str:
-    """The address that reproduces this screen."""
+def page_url(token: str, extra: dict[str, str] | None = None) -> str:
+    """The address that reproduces this screen: ?spec=TOKEN, then ``extra`` query parameters."""
     base = ""
     try:
         base = (st.context.url or "").split("?")[0]
     except Exception:  # no browser context (tests): a relative link still works
         base = ""
-    return f"{base}?spec={token}"
+    rest = "".join(f"&{name}={urllib.parse.quote(value, safe=',')}" for name, value in (extra or {}).items())
+    return f"{base}?spec={token}{rest}"
 
 
 def python_snippet(spec: dict) -> str:
@@ -55,17 +57,18 @@ def too_long_for_a_link(spec: dict) -> str:
     )
 
 
-def link_box(token: str, what: str = "screen", note: str = "") -> None:
+def link_box(token: str, what: str = "screen", note: str = "", extra: dict[str, str] | None = None) -> None:
     """The link that reproduces ``what`` is on screen, ready to copy (the code box's copy button)."""
     st.markdown(f"**Link to exactly this {what}**{note}:")
-    st.code(page_url(token), language=None, wrap_lines=True)
+    st.code(page_url(token, extra), language=None, wrap_lines=True)
 
 
-def share_panel(spec: dict, token: str | None) -> None:
+def share_panel(spec: dict, token: str | None, extra: dict[str, str] | None = None) -> None:
+    """The link (with ``extra`` query parameters: the view options), the downloads and the upload."""
     if token is None:
         st.warning(too_long_for_a_link(spec))
     else:
-        link_box(token, note=" (the address bar holds the same link)")
+        link_box(token, note=" (the address bar holds the same link)", extra=extra)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download spec (JSON)",

@@ -17,6 +17,10 @@ MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 EXTRA_VIEWS = ["Change-of-variables terms", "Layer by layer", "Probe a point"]
+# How each extra view is named in a link's ?views= (short words an address can carry as they are).
+VIEW_WORDS = {"terms": EXTRA_VIEWS[0], "layers": EXTRA_VIEWS[1], "probe": EXTRA_VIEWS[2]}
+SAMPLE_COUNTS = range(100, 5001, 100)  # the "Number of samples" slider's positions
+VIEW_PARAMS = ("log", "samples", "views")  # the view options' query parameters, beside ?spec=
 RESOLUTIONS = [64, 96, 128, 192, 256, 384, 512]  # grid points per axis offered
 
 
@@ -150,6 +154,77 @@ def view_options() -> None:
     )
     st.slider("Number of samples", 100, 5000, step=100, key=init("fv_samples_n", 500))
     st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=init("fv_extra", []))
+
+
+def view_query() -> dict[str, str]:
+    """The view options as query parameters: ``log=1``, ``samples=N`` (shown, N of them),
+    ``views=terms,layers,probe``; an option at its default is left out (a plain link stays plain).
+
+    They sit beside ``?spec=`` rather than in the flow spec: they change how a flow is seen, not
+    the flow (the spec is the cache key of everything computed from the flow).
+    """
+    ss = st.session_state
+    query = {}
+    if ss.get("fv_log"):
+        query["log"] = "1"
+    if ss.get("fv_samples_on"):
+        query["samples"] = str(int(ss.get("fv_samples_n", 500)))
+    words = [word for word, label in VIEW_WORDS.items() if label in (ss.get("fv_extra") or [])]
+    if words:
+        query["views"] = ",".join(words)
+    return query
+
+
+def read_view_query(params: dict[str, str | None]) -> tuple[dict, list[str]]:
+    """The view options a link's parameters ask for (session-state entries) and what could not be used."""
+    values, problems = {}, []
+    log, samples, views = (params.get(name) for name in VIEW_PARAMS)
+    if log is not None:
+        if log.lower() in ("1", "true", "0", "false"):
+            values["fv_log"] = log.lower() in ("1", "true")
+        else:
+            problems.append(f"log={log!r} is not 1 or 0")
+    if samples is not None:
+        count = int(samples) if samples.isdigit() else None
+        if count in SAMPLE_COUNTS:
+            values["fv_samples_on"], values["fv_samples_n"] = True, count
+        else:
+            problems.append(f"samples={samples!r} is not a multiple of 100 from 100 to 5000")
+    if views is not None:
+        words = [word.strip() for word in views.split(",") if word.strip()]
+        unknown = [word for word in words if word not in VIEW_WORDS]
+        if unknown:
+            problems.append(f"views={unknown[0]!r} is not one of {', '.join(VIEW_WORDS)}")
+        values["fv_extra"] = [label for word, label in VIEW_WORDS.items() if word in words]
+    return values, problems
+
+
+LINK_READ = "fv_view_link_read"
+
+
+def adopt_view_query() -> str | None:
+    """Once per session, before the view options are drawn: take the ones the link asks for.
+
+    Returns a one-line message naming what could not be used (the rest is used), or None.
+    """
+    ss = st.session_state
+    if ss.get(LINK_READ):
+        return None
+    ss[LINK_READ] = True
+    values, problems = read_view_query({name: st.query_params.get(name) for name in VIEW_PARAMS})
+    ss.update(values)
+    return f"Part of this link was not used: {'; '.join(problems)}." if problems else None
+
+
+def sync_view_query() -> None:
+    """Keep the view options in the address bar equal to what is on screen (as ?spec= is)."""
+    query = view_query()
+    for name in VIEW_PARAMS:
+        if name in query:
+            if st.query_params.get(name) != query[name]:
+                st.query_params[name] = query[name]
+        elif name in st.query_params:
+            del st.query_params[name]
 
 
 def play_section(flow_key: str, n_layers: int, view: dict, strip, log_scale: bool) -> None:
