@@ -10,7 +10,9 @@ import streamlit as st
 from flowviz.errors import SpecError
 from flowviz.line import (
     BASE_KINDS,
+    CLASSIC_BASE,
     CLASSIC_CASES,
+    CLASSIC_INTERVAL,
     MAP_KINDS,
     SPLINE_BOUND,
     build_line_base,
@@ -49,6 +51,8 @@ READOUT_STYLE = (
     "{ font-size: 1.05rem; font-variant-numeric: tabular-nums; }</style>"
 )
 
+# Each control's first value; the opening picture's controls are overwritten below with the values
+# that show flowviz.line.spec's default spec (one source for the page, its links and the core).
 DEFAULTS = {
     "base_kind": "uniform",
     "uniform_low": -2.0,
@@ -86,22 +90,20 @@ DEFAULTS = {
 PRESETS = CLASSIC_CASES  # label, slope a, offset b, probe x
 
 
-def apply_preset(name: str) -> None:
-    """A uniform base on [0, 1] through x = a z + b, as in the classic three-row picture."""
+def preset_spec(name: str) -> dict:
+    """The spec of a classic case: a uniform base on [0, 1] through x = a z + b, as in the classic
+    three-row picture (the sample count is the page's own)."""
     _, slope, offset, probe_x = PRESETS[name]
-    values = {
-        "base_kind": "uniform",
-        "uniform_low": 0.0,
-        "uniform_high": 1.0,
-        "map_kind": "affine",
-        "affine_slope": slope,
-        "affine_offset": offset,
-        "interval_start": 0.3,
-        "interval_width": 0.25,
-        "probe_x": probe_x,
-    }
-    for name_, value in values.items():
-        st.session_state[K + name_] = value
+    start, width = CLASSIC_INTERVAL
+    fmap = ("affine", {"slope": slope, "offset": offset})
+    return line_spec(CLASSIC_BASE, fmap, start, width, probe_x, DEFAULT_LINE_SPEC["samples"])
+
+
+def apply_preset(name: str) -> None:
+    """Show a classic case: its spec's values in the controls (the sample count stays)."""
+    for name_, value in state_of(preset_spec(name)).items():
+        if name_ != "samples":
+            st.session_state[K + name_] = value
 
 
 def adopt_link() -> None:
@@ -203,6 +205,9 @@ def state_of(spec: dict) -> dict:
     values["probe_x"] = spec["probe"]
     values["samples"] = spec["samples"]
     return values
+
+
+DEFAULTS.update(state_of(DEFAULT_LINE_SPEC))
 
 
 def current(part: str) -> tuple[str, dict]:
