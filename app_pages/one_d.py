@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import streamlit as st
@@ -17,21 +16,21 @@ from flowviz.line import (
     SPLINE_BOUND,
     build_line_base,
     build_line_map,
-    carry_interval,
-    line_curves,
-    probe,
-    sample_histogram,
 )
 from flowviz.line.spec import (
     DEFAULT_LINE_SPEC,
     SAMPLE_COUNTS,
+    curves_of,
+    histogram_of,
+    interval_of,
     line_base,
     line_map,
     line_spec,
     line_token,
+    probe_of,
     read_line_token,
+    shape_json,
 )
-from flowviz.memo import array_cache
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui.drag_slider import LineFrameSource, drag_preview
 from flowviz.ui.path import next_idea
@@ -354,41 +353,6 @@ def map_controls() -> tuple[str, dict]:
     return keep_last_good("map", kind, params, build_line_map)
 
 
-# --------------------------------------------------------------------------- cached computations
-# Pure functions of the canonical spec: keyed by the compact JSON of its base and map (the part
-# the curves depend on) and the interval, probe or sample count, shared by every visitor.
-
-
-def shape_key(spec: dict) -> str:
-    """The canonical JSON of a canonical spec's base and map: what the curves depend on."""
-    return json.dumps({"base": spec["base"], "map": spec["map"]}, separators=(",", ":"))
-
-
-@array_cache(max_bytes=64 * 2**20, max_entries=64)
-def cached_curves(shape: str):
-    return line_curves(*_build(shape))
-
-
-@array_cache(max_bytes=16 * 2**20, max_entries=256)
-def cached_interval(shape: str, start: float, width: float):
-    return carry_interval(*_build(shape), start, width)
-
-
-@array_cache(max_bytes=16 * 2**20, max_entries=256)
-def cached_probe(shape: str, x: float):
-    return probe(*_build(shape), x)
-
-
-@array_cache(max_bytes=64 * 2**20, max_entries=64)
-def cached_histogram(shape: str, count: int, x_range: tuple[float, float]):
-    return sample_histogram(*_build(shape), count, x_range)
-
-
-def _build(shape: str):
-    spec = json.loads(shape)
-    return build_line_base(*line_base(spec)), build_line_map(*line_map(spec))
-
-
 def fmt(value: float, digits: int = 12) -> str:
     return f"{value:.{digits}g}"
 
@@ -400,9 +364,9 @@ def fmt(value: float, digits: int = 12) -> str:
 def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
     """The figure, its interval, probe and sample controls, and the numbers: the part a slider of
     the interval or the probe reruns. The spec drawn is kept as the page's state and shared by link."""
-    shape = shape_key(line_spec(base, fmap, 0.0, 1.0, 0.0, SAMPLE_COUNTS[0]))
-    built_base, built_map = _build(shape)
-    curves = cached_curves(shape)
+    shape = shape_json(line_spec(base, fmap, 0.0, 1.0, 0.0, SAMPLE_COUNTS[0]))
+    built_base, built_map = build_line_base(*base), build_line_map(*fmap)
+    curves = curves_of(shape)
     st.latex(rf"\begin{{gathered}} {built_base.latex} \\ {built_map.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
@@ -419,9 +383,10 @@ def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
         )
     spec = line_spec(base, fmap, start, width, probe_x, count)
     st.session_state[SPEC] = spec
-    interval = cached_interval(shape, spec["interval"]["start"], spec["interval"]["width"])
-    at_probe = cached_probe(shape, spec["probe"])
-    edges, histogram = cached_histogram(shape, spec["samples"], curves.x_range)
+    # computed by the canonical spec's values, cached by them in flowviz.line.spec
+    interval = interval_of(shape, spec["interval"]["start"], spec["interval"]["width"])
+    at_probe = probe_of(shape, spec["probe"])
+    edges, histogram = histogram_of(shape, spec["samples"], curves.x_range)
 
     figure = change_of_variables_figure(curves, interval, at_probe, edges, histogram, count)
     st.plotly_chart(figure, config={"displayModeBar": False}, key=K + "figure")

@@ -8,19 +8,22 @@ token gets a one-line warning and the default picture.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from flowviz.line import build_line_base, build_line_map, carry_interval, probe
+from flowviz.line import build_line_base, build_line_map, carry_interval, line_curves, probe
 from flowviz.line.spec import (
     DEFAULT_LINE_SPEC,
+    curves_of,
     line_base,
     line_map,
     line_token,
     parse_line_spec,
     read_line_token,
+    shape_json,
 )
 from flowviz.spec import encode_token
 
@@ -136,3 +139,22 @@ def test_an_invalid_control_keeps_the_last_drawn_spec_and_its_link():
     assert any("must be below high" in e.value for e in at.sidebar.error)
     assert shared_token(at) == before
     assert read_line_token(before)["probe"] == 0.5
+
+
+def test_the_computations_are_cached_by_the_spec_across_runs_and_visitors():
+    spec = parse_line_spec(
+        {"base": {"kind": "gaussian", "mean": 0.123, "std": 0.77}, "map": {"kind": "tanh", "steepness": 1.3}}
+    )
+    shape = shape_json(spec)
+    curves_of.cache_clear()
+    first = run_page({"spec": line_token(spec)})
+    assert curves_of.cache_len() == 1
+    cached = curves_of(shape)
+    second = run_page({"spec": line_token(spec)})  # another visitor, the same picture: nothing recomputed
+    second.slider(key=K + "probe_x").set_value(0.3).run()  # a rerun of the same session
+    assert curves_of.cache_len() == 1 and curves_of(shape) is cached
+    assert metrics(second)["z = f⁻¹(x)"] != metrics(first)["z = f⁻¹(x)"]
+    fresh = line_curves(build_line_base(*line_base(spec)), build_line_map(*line_map(spec)))
+    assert cached.x_range == fresh.x_range and cached.mass_in_view == fresh.mass_in_view
+    # the probe's numbers are the core's at x = 0.3: z = atanh(x) / k
+    assert float(metrics(second)["z = f⁻¹(x)"]) == pytest.approx(math.atanh(0.3) / 1.3, rel=1e-11)

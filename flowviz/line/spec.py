@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowviz.errors import SpecError
+from flowviz.line.curves import LineCurves, line_curves, sample_histogram
 from flowviz.line.map import (
     BASE_KINDS,
     DEFAULT_BASE,
@@ -36,6 +37,9 @@ from flowviz.line.map import (
     build_line_base,
     build_line_map,
 )
+from flowviz.line.probe import ProbeOnLine, probe
+from flowviz.line.quadrature import CarriedInterval, carry_interval
+from flowviz.memo import array_cache
 from flowviz.spec import MAX_KNOTS, encode_token
 
 FIELDS = ("base", "map", "interval", "probe", "samples")
@@ -223,3 +227,43 @@ def line_spec(
 
 
 DEFAULT_LINE_SPEC = parse_line_spec({})
+
+
+# --------------------------------------------------------------------------- cached computations
+# What the 1D page computes, cached by the canonical spec (in this module, imported once, so the
+# caches outlive a page's run and serve every visitor). The curves depend on the base and the map
+# alone: they are keyed by :func:`shape_json`, and the rest by the interval, probe or sample count.
+
+
+def shape_json(spec: Mapping) -> str:
+    """The compact JSON of a canonical spec's base and map: the key of what they alone decide."""
+    return json.dumps({"base": spec["base"], "map": spec["map"]}, separators=(",", ":"))
+
+
+def _built(shape: str):
+    spec = json.loads(shape)
+    return build_line_base(*line_base(spec)), build_line_map(*line_map(spec))
+
+
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def curves_of(shape: str) -> LineCurves:
+    """:func:`flowviz.line.line_curves` of a :func:`shape_json` key."""
+    return line_curves(*_built(shape))
+
+
+@array_cache(max_bytes=16 * 2**20, max_entries=256)
+def interval_of(shape: str, start: float, width: float) -> CarriedInterval:
+    """:func:`flowviz.line.carry_interval` of [start, start + width] under a :func:`shape_json` key."""
+    return carry_interval(*_built(shape), start, width)
+
+
+@array_cache(max_bytes=16 * 2**20, max_entries=256)
+def probe_of(shape: str, x: float) -> ProbeOnLine:
+    """:func:`flowviz.line.probe` at x under a :func:`shape_json` key."""
+    return probe(*_built(shape), x)
+
+
+@array_cache(max_bytes=64 * 2**20, max_entries=64)
+def histogram_of(shape: str, count: int, x_range: tuple[float, float]):
+    """:func:`flowviz.line.sample_histogram` of ``count`` samples under a :func:`shape_json` key."""
+    return sample_histogram(*_built(shape), count, x_range)
