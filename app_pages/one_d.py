@@ -364,6 +364,7 @@ def fmt(value: float, digits: int = 12) -> str:
 def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
     """The figure, its interval, probe and sample controls, and the numbers: the part a slider of
     the interval or the probe reruns. The spec drawn is kept as the page's state and shared by link."""
+    # the key of the curves: the canonical base and map (the interval and probe given here stay out of it)
     shape = shape_json(line_spec(base, fmap, 0.0, 1.0, 0.0, SAMPLE_COUNTS[0]))
     built_base, built_map = build_line_base(*base), build_line_map(*fmap)
     curves = curves_of(shape)
