@@ -66,11 +66,6 @@ def _clear_drawing() -> None:
     ss.tr_canvas_version = ss.get("tr_canvas_version", 0) + 1
 
 
-@st.cache_data(show_spinner=False)
-def _canvas_background() -> bytes:
-    return plots.canvas_background(WINDOW)
-
-
 def drawn_data() -> tuple[np.ndarray, str]:
     tool = st.radio("Drawing tool", [POINTS, FREE], horizontal=True, key=init("tr_tool", POINTS))
     spacing, jitter = 0.1, 0.0
@@ -109,7 +104,7 @@ def drawn_data() -> tuple[np.ndarray, str]:
             stroke_width=1 if tool == POINTS else 3,
             stroke_color="#c62828" if tool == POINTS else "#1565c0",
             fill_color="#c62828",
-            background_image=_canvas_background(),
+            background_image=plots.canvas_background(WINDOW),
             width=WINDOW.width,
             height=WINDOW.height,
             point_display_radius=3,

@@ -28,8 +28,8 @@ import numpy as np
 
 def nbytes(value) -> int:
     """Bytes held by ``value``: its arrays, tensors, strings and bytes, searched through
-    dicts (their values), lists, tuples, sets, dataclasses and plotly figures. Numbers count nothing;
-    an object reached twice is counted once."""
+    dicts (their values), lists, tuples, sets, dataclasses and plotly figures. A number counts
+    8 bytes; ``None`` and other objects nothing; an object reached twice is counted once."""
     total, seen, pending = 0, set(), [value]
     while pending:
         item = pending.pop()
@@ -38,6 +38,10 @@ def nbytes(value) -> int:
         seen.add(id(item))
         if isinstance(item, np.ndarray):
             total += item.nbytes
+        elif isinstance(item, (bool, int, float)):
+            total += 8  # as a float64 would hold it (plotly keeps some numbers in lists)
+        elif isinstance(item, complex):
+            total += 16
         elif isinstance(item, str):
             total += len(item) if item.isascii() else len(item.encode("utf-8", "surrogatepass"))
         elif isinstance(item, (bytes, bytearray, memoryview)):

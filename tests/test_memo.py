@@ -130,7 +130,7 @@ def test_nbytes_counts_strings_bytes_tensors_dataclasses_and_figures():
     assert nbytes("é" * 10) == 20  # UTF-8: two bytes each
     assert nbytes(b"\x00" * 300) == 300 and nbytes(bytearray(7)) == 7
     assert nbytes(torch.zeros(5, 4, dtype=torch.float64)) == 160
-    assert nbytes(3.5) == 0 and nbytes(None) == 0
+    assert nbytes(3.5) == 8 and nbytes([1, 2.0, True]) == 24 and nbytes(None) == 0
 
     @dataclasses.dataclass(frozen=True)
     class Held:
