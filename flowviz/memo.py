@@ -101,11 +101,13 @@ def array_cache(
         lock = threading.Lock()
         held = 0
         signature = inspect.signature(function)
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        plain = all(p.kind in positional for p in signature.parameters.values())
 
         def key_of(args: tuple, kwargs: dict) -> Hashable:
             if key is not None:
                 return key(*args, **kwargs)
-            if not kwargs and len(args) == len(signature.parameters):
+            if plain and not kwargs and len(args) == len(signature.parameters):
                 return args  # the common case, without binding
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()

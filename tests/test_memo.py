@@ -193,3 +193,14 @@ def test_digest_reads_tensors_as_arrays_and_tells_types_apart():
     assert digest(torch.arange(4.0, dtype=torch.float64)) == digest(np.arange(4.0))
     assert digest(1) != digest("1") and digest(1, 2) != digest(12)
     assert digest((1.0, 2.0)) == digest((1.0, 2.0))
+
+
+def test_variable_arguments_keep_their_shape_in_the_key():
+    @array_cache(max_bytes=10**6)
+    def joined(*parts, **named):
+        return repr((parts, sorted(named.items())))
+
+    assert joined(1, 2) == "((1, 2), [])"
+    assert joined((1, 2)) == "(((1, 2),), [])"  # one tuple is not two numbers
+    assert joined(1, b=2, a=3) is joined(1, a=3, b=2)
+    assert joined.cache_len() == 3

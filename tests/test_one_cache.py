@@ -147,3 +147,25 @@ def test_the_structure_pages_reports_are_the_paths_coupling_jacobian():
     assert np.allclose(np.triu(autoregressive.jacobian, 1), 0.0)  # autoregressive: lower triangular
     assert measured_reports(6, 0)[0] is coupling
     assert measured_structures(0) is measured_structures(0)
+
+
+def test_a_finished_models_views_are_shared_by_content_and_equal_the_direct_computation():
+    from flowviz.grid import as_float64, evaluate_flow
+    from flowviz.plots.train import data_window
+    from flowviz.trained_views import finished_views
+
+    flow = _trained(5)
+    data = np.random.default_rng(0).normal(size=(40, 2))
+    views = finished_views(flow, data, 24)
+    window = data_window(data)
+    assert views["window"] == window
+    truth = evaluate_flow(as_float64(flow), {**window, "resolution": 24})
+    np.testing.assert_array_equal(views["grid"]["density"], truth["density"])
+    with torch.no_grad():
+        latent = as_float64(flow).inverse(torch.as_tensor(data)).numpy()
+    np.testing.assert_array_equal(views["latent"], latent)
+    assert len(views["trace"]) == len(flow.layers) + 1
+    # a copy of the model (loaded from a file in another session) and a copy of the data: one entry
+    assert finished_views(copy.deepcopy(flow), data.copy(), 24) is views
+    assert finished_views(flow, data[:-1], 24) is not views
+    assert "latent" not in finished_views(flow, None, 24)
