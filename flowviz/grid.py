@@ -138,6 +138,8 @@ def check_time(t: Any, canonical: Mapping) -> float:
     return value
 
 
+# One 512² evaluation is about 10 MB of arrays, a 2048² one about 150 MB: 256 MB holds one of
+# those, or the 32 most recent ordinary ones.
 @array_cache(max_bytes=256 * 2**20, max_entries=32)
 def _evaluate_canonical(canonical_json: str, t: float | None = None) -> dict[str, np.ndarray]:
     """Evaluation keyed by the canonical spec and time (within 256 MB); the arrays are shared, so read-only."""

@@ -128,6 +128,8 @@ def frame_png(strip: Mapping[str, np.ndarray], index: int) -> bytes:
     return strip["png"][start:end].tobytes()
 
 
+# A strip at the 96² preview is about 8 MB of PNGs, grids and points (the default flow's),
+# more for a longer one: 192 MB keeps the eight most recent flows' strips.
 @array_cache(max_bytes=192 * 2**20, max_entries=8)
 def strip_of_spec(
     canonical_json: str, resolution: int = PREVIEW_RESOLUTION, log_scale: bool = False
