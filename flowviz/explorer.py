@@ -3,7 +3,8 @@
 Functions keyed by a canonical spec's JSON are cached by it, so a rerun with an
 unchanged flow costs nothing and two people looking at the same flow share the
 work. The same functions serve any :class:`Flow` (a trained one included)
-through their ``*_of_flow`` forms.
+through their ``*_of_flow`` forms; the ``trained_*`` forms cache those for a flow
+that is not a spec, keyed by its content (:func:`flowviz.grid.flow_key`).
 """
 
 from __future__ import annotations
