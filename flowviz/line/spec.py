@@ -245,25 +245,29 @@ def _built(shape: str):
     return build_line_base(*line_base(spec)), build_line_map(*line_map(spec))
 
 
-@array_cache(max_bytes=64 * 2**20, max_entries=64)
+# Budgets: one picture's curves hold about 20 kB, an interval 3 kB, a histogram 1 kB, a probe less;
+# a drag passes a few hundred slider positions, so each cache holds the positions of a few drags.
+
+
+@array_cache(max_bytes=16 * 2**20, max_entries=256)
 def curves_of(shape: str) -> LineCurves:
     """:func:`flowviz.line.line_curves` of a :func:`shape_json` key."""
     return line_curves(*_built(shape))
 
 
-@array_cache(max_bytes=16 * 2**20, max_entries=256)
+@array_cache(max_bytes=8 * 2**20, max_entries=1024)
 def interval_of(shape: str, start: float, width: float) -> CarriedInterval:
     """:func:`flowviz.line.carry_interval` of [start, start + width] under a :func:`shape_json` key."""
     return carry_interval(*_built(shape), start, width)
 
 
-@array_cache(max_bytes=16 * 2**20, max_entries=256)
+@array_cache(max_bytes=8 * 2**20, max_entries=1024)
 def probe_of(shape: str, x: float) -> ProbeOnLine:
     """:func:`flowviz.line.probe` at x under a :func:`shape_json` key."""
     return probe(*_built(shape), x)
 
 
-@array_cache(max_bytes=64 * 2**20, max_entries=64)
+@array_cache(max_bytes=8 * 2**20, max_entries=256)
 def histogram_of(shape: str, count: int, x_range: tuple[float, float]):
     """:func:`flowviz.line.sample_histogram` of ``count`` samples under a :func:`shape_json` key."""
     return sample_histogram(*_built(shape), count, x_range)
