@@ -40,6 +40,7 @@ K = "one_d."  # prefix of this page's session-state keys
 # The one state of the picture: the canonical 1D spec last drawn (flowviz.line.spec). The controls'
 # session-state entries are its editable copy: each run reads them into a new spec, drawn if valid.
 SPEC = K + "spec"
+LINKED = K + "linked"  # the spec a link asked for, until the first picture drawn from it
 # The parameters' sliders move in fine steps, so that a drag passes many values (each one a picture
 # while the thumb moves); the keyboard's Page Up / Page Down move a tenth of the range.
 STEP = 0.01
@@ -123,12 +124,15 @@ def adopt_link() -> None:
     case, probe_text = params["case"], params["probe"]
     if params["spec"] is not None:
         try:
-            values = state_of(read_line_token(params["spec"]))
+            linked = read_line_token(params["spec"])
+            values = state_of(linked)
         except SpecError as error:
             problems.append(f"the picture in its spec could not be opened ({error}), so the default is shown")
         else:
             for name, value in values.items():
                 st.session_state[K + name] = value
+            if case is None and probe_text is None:  # compared with what is drawn (see picture)
+                st.session_state[LINKED] = linked
     if case is not None:
         if case in PRESETS:
             apply_preset(case)
@@ -384,6 +388,14 @@ def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
         )
     spec = line_spec(base, fmap, start, width, probe_x, count)
     st.session_state[SPEC] = spec
+    linked = st.session_state.pop(LINKED, None)
+    if linked is not None and linked != spec:
+        moved = [name for name in linked if linked[name] != spec[name]]
+        st.warning(
+            f"Part of this link was not used: its {' and '.join(moved)} went beyond what the sliders "
+            f"reach here and {'was' if len(moved) == 1 else 'were'} moved inside.",
+            icon=":material/warning:",
+        )
     # computed by the canonical spec's values, cached by them in flowviz.line.spec
     interval = interval_of(shape, spec["interval"]["start"], spec["interval"]["width"])
     at_probe = probe_of(shape, spec["probe"])

@@ -158,3 +158,15 @@ def test_the_computations_are_cached_by_the_spec_across_runs_and_visitors():
     assert cached.x_range == fresh.x_range and cached.mass_in_view == fresh.mass_in_view
     # the probe's numbers are the core's at x = 0.3: z = atanh(x) / k
     assert float(metrics(second)["z = f⁻¹(x)"]) == pytest.approx(math.atanh(0.3) / 1.3, rel=1e-11)
+
+
+def test_values_beyond_the_sliders_are_moved_inside_and_named():
+    spec = parse_line_spec({"base": {"kind": "uniform", "low": -10, "high": 1}, "probe": 0.25})
+    at = run_page({"spec": line_token(spec)})
+    (warning,) = [w.value for w in at.warning]
+    assert "its base went beyond what the sliders reach here and was moved inside" in warning
+    drawn = at.session_state[K + "spec"]
+    assert drawn["base"] == {"kind": "uniform", "high": 1.0, "low": -3.0}  # the slider's least value
+    assert drawn["probe"] == 0.25
+    at.slider(key=K + "probe_x").set_value(0.5).run()
+    assert not at.warning  # said once
