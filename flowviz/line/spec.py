@@ -26,19 +26,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowviz.errors import SpecError
-from flowviz.line.curves import LineCurves, line_curves, sample_histogram
-from flowviz.line.map import (
+from flowviz.line import (
     BASE_KINDS,
     DEFAULT_BASE,
     DEFAULT_INTERVAL,
     DEFAULT_MAP,
     DEFAULT_PROBE,
     MAP_KINDS,
+    CarriedInterval,
+    LineCurves,
+    ProbeOnLine,
     build_line_base,
     build_line_map,
+    carry_interval,
+    line_curves,
+    probe,
+    sample_histogram,
 )
-from flowviz.line.probe import ProbeOnLine, probe
-from flowviz.line.quadrature import CarriedInterval, carry_interval
 from flowviz.memo import array_cache
 from flowviz.spec import MAX_KNOTS, encode_token
 
