@@ -16,7 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import FLIP_AT, Bijector
+from flowviz.layers.base import FLIP_AT, Bijector, Control, pair, random_point, uniform
+from flowviz.spec_values import REQUIRED, fmt, matrix, number, point
 
 
 def _rotation_matrix(theta: float) -> Tensor:
@@ -71,9 +72,45 @@ class Affine(Bijector):
         "inverse": r"z = A^{-1}(x - s)",
         "log_det": r"\begin{aligned} \log|\det J_f| &= \log|\det A| \\ &= \log|a_{11}a_{22} - a_{12}a_{21}| \end{aligned}",
     }
+    fields = {"matrix": (matrix, [[1.0, 0.0], [0.0, 1.0]]), "shift": (point, [0.0, 0.0])}
+    title = "Affine  x = Az + s"
+    caption = "x = A z + s: each output mixes both inputs through A, so J = A, full (and constant)"
+    controls = (
+        Control(("matrix", 0, 0), "Matrix entry a₁₁", -3, 3, 0.05, "det A must not be 0"),
+        Control(("matrix", 0, 1), "Matrix entry a₁₂", -3, 3, 0.05, "det A must not be 0"),
+        Control(("matrix", 1, 0), "Matrix entry a₂₁", -3, 3, 0.05, "det A must not be 0"),
+        Control(("matrix", 1, 1), "Matrix entry a₂₂", -3, 3, 0.05, "det A must not be 0"),
+        *pair("shift", ("Affine shift s₁ (x)", "Affine shift s₂ (y)"), -4, 4, 0.05),
+    )
+    defaults = {"matrix": [[1.0, 0.5], [0.0, 1.0]], "shift": [0.0, 0.0]}
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        (a, b), (c, d) = params["matrix"]
+        det = a * d - b * c
+        scale = max(abs(a), abs(b), abs(c), abs(d))
+        if not math.isfinite(det):
+            return "det(matrix) overflows float64: use smaller entries (a scale layer can stretch further)"
+        if scale == 0 or det == 0:
+            return f"det(matrix) = {fmt(det)}, but it must be nonzero for the layer to be invertible"
+        if abs(det) <= 1e-12 * scale * scale:  # invertible on paper, but its inverse is lost in rounding
+            return (
+                f"det(matrix) = {fmt(det)} is too small next to its largest entry {fmt(scale)} "
+                f"(|det| must exceed 1e-12 x {fmt(scale)}^2): the matrix is numerically singular; "
+                "a scale layer can stretch one axis and squeeze the other"
+            )
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {
+            "matrix": [[1.0 + uniform(g, 0, 1)[0], uniform(g, -1, 1)[0]], random_point(g, 0.8)],
+            "shift": random_point(g),
+        }
 
     def __init__(self, matrix, shift=(0.0, 0.0)) -> None:
         super().__init__()
+        self.refuse_invalid(matrix=matrix)
         a = torch.as_tensor(matrix, dtype=torch.float64)
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
         # The 2x2 inverse in closed form: exact to rounding, no LU pivoting.
@@ -109,6 +146,15 @@ class Shift(Bijector):
         "inverse": r"z = x - s",
         "log_det": r"\log|\det J_f| = \log|\det I| = 0",
     }
+    fields = {"shift": (point, REQUIRED)}
+    title = "Shift  x = z + s"
+    caption = "x = z + s moves every point alike: J = I, and det J = 1"
+    controls = tuple(pair("shift", ("Shift s₁ (x)", "Shift s₂ (y)"), -4, 4, 0.05))
+    defaults = {"shift": [1.0, 0.5]}
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"shift": random_point(g)}
 
     def __init__(self, shift) -> None:
         super().__init__()
@@ -140,9 +186,38 @@ class Scale(Bijector):
         "inverse": r"z = (x_1 / k_1,\; x_2 / k_2)",
         "log_det": r"\log|\det J_f| = \log|k_1| + \log|k_2|",
     }
+    fields = {"scale": (point, REQUIRED)}
+    title = "Scale  x = k ⊙ z"
+    caption = "each axis is stretched on its own: J = diag(k_1, k_2)"
+    # Magnitude sliders that stay away from 0; the editor adds a mirror switch for the sign.
+    controls = tuple(
+        pair(
+            "scale",
+            ("Scale factor |k₁| (x)", "Scale factor |k₂| (y)"),
+            0.1,
+            4,
+            0.05,
+            "kept above 0: a zero factor would flatten the plane onto a line",
+        )
+    )
+    defaults = {"scale": [1.5, 0.7]}
+    # The editor shows these controls as a magnitude and a mirror switch (see flowviz.ui.editor).
+    signed_magnitudes = "scale"
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        for i, k in enumerate(params["scale"]):
+            if k == 0:
+                return f"scale[{i}] = 0, but both factors must be nonzero for the layer to be invertible"
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"scale": uniform(g, 0.4, 2.5, 2)}
 
     def __init__(self, scale) -> None:
         super().__init__()
+        self.refuse_invalid(scale=scale)
         k = torch.as_tensor(scale, dtype=torch.float64)
         self.register_buffer("scale", k)
         self.register_buffer("log_abs_det", torch.log(torch.abs(k)).sum())
@@ -176,6 +251,15 @@ class Rotation(Bijector):
         "inverse": r"z = R(\theta)^{\top} x = R(-\theta)\, x",
         "log_det": r"\begin{aligned} \log|\det J_f| &= \log(\cos^2\theta + \sin^2\theta) \\ &= 0 \end{aligned}",
     }
+    fields = {"degrees": (number, REQUIRED)}
+    title = "Rotation"
+    caption = "both outputs mix both inputs (cos θ, sin θ): J = R(θ) is full, yet det R = 1"
+    controls = (Control(("degrees",), "Rotation angle (degrees)", -180, 180, 1),)
+    defaults = {"degrees": 30.0}
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"degrees": uniform(g, 15, 75)[0]}
 
     def __init__(self, degrees: float) -> None:
         super().__init__()
@@ -207,6 +291,8 @@ class Swap(Bijector):
         "inverse": r"z = (x_2,\; x_1)",
         "log_det": r"\begin{aligned} \log|\det J_f| &= \log\Big|\det\begin{pmatrix}0&1\\1&0\end{pmatrix}\Big| \\ &= \log|-1| = 0 \end{aligned}",
     }
+    title = "Swap coordinates"
+    caption = "x_1 = z_2 and x_2 = z_1: J is a permutation matrix, |det J| = 1"
 
     def __init__(self, flipped: bool = True) -> None:
         super().__init__()
