@@ -38,7 +38,9 @@ the way: its path flips orientation in one step at s = ``FLIP_AT``.
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +94,21 @@ def random_point(generator: torch.Generator, scale: float = 1.5) -> list[float]:
     return uniform(generator, -scale, scale, 2)
 
 
+# True while a layer is built by code that has checked its parameters its own way
+# (the 1D page's maps): see Bijector.unchecked.
+_UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("unchecked", default=False)
+
+
+def increasing(values) -> bool:
+    """True when each value is greater than the one before."""
+    return all(b > a for a, b in itertools.pairwise(values))
+
+
+def line_fmt(value: float) -> str:
+    """A number in the 1D page's formulas: four significant digits."""
+    return f"{value:.4g}"
+
+
 def plain(value: Any) -> Any:
     """A parameter as the spec holds it: tensors and tuples become (nested) lists of Python numbers."""
     if isinstance(value, Tensor):
@@ -118,6 +135,29 @@ class Bijector(torch.nn.Module):
     defaults: ClassVar[dict[str, Any]] = {}
     # One grid point through this layer, in simple-layer steps (one simple layer, one way: 1).
     cost: ClassVar[float] = 1.0
+    # For the editor: a field of signed factors shown as magnitudes and mirror switches;
+    # the groups of controls shown on tabs of their own (field -> tab title); the list
+    # field whose length is the layer's count of bins or knots (see ``resize``).
+    signed_magnitudes: ClassVar[str] = ""
+    control_groups: ClassVar[dict[str, str]] = {}
+    count_field: ClassVar[str] = ""
+
+    @classmethod
+    def unchecked(cls, *args: Any, **kwargs: Any) -> Bijector:
+        """The layer built without the spec's check, for callers that apply conditions of their own."""
+        token = _UNCHECKED.set(True)
+        try:
+            return cls(*args, **kwargs)
+        finally:
+            _UNCHECKED.reset(token)
+
+    # The 1D page's map of this type (x = f(z) on a line): its name there, '' where it has none.
+    line_title: ClassVar[str] = ""
+
+    @classmethod
+    def line_map(cls, params: Mapping[str, Any]) -> tuple[list, str]:
+        """The steps (each with forward_1d and inverse_1d) and the LaTeX of the 1D map; SpecError when invalid."""
+        raise NotImplementedError(f"{cls.type_name} has no map on the line")
 
     @classmethod
     def build(cls, params: Mapping[str, Any]) -> Bijector:
@@ -165,6 +205,8 @@ class Bijector(torch.nn.Module):
         Called by constructors, so that a layer built directly is held to the
         same conditions as one read from a spec.
         """
+        if _UNCHECKED.get():
+            return
         problem = type(self).check({name: plain(value) for name, value in params.items()})
         if problem:
             raise SpecError(self.type_name, problem)

@@ -12,20 +12,33 @@ import math
 import torch
 from torch import Tensor
 
+from flowviz.errors import SpecError
 from flowviz.layers.base import (
     Control,
     Elementwise,
+    increasing,
+    line_fmt,
     log1mexp,
     log_cosh,
     outside_to_nan,
     softplus,
     uniform,
 )
+from flowviz.layers.linear import AffineOnLine
 from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
 
 # The most knots a piecewise-linear layer may have: each is a control and a place
 # that every grid point is compared with.
 MAX_KNOTS = 64
+
+
+def steepened_line_map(cls: type[Elementwise], params) -> tuple[list, str]:
+    """x = h(k z) on the line, ``steepness`` k > 0: the layer's h after a stretch by k."""
+    steepness = float(params["steepness"])
+    if not steepness > 0:
+        raise SpecError(f"{cls.type_name} map", f"steepness k = {line_fmt(steepness)} must be > 0")
+    inner = "z" if steepness == 1 else rf"{line_fmt(steepness)}\,z"
+    return [AffineOnLine(steepness, 0.0), cls()], rf"x = {cls.line_symbol}({inner})"
 
 
 class Exp(Elementwise):
@@ -36,6 +49,9 @@ class Exp(Elementwise):
     """
 
     type_name = "exp"
+    line_title = "Exponential"
+    line_symbol = r"\\exp"
+    line_map = classmethod(steepened_line_map)
     title = "Exp (elementwise)"
     latex = {
         "forward": r"x_i = e^{z_i}",
@@ -59,6 +75,9 @@ class Tanh(Elementwise):
     """
 
     type_name = "tanh"
+    line_title = "tanh"
+    line_symbol = r"\\tanh"
+    line_map = classmethod(steepened_line_map)
     title = "Tanh (elementwise)"
     latex = {
         "forward": r"x_i = \tanh z_i",
@@ -85,6 +104,9 @@ class Sigmoid(Elementwise):
     """
 
     type_name = "sigmoid"
+    line_title = "Sigmoid"
+    line_symbol = r"\\sigma"
+    line_map = classmethod(steepened_line_map)
     title = "Sigmoid (elementwise)"
     latex = {
         "forward": r"x_i = \sigma(z_i) = \frac{1}{1 + e^{-z_i}}",
@@ -192,6 +214,16 @@ class SinhArcsinh(Elementwise):
     """
 
     type_name = "sinh_arcsinh"
+    line_title = "Sinh-arcsinh"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        skew, tailweight = float(params["skew"]), float(params["tailweight"])
+        if not tailweight > 0:
+            raise SpecError("sinh-arcsinh map", f"tailweight = {line_fmt(tailweight)} must be > 0")
+        latex = rf"x = \sinh\big((\operatorname{{asinh}} z {skew:+.4g})\cdot {line_fmt(tailweight)}\big)"
+        return [cls.unchecked(skew, tailweight)], latex
+
     title = "Sinh-arcsinh (skew and tails)"
     fields = {"skew": (number, 0.0), "tailweight": (number, 1.0)}
     controls = (
@@ -255,6 +287,19 @@ class PiecewiseLinear(Elementwise):
     """
 
     type_name = "piecewise_linear"
+    line_title = "Piecewise linear (one slope per segment)"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        knots = [float(v) for v in params["knots"]]
+        slopes = [float(v) for v in params["slopes"]]
+        if not increasing(knots):
+            raise SpecError("piecewise linear map", "the knots must increase from left to right")
+        if len(slopes) != len(knots) + 1 or min(slopes) <= 0:
+            raise SpecError("piecewise linear map", "give one slope > 0 for each of the segments")
+        text = ",\\ ".join(f"s_{i + 1} = {line_fmt(s)}" for i, s in enumerate(slopes))
+        return [cls.unchecked(knots, slopes)], rf"x = h(z),\ \text{{slopes }} {text}"
+
     title = "Piecewise linear"
     # Beyond the usual layer types: one slope per segment, the 1D page's clearest
     # picture of compress and expand side by side.
@@ -265,6 +310,18 @@ class PiecewiseLinear(Elementwise):
     # Up to this many knots each number has its own slider; beyond, one table holds them all.
     slider_count = 4
     count_field = "knots"
+    # The editor's control of the count: its label and what it counts, the most it allows.
+    count_label = "Number of knots"
+    count_help = "Knots split the line into segments, one slope each"
+    max_count = MAX_KNOTS
+
+    @classmethod
+    def resize(cls, params: dict, count: int) -> None:
+        """Give the entry ``count`` knots: new ones 1 apart beyond the last, each new segment of slope 1."""
+        old = list(params["knots"])
+        extra = [old[-1] + 1.0 + i for i in range(count - len(old))]
+        params["knots"] = (old + extra)[:count]
+        params["slopes"] = (list(params["slopes"]) + [1.0] * (count + 1))[: count + 1]
 
     @classmethod
     def check(cls, params) -> str | None:

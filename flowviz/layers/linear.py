@@ -16,7 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import FLIP_AT, Bijector, Control, pair, random_point, uniform
+from flowviz.errors import SpecError
+from flowviz.layers.base import FLIP_AT, Bijector, Control, line_fmt, pair, random_point, uniform
 from flowviz.spec_values import REQUIRED, fmt, matrix, number, point
 
 
@@ -84,6 +85,23 @@ class Affine(Bijector):
     )
     defaults = {"matrix": [[1.0, 0.5], [0.0, 1.0]], "shift": [0.0, 0.0]}
 
+    line_title = "Affine: x = a z + b"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        """x = a z + b on the line (``slope`` a, ``offset`` b): this layer with A = diag(a, 1), read on x_1."""
+        slope, offset = float(params["slope"]), float(params["offset"])
+        if slope == 0:
+            raise SpecError("affine map", "slope a = 0 squashes the whole line to one point: no inverse")
+        slope_text = {1.0: "", -1.0: "-"}.get(slope, line_fmt(slope) + r"\,")
+        offset_text = f"{offset:+.4g}" if offset else ""
+        return [AffineOnLine(slope, offset)], rf"x = f(z) = {slope_text}z {offset_text}"
+
+    @classmethod
+    def condition_caption(cls, params) -> str:
+        (a, b), (c, d) = params["matrix"]
+        return f"det A = {a * d - b * c:.3f}: log|det J| = log|det A| everywhere; 0 would flatten the plane."
+
     @classmethod
     def check(cls, params) -> str | None:
         (a, b), (c, d) = params["matrix"]
@@ -133,6 +151,29 @@ class Affine(Bijector):
 
     def inverse_and_log_det(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return (x - self.shift) @ self.matrix_inverse.T, _constant(-self.log_abs_det, x)
+
+
+class AffineOnLine:
+    """x = a z + b: the 2D :class:`Affine` layer with A = diag(a, 1), s = (b, 0), read on coordinate 0.
+
+    Its log|det J| = log|a| + log 1 is exactly log|f'| of the line map.
+    """
+
+    def __init__(self, slope: float, offset: float) -> None:
+        # The line map checks a != 0 itself; a steep or flat a is fine on the line.
+        self.layer = Affine.unchecked([[slope, 0.0], [0.0, 1.0]], [offset, 0.0])
+
+    @staticmethod
+    def _lift(t: Tensor) -> Tensor:
+        return torch.stack([t, torch.zeros_like(t)], -1)
+
+    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        x, log_det = self.layer.forward_and_log_det(self._lift(t))
+        return x[..., 0], log_det
+
+    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        z, log_det = self.layer.inverse_and_log_det(self._lift(y))
+        return z[..., 0], log_det
 
 
 class Shift(Bijector):

@@ -19,15 +19,34 @@ flowjax #239).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Control, Elementwise, uniform
+from flowviz.errors import SpecError
+from flowviz.layers.base import Control, Elementwise, increasing, line_fmt, uniform
 from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
 
 # The most bins a spline may have: each is a control and a piece of the map that
 # every grid point is compared with.
 MAX_SPLINE_BINS = 64
+# The 1D page's spline: identity outside [-SPLINE_BOUND, SPLINE_BOUND].
+SPLINE_BOUND = 3.0
+
+
+def spline_derivatives(knots_z: Sequence[float], knots_x: Sequence[float]) -> list[float]:
+    """Slopes at the inner knots: the harmonic mean of the two neighbouring bins' slopes.
+
+    The harmonic mean lies between the two and stays positive, so the spline is smooth
+    and monotone whatever the knots (the choice of Fritsch and Butland, 1984).
+    """
+    z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
+    x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
+    bin_slopes = [(x[i + 1] - x[i]) / (z[i + 1] - z[i]) for i in range(len(z) - 1)]
+    return [2 * a * b / (a + b) for a, b in itertools.pairwise(bin_slopes)]
+
 
 REFERENCE = "C. Durkan, A. Bekasov, I. Murray and G. Papamakarios, Neural Spline Flows, NeurIPS 2019"
 
@@ -129,6 +148,31 @@ class Spline(Elementwise):
     type_name = "spline"
     reference = REFERENCE
     title = "Rational-quadratic spline"
+    line_title = "Rational-quadratic spline"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        """The spline through the inner knots (``knots_z``, ``knots_x``), each increasing inside (-3, 3)."""
+        knots_z = [float(v) for v in params["knots_z"]]
+        knots_x = [float(v) for v in params["knots_x"]]
+        for name, knots in (("z", knots_z), ("x", knots_x)):
+            inside = all(-SPLINE_BOUND < v < SPLINE_BOUND for v in knots)
+            if not (inside and increasing(knots)):
+                raise SpecError(
+                    "spline map",
+                    f"the knots' {name} positions must increase and lie inside "
+                    f"(-{SPLINE_BOUND:g}, {SPLINE_BOUND:g})",
+                )
+        z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
+        x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
+        widths = [b - a for a, b in itertools.pairwise(z)]
+        heights = [b - a for a, b in itertools.pairwise(x)]
+        spline = cls.unchecked(widths, heights, spline_derivatives(knots_z, knots_x), bound=SPLINE_BOUND)
+        latex = r"x = \text{spline through the knots } " + ",\\ ".join(
+            f"({line_fmt(a)}, {line_fmt(b)})" for a, b in zip(knots_z, knots_x, strict=True)
+        )
+        return [spline], latex
+
     fields = {
         "dims": (dims, [0, 1]),
         "bound": (number, 3.0),
@@ -149,6 +193,17 @@ class Spline(Elementwise):
     # Up to this many bins each number has its own slider; beyond, one table holds them all.
     slider_count = 8
     count_field = "widths"
+    # The editor's control of the count: its label and what it counts, the most it allows.
+    count_label = "Number of bins K"
+    count_help = "K rational-quadratic pieces between −B and B"
+    max_count = MAX_SPLINE_BINS
+
+    @classmethod
+    def resize(cls, params: dict, count: int) -> None:
+        """Give the entry ``count`` bins: new bins are equal, with unit slopes at their knots."""
+        params["widths"] = (list(params["widths"]) + [1.0] * count)[:count]
+        params["heights"] = (list(params["heights"]) + [1.0] * count)[:count]
+        params["derivatives"] = (list(params["derivatives"]) + [1.0] * count)[: count - 1]
 
     @classmethod
     def check(cls, params) -> str | None:
