@@ -111,3 +111,12 @@ def test_each_class_declares_title_caption_defaults_controls_and_examples(kind):
     for _ in range(5):
         example = {"type": kind, **cls.example(generator)}
         parse_spec({"base": {"type": "gaussian"}, "layers": [example]})
+
+
+@pytest.mark.parametrize("kind", list(LAYER_CLASSES))
+def test_each_class_docstring_holds_the_formulas_the_app_shows_and_its_paper(kind):
+    cls = LAYER_CLASSES[kind]
+    assert set(cls.latex) == {"forward", "inverse", "log_det"}
+    for formula in cls.latex.values():
+        assert formula in cls.__doc__
+    assert cls.reference in cls.__doc__

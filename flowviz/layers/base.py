@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import inspect
 import itertools
 import math
 from collections.abc import Mapping
@@ -210,6 +211,22 @@ class Bijector(torch.nn.Module):
         problem = type(self).check({name: plain(value) for name, value in params.items()})
         if problem:
             raise SpecError(self.type_name, problem)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Complete the class's docstring from its one source of each: the formulas the app shows and the paper."""
+        super().__init_subclass__(**kwargs)
+        if "latex" not in vars(cls) and "reference" not in vars(cls):
+            return
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        parts = [doc] if doc else []
+        if "latex" in vars(cls) and cls.latex:
+            parts.append(
+                "Formulas (LaTeX, as the app shows them):\n\n"
+                + "\n".join(f"- {name}: {formula}" for name, formula in cls.latex.items())
+            )
+        if cls.reference and cls.reference not in doc:
+            parts.append(f"Paper: {cls.reference}")
+        cls.__doc__ = "\n\n".join(parts)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
