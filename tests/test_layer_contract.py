@@ -22,16 +22,13 @@ from flowviz.structure import jacobian_reason
 PACKAGE = Path(__file__).resolve().parents[1] / "flowviz"
 
 # Strings elsewhere that merely coincide with a layer type's name and mean something else:
-# the architecture's "scale" of a trained model, the trained model's mixing ("swap",
-# "rotation") and coupling kinds ("affine", "spline"), the 1D page's map kind "affine",
-# and the flows of the learning path (preset data, like flowviz/presets.py).
+# the "scale" of a trained model's architecture, and a trained model's mixing ("swap",
+# "rotation") and coupling kinds ("affine", "spline").
 HOMONYMS: dict[str, set[str]] = {
     "model_io.py": {"scale"},
     "train/loop.py": {"scale"},
     "train/process.py": {"scale"},
     "train/model.py": {"swap", "rotation", "affine", "spline"},
-    "ui/path.py": {"affine"},
-    "learning_path.py": {"planar", "rotation"},
 }
 
 
