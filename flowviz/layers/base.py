@@ -142,6 +142,8 @@ class Bijector(torch.nn.Module):
     signed_magnitudes: ClassVar[str] = ""
     control_groups: ClassVar[dict[str, str]] = {}
     count_field: ClassVar[str] = ""
+    # The 1D page's map of this type (x = f(z) on a line, see ``line_map``): its name there, '' where none.
+    line_title: ClassVar[str] = ""
 
     @classmethod
     def unchecked(cls, *args: Any, **kwargs: Any) -> Bijector:
@@ -151,9 +153,6 @@ class Bijector(torch.nn.Module):
             return cls(*args, **kwargs)
         finally:
             _UNCHECKED.reset(token)
-
-    # The 1D page's map of this type (x = f(z) on a line): its name there, '' where it has none.
-    line_title: ClassVar[str] = ""
 
     @classmethod
     def line_map(cls, params: Mapping[str, Any]) -> tuple[list, str]:
