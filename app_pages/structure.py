@@ -6,15 +6,11 @@ import math
 
 import streamlit as st
 
+from flowviz.jacobians import measured_reports, measured_structures
 from flowviz.plots.structure import cost_figure, jacobian_heatmap, structure_table
 from flowviz.structure import (
-    AffineAutoregressive,
-    AffineCouplingND,
     fitted_exponents,
-    jacobian_report,
-    layer_structures,
     powers_of_two,
-    random_point,
     time_log_dets,
 )
 from flowviz.ui.path import next_idea
@@ -23,19 +19,6 @@ K = "structure."
 SIZES = powers_of_two(2, 1024)
 EXTENDED_SIZES = powers_of_two(2048, 2**18)
 FIT_POINTS = 4
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def cached_structures(seed: int):
-    return layer_structures(seed)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def cached_reports(dim: int, seed: int):
-    point = random_point(dim, seed)
-    coupling = AffineCouplingND(dim, seed=seed + 1)
-    autoregressive = AffineAutoregressive(dim, seed=seed + 2)
-    return jacobian_report(coupling, point), jacobian_report(autoregressive, point)
 
 
 def new_draw() -> None:
@@ -50,7 +33,7 @@ def layer_table(seed: int) -> None:
         "class declares (`jacobian`, `volume_preserving`), and whether autograd agrees."
     )
     st.button("Draw new random parameters and points", key=K + "redraw", on_click=new_draw)
-    st.markdown(structure_table(cached_structures(seed)))
+    st.markdown(structure_table(measured_structures(seed)))
 
 
 def report_column(title: str, latex: str, report) -> None:
@@ -82,7 +65,7 @@ def triangular_layers(seed: int) -> None:
     )
     st.session_state.setdefault(K + "dim", 6)
     dim = st.slider("Dimension D of the two layers", 2, 12, key=K + "dim")
-    coupling, autoregressive = cached_reports(dim, seed)
+    coupling, autoregressive = measured_reports(dim, seed)
     left, right = st.columns(2)
     with left:
         report_column(

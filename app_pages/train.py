@@ -20,7 +20,7 @@ from flowviz.data import (
     toy_set,
 )
 from flowviz.errors import SpecError
-from flowviz.grid import as_float64, evaluate_flow, grid_points
+from flowviz.grid import as_float64, grid_points
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
 from flowviz.train import (
@@ -31,6 +31,7 @@ from flowviz.train import (
     check_trainable,
     layer_name,
 )
+from flowviz.trained_views import finished_views
 from flowviz.ui import fairness
 from flowviz.ui.editor import init
 from flowviz.ui.path import next_idea
@@ -64,11 +65,6 @@ def _clear_drawing() -> None:
     ss.tr_drawing = dict(EMPTY_DRAWING)
     ss.tr_canvas_seed = ss.tr_drawing
     ss.tr_canvas_version = ss.get("tr_canvas_version", 0) + 1
-
-
-@st.cache_data(show_spinner=False)
-def _canvas_background() -> bytes:
-    return plots.canvas_background(WINDOW)
 
 
 def drawn_data() -> tuple[np.ndarray, str]:
@@ -109,7 +105,7 @@ def drawn_data() -> tuple[np.ndarray, str]:
             stroke_width=1 if tool == POINTS else 3,
             stroke_color="#c62828" if tool == POINTS else "#1565c0",
             fill_color="#c62828",
-            background_image=_canvas_background(),
+            background_image=plots.canvas_background(WINDOW),
             width=WINDOW.width,
             height=WINDOW.height,
             point_display_radius=3,
@@ -298,7 +294,7 @@ def _stop_job() -> None:
 
 def _reset() -> None:
     _stop_job()
-    for key in ("tr_job", "tr_job_data", "tr_model", "tr_model_data", "tr_views"):
+    for key in ("tr_job", "tr_job_data", "tr_model", "tr_model_data"):
         ss.pop(key, None)
 
 
@@ -343,10 +339,6 @@ def controls(points, title, data_problem, model, train) -> None:
 
 
 # --------------------------------------------------------------------------- live view
-
-
-def _grid(flow, window: dict, resolution: int) -> dict:
-    return evaluate_flow(flow, {**window, "resolution": resolution})
 
 
 @torch.no_grad()
@@ -483,34 +475,18 @@ def _current_model() -> TrainedModel | None:
         if model is not None and job.step_count > 0:
             ss.tr_model = model
             ss.tr_model_data = ss.get("tr_job_data")
-            ss.pop("tr_views", None)
         job.collected = True
         job.close()
     return ss.get("tr_model")
 
 
 def _views(model: TrainedModel, data: np.ndarray | None) -> dict:
-    """Pictures of a finished model, computed once per model and kept in this session."""
-    cached = ss.get("tr_views")
-    if cached and cached.get("model") is model:
-        return cached
-    flow64 = as_float64(model.flow)
-    window = plots.data_window(data)
-    views: dict = {"model": model, "window": window}
-    with torch.no_grad():
-        views["grid"] = _grid(flow64, window, FINAL_RESOLUTION)
-        views["samples"] = flow64.sample(2000, seed=2).numpy()
-        if data is not None:
-            views["latent"] = flow64.inverse(torch.as_tensor(data, dtype=torch.float64)).numpy()
-        z0 = flow64.sample_base(600, seed=3)
-        views["trace"] = [p.numpy() for p in flow64.trace_forward(z0)]
+    """Pictures of a finished model (computed once per model and data, and shared) and its layers' names."""
     names = ["z₀ ~ N(0, I)"]
     for k, layer in enumerate(model.flow.layers, start=1):
         last = k == len(model.flow.layers)
         names.append(f"{k}: " + layer_name(layer, last))
-    views["names"] = names
-    ss.tr_views = views
-    return views
+    return {**finished_views(model.flow, data, FINAL_RESOLUTION), "names": names}
 
 
 def _open_in_explorer(model: TrainedModel, data) -> None:
@@ -612,7 +588,6 @@ def load_section() -> None:
                 ss.tr_model = loaded
                 ss.tr_model_data = None
                 ss.tr_model_error = None
-                ss.pop("tr_views", None)
                 st.rerun()
             except SpecError as error:
                 ss.tr_model_error = str(error)

@@ -3,12 +3,12 @@
 Functions keyed by a canonical spec's JSON are cached by it, so a rerun with an
 unchanged flow costs nothing and two people looking at the same flow share the
 work. The same functions serve any :class:`Flow` (a trained one included)
-through their ``*_of_flow`` forms.
+through their ``*_of_flow`` forms; the ``trained_*`` forms cache those for a flow
+that is not a spec, keyed by its content (:func:`flowviz.grid.flow_key`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from flowviz.flow import Flow
-from flowviz.grid import as_float64, deformed_grid, evaluate_flow, grid_points
+from flowviz.grid import as_float64, deformed_grid, evaluate_flow, flow_key, grid_points, view_key
 from flowviz.memo import array_cache
 from flowviz.spec import MAX_GRID_WORK, base_cost, layer_cost
 
@@ -52,6 +52,8 @@ def straight_line_ends(points: np.ndarray) -> np.ndarray:
     return points[first | last | gap]
 
 
+# One 512² grid of every array is about 20 MB, a 2048² one (the most a link may ask) about
+# 300 MB: 512 MB holds that one, or the sixteen most recent ordinary flows.
 @array_cache(max_bytes=512 * 2**20, max_entries=16)
 def explorer_fields(canonical_json: str) -> dict[str, np.ndarray]:
     """:func:`fields_of_flow` for a canonical spec, cached by its JSON (within 512 MB)."""
@@ -134,8 +136,11 @@ def samples_of_flow(flow: Flow, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
     return z0.numpy(), x.numpy()
 
 
-@functools.lru_cache(maxsize=16)
+# 5000 samples (the slider's most) are 160 kB of z_0 and x: 16 MB holds a hundred flows'
+# draws, far more than the sixteen entries that the count allows.
+@array_cache(max_bytes=16 * 2**20, max_entries=16)
 def explorer_samples(canonical_json: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`samples_of_flow` for a canonical spec, cached by its JSON."""
     return samples_of_flow(Flow.from_spec(json.loads(canonical_json)), n, seed)
 
 
@@ -183,11 +188,42 @@ def steps_resolution(spec: Mapping) -> int:
     return max(16, min(STEPS_RESOLUTION, math.isqrt(int(STEPS_WORK / work))))
 
 
-@functools.lru_cache(maxsize=16)
+# One entry holds K + 1 densities of at most 96² and 400 points each: about 80 kB a step, so a
+# few MB for a long stack. 64 MB keeps the sixteen most recent flows' steps.
+@array_cache(max_bytes=64 * 2**20, max_entries=16)
 def explorer_steps(canonical_json: str, titles: tuple[str, ...]) -> tuple[list[Step], np.ndarray, np.ndarray]:
     """:func:`steps_of_flow` for a canonical spec, cached by its JSON."""
     spec = json.loads(canonical_json)
     return steps_of_flow(Flow.from_spec(spec), spec["view"], list(titles), steps_resolution(spec))
+
+
+# A flow that is not a spec (a trained one) is keyed by its content (:func:`flow_key`), so its
+# pictures are shared like a spec's. Its grid is at most 512² (about 20 MB an entry): 128 MB
+# keeps a few flows' views at every resolution offered.
+@array_cache(max_bytes=128 * 2**20, max_entries=8, key=lambda flow, view: (flow_key(flow), view_key(view)))
+def trained_fields(flow: Flow, view: Mapping) -> dict[str, np.ndarray]:
+    """:func:`fields_of_flow` for any flow, cached by its content and the view."""
+    return fields_of_flow(flow, view)
+
+
+# As explorer_samples: 5000 samples are 160 kB.
+@array_cache(max_bytes=16 * 2**20, max_entries=16, key=lambda flow, n: (flow_key(flow), int(n)))
+def trained_samples(flow: Flow, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`samples_of_flow` for any flow, cached by its content and ``n``."""
+    return samples_of_flow(flow, n)
+
+
+# As explorer_steps: a few MB an entry.
+@array_cache(
+    max_bytes=64 * 2**20,
+    max_entries=8,
+    key=lambda flow, view, titles: (flow_key(flow), view_key(view), tuple(titles)),
+)
+def trained_steps(
+    flow: Flow, view: Mapping, titles: tuple[str, ...]
+) -> tuple[list[Step], np.ndarray, np.ndarray]:
+    """:func:`steps_of_flow` for any flow, cached by its content, the view and the titles."""
+    return steps_of_flow(flow, view, list(titles))
 
 
 @dataclass(frozen=True)

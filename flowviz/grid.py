@@ -19,7 +19,7 @@ import torch
 
 from flowviz.errors import SpecError
 from flowviz.flow import Flow
-from flowviz.memo import array_cache
+from flowviz.memo import array_cache, digest
 from flowviz.spec import parse_spec
 
 
@@ -71,6 +71,32 @@ def as_float64(flow: Flow) -> Flow:
     return flow if _dtype_of(flow) == torch.float64 else copy.deepcopy(flow).double()
 
 
+def flow_key(flow: Flow) -> bytes:
+    """The canonical form of any flow (a trained one included), to cache what is computed from it.
+
+    A trained network is not a spec, so its key is its content: the base, and for each layer
+    its structure (the module's ``repr``), its plain settings and every tensor of its state.
+    Equal flows share a key whichever session built them; a changed weight changes it.
+    """
+    parts: list = [json.dumps(flow.base_spec, sort_keys=True)]
+    for layer in flow.layers:
+        parts.append(repr(layer))
+        settings = {
+            name: value
+            for name, value in vars(layer).items()
+            if not name.startswith("_") and isinstance(value, (bool, int, float, str, tuple))
+        }
+        parts.append(sorted(settings.items()))
+        for name, tensor in layer.state_dict().items():
+            parts.extend((name, tensor))
+    return digest(*parts)
+
+
+def view_key(view: Mapping) -> str:
+    """A view's canonical JSON (sorted keys): with :func:`flow_key`, the key of a flow's pictures."""
+    return json.dumps(view, sort_keys=True, separators=(",", ":"))
+
+
 def _dtype_of(flow: Flow) -> torch.dtype:
     for tensor in flow.parameters():
         return tensor.dtype
@@ -112,6 +138,8 @@ def check_time(t: Any, canonical: Mapping) -> float:
     return value
 
 
+# One 512² evaluation is about 10 MB of arrays, a 2048² one about 150 MB: 256 MB holds one of
+# those, or the 32 most recent ordinary ones.
 @array_cache(max_bytes=256 * 2**20, max_entries=32)
 def _evaluate_canonical(canonical_json: str, t: float | None = None) -> dict[str, np.ndarray]:
     """Evaluation keyed by the canonical spec and time (within 256 MB); the arrays are shared, so read-only."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from flowviz.flow import Flow
-from flowviz.grid import as_float64, deformed_grid, grid_points
+from flowviz.grid import as_float64, deformed_grid, flow_key, grid_points, view_key
 from flowviz.memo import array_cache
 from flowviz.plots.common import DENSITY_SCALE, colour_map, png_bytes
 from flowviz.plots.explore import density_limits
@@ -128,6 +128,8 @@ def frame_png(strip: Mapping[str, np.ndarray], index: int) -> bytes:
     return strip["png"][start:end].tobytes()
 
 
+# A strip at the 96² preview is about 8 MB of PNGs, grids and points (the default flow's),
+# more for a longer one: 192 MB keeps the eight most recent flows' strips.
 @array_cache(max_bytes=192 * 2**20, max_entries=8)
 def strip_of_spec(
     canonical_json: str, resolution: int = PREVIEW_RESOLUTION, log_scale: bool = False
@@ -139,6 +141,26 @@ def strip_of_spec(
     spec = json.loads(canonical_json)
     numbers = [i + 1 for i, layer in enumerate(spec["layers"]) if layer.get("enabled", True)]
     strip = play_strip(Flow.from_spec(spec), spec["view"], resolution, log_scale, numbers=numbers)
+    for value in strip.values():
+        value.flags.writeable = False
+    return strip
+
+
+# A trained flow's strip, keyed by its content (:func:`flow_key`): at the 64² preview the default
+# trained model's strip is about 6 MB of PNGs, grids and points; 96 MB keeps a dozen or more.
+@array_cache(
+    max_bytes=96 * 2**20,
+    max_entries=8,
+    key=lambda flow, view, resolution, log_scale: (
+        flow_key(flow),
+        view_key(view),
+        int(resolution),
+        bool(log_scale),
+    ),
+)
+def trained_strip(flow: Flow, view: Mapping, resolution: int, log_scale: bool) -> dict[str, np.ndarray]:
+    """:func:`play_strip` for any flow, cached by its content and the view; shared, so read-only."""
+    strip = play_strip(flow, view, resolution, log_scale)
     for value in strip.values():
         value.flags.writeable = False
     return strip

@@ -171,11 +171,8 @@ def _blocked_images(lines: bool, base_changes: bool) -> dict[str, str]:
     return images
 
 
-def _packed(text: str) -> np.ndarray:
-    """Text as a uint8 array, so that the byte-bounded cache counts what it holds."""
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-
-
+# A chunk's frames are JSON texts of about 25 kB each (two 64² PNGs and an overlay): a chunk of
+# fifteen is about 0.4 MB, so 128 MB keeps the 64 most recent chunks of the largest grids too.
 @array_cache(max_bytes=128 * 2**20, max_entries=64)
 def _strip_cached(
     spec_json: str, path: tuple, values: tuple, log_scale: bool, lines: bool, resolution: int
@@ -194,13 +191,13 @@ def _strip_cached(
                 (
                     value,
                     False,
-                    _packed(error.reason),
-                    _packed(json.dumps(_blocked_images(lines, base_changes))),
+                    error.reason,
+                    json.dumps(_blocked_images(lines, base_changes)),
                 )
             )
             continue
         images = frame_images(fields, extent, log_scale, lines, base_changes)
-        frames.append((value, True, _packed(""), _packed(json.dumps(images))))
+        frames.append((value, True, "", json.dumps(images)))
     return tuple(frames)
 
 
@@ -245,6 +242,8 @@ def line_traces(curves: LineCurves) -> dict[str, dict[str, list]]:
     }
 
 
+# A 1D frame's curves are JSON of about 25 kB: a chunk of fifteen about 0.4 MB, 64 MB is ample
+# for the 64 most recent chunks.
 @array_cache(max_bytes=64 * 2**20, max_entries=64)
 def _line_strip_cached(setting_json: str, part: str, path: tuple, values: tuple) -> tuple:
     (base_kind, base_params), (map_kind, map_params) = json.loads(setting_json)
@@ -257,9 +256,9 @@ def _line_strip_cached(setting_json: str, part: str, path: tuple, values: tuple)
                 build_line_base(base_kind, base), build_line_map(map_kind, fmap), masses=False
             )
         except SpecError as error:
-            frames.append((value, False, _packed(error.reason), _packed("{}")))
+            frames.append((value, False, error.reason, "{}"))
             continue
-        frames.append((value, True, _packed(""), _packed(json.dumps(line_traces(curves)))))
+        frames.append((value, True, "", json.dumps(line_traces(curves))))
     return tuple(frames)
 
 
@@ -282,12 +281,12 @@ def line_strip(
 
 
 def _unpack(packed, field: str) -> list[dict]:
-    """Frames for the browser from their cached, packed form: the value, its pictures or curves
-    under ``field``, and for a value the spec refuses, why."""
+    """Frames for the browser from their cached form (the JSON texts, counted in bytes by the
+    cache): the value, its pictures or curves under ``field``, and for a value the spec refuses, why."""
     frames = []
     for value, valid, reason, payload in packed:
-        frame = {"value": value, field: json.loads(payload.tobytes())}
+        frame = {"value": value, field: json.loads(payload)}
         if not valid:
-            frame.update(invertible=False, reason=reason.tobytes().decode("utf-8"))
+            frame.update(invertible=False, reason=reason)
         frames.append(frame)
     return frames

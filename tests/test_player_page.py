@@ -51,7 +51,7 @@ def test_the_player_sends_no_frames_until_asked(monkeypatch):
 
 
 def test_a_trained_flow_gets_the_player_too(monkeypatch):
-    monkeypatch.setattr("flowviz.ui.learned.play_strip", refuse_strips)
+    monkeypatch.setattr("flowviz.playback.play_strip", refuse_strips)  # what trained_strip calls
     at = AppTest.from_file(PAGE, default_timeout=120)
     flow = Flow.from_spec({"base": {"type": "gaussian"}, "layers": [{"type": "swirl", "strength": 2}]})
     at.session_state["learned_flow"] = {"flow": flow, "title": "a test flow", "data": np.zeros((5, 2))}

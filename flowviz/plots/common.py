@@ -14,13 +14,14 @@ that carries the hover values and the colour bar.
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import math
 
 import numpy as np
 from PIL import Image
 from plotly.colors import get_colorscale, sample_colorscale
+
+from flowviz.memo import array_cache
 
 DENSITY_SCALE = "Viridis"
 # Blue (compression) through white (preserved) to red (expansion).
@@ -38,7 +39,8 @@ DATA_COLOUR = "rgba(220, 40, 40, 0.8)"
 OUTSIDE_RGBA = (215, 215, 215, 255)  # points outside the image of the flow
 
 
-@functools.lru_cache(maxsize=16)
+# A table is 768 bytes: 64 kB is ample for every scale the app names, the count bounds the rest.
+@array_cache(max_bytes=64 * 2**10, max_entries=16)
 def colour_table(scale: str | tuple, size: int = 256) -> np.ndarray:
     """A (size, 3) uint8 lookup table sampled evenly along a plotly colour scale."""
     colours = get_colorscale(scale) if isinstance(scale, str) else [list(p) for p in scale]

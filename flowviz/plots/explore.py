@@ -9,14 +9,12 @@ the browser redraws in a few tens of milliseconds. Panels of the same space
 from __future__ import annotations
 
 import base64
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from flowviz.memo import array_cache, digest
 from flowviz.plots.common import (
     DENSITY_SCALE,
     GRID_LINE_COLOUR,
@@ -312,55 +310,33 @@ def _hover_layer(panel: Panel, xs, ys, index, xname, yname, place) -> dict:
     return trace
 
 
-_IMAGES: OrderedDict[bytes, str] = OrderedDict()
-_IMAGES_LOCK = threading.Lock()  # every session's script thread shares the cache
-
-
-def _remember(key: bytes, make) -> str:
-    """A small cache of encoded images: a panel that did not change (the base density while a
-    layer's slider moves) is not encoded again."""
-    with _IMAGES_LOCK:
-        uri = _IMAGES.get(key)
-        if uri is not None:
-            _IMAGES.move_to_end(key)
-            return uri
-    uri = make()  # outside the lock: encoding takes milliseconds
-    with _IMAGES_LOCK:
-        _IMAGES[key] = uri
-        while len(_IMAGES) > 64:
-            _IMAGES.popitem(last=False)
-    return uri
-
-
-def _digest(*parts) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(
-            np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode()
-        )
-    return h.digest()
-
-
+# An encoded panel is a data URI of tens to hundreds of kB (a 2048² field a few MB): 32 MB keeps
+# the recent panels of several flows, so a panel that did not change (the base density while a
+# layer's slider moves, the straight z-grid from frame to frame) is not encoded again.
+@array_cache(
+    max_bytes=32 * 2**20,
+    max_entries=64,
+    key=lambda values, vmin, vmax, scale: digest("png", values, vmin, vmax, repr(scale)),
+)
 def field_image(values: np.ndarray, vmin: float, vmax: float, scale) -> str:
     """The colour-mapped PNG of a field, as a data URI."""
-    return _remember(
-        _digest("png", values, vmin, vmax, repr(scale)),
-        lambda: png_data_uri(colour_map(values, vmin, vmax, scale)),
-    )
+    return png_data_uri(colour_map(values, vmin, vmax, scale))
 
 
+@array_cache(
+    max_bytes=32 * 2**20,
+    max_entries=64,
+    key=lambda lines, points, xlim, ylim: digest(
+        "svg",
+        lines if lines is not None else 0,
+        points if points is not None else 0,
+        tuple(xlim),
+        tuple(ylim),
+    ),
+)
 def overlay_image(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim) -> str:
     """:func:`svg_overlay`, remembered: the straight z-grid is the same from frame to frame."""
-    return _remember(
-        _digest(
-            "svg",
-            lines if lines is not None else 0,
-            points if points is not None else 0,
-            tuple(xlim),
-            tuple(ylim),
-        ),
-        lambda: svg_overlay(lines, points, xlim, ylim),
-    )
+    return svg_overlay(lines, points, xlim, ylim)
 
 
 def _svg_number(v: float) -> str:

@@ -18,11 +18,24 @@ trace of fewer than 20 points (a narrow interval's beam), which would read as da
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from flowviz.line import CarriedInterval, LineCurves, ProbeOnLine
+from flowviz.line import (
+    CarriedInterval,
+    LineCurves,
+    ProbeOnLine,
+    build_line_base,
+    build_line_map,
+    carry_interval,
+    line_curves,
+    probe,
+    sample_histogram,
+)
+from flowviz.memo import array_cache
 from flowviz.plots.common import DENSITY_SCALE, VOLUME_SCALE, axis_style
 
 DENSITY_LINE = sample_colorscale(DENSITY_SCALE, [0.0])[0]  # the dark end of the density scale
@@ -335,3 +348,25 @@ def change_of_variables_figure(
         ],
     )
     return figure
+
+
+LINE_SAMPLES = 10_000  # as the 1D page draws by default
+
+
+# One figure holds its curves, band and histogram as float32 arrays, about 20 kB (measured for
+# the default state): 4 MB keeps the 64 most recent states (probe positions, the classic cases).
+@array_cache(max_bytes=4 * 2**20, max_entries=64)
+def line_figure(
+    base_json: str, map_json: str, interval: tuple[float, float], probe_x: float
+) -> tuple[go.Figure, ProbeOnLine, tuple[float, float]]:
+    """The 1D figure for one state (base and map as ``[kind, params]`` JSON), the probe's numbers
+    and the probe's range, cached by those inputs. The figure is shared: draw it, never change it."""
+    base_kind, base_params = json.loads(base_json)
+    map_kind, map_params = json.loads(map_json)
+    base, fmap = build_line_base(base_kind, base_params), build_line_map(map_kind, map_params)
+    curves = line_curves(base, fmap)
+    carried = carry_interval(base, fmap, *interval)
+    at_probe = probe(base, fmap, probe_x)
+    edges, histogram = sample_histogram(base, fmap, LINE_SAMPLES, curves.x_range)
+    figure = change_of_variables_figure(curves, carried, at_probe, edges, histogram, LINE_SAMPLES, height=520)
+    return figure, at_probe, curves.probe_range

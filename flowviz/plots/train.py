@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from flowviz.memo import array_cache
 from flowviz.plots.common import (
     DATA_COLOUR,
     DENSITY_SCALE,
@@ -325,6 +326,8 @@ def trace_figure(steps: Sequence[np.ndarray], names: Sequence[str], columns: int
     return fig
 
 
+# One PNG of the canvas, about 3 kB: 1 MB is ample, the count bounds it.
+@array_cache(max_bytes=2**20, max_entries=4)
 def canvas_background(window, grid_step: float = 1.0) -> bytes:
     """PNG bytes for the drawing canvas: light grid lines every ``grid_step``, the axes darker, labels.
 

@@ -11,9 +11,9 @@ import json
 
 import streamlit as st
 
-from flowviz.explorer import fields_of_flow, samples_of_flow, steps_of_flow
+from flowviz.explorer import trained_fields, trained_samples, trained_steps
 from flowviz.flow import Flow
-from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, play_strip
+from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, trained_strip
 from flowviz.plots.train import data_window
 from flowviz.train import layer_name
 from flowviz.ui import views as ui_views
@@ -22,7 +22,6 @@ from flowviz.ui.editor import init
 LEARNED = "learned_flow"
 MODE = "fv_mode"
 SEEN = "fv_learned_seen"
-CACHE = "fv_learned_cache"
 TRAINED, HAND_BUILT = "Trained flow", "Hand-built flow"
 
 
@@ -42,21 +41,6 @@ def has_learned_flow() -> bool:
         help="A flow trained on the Train page, or the one built here.",
     )
     return choice != HAND_BUILT
-
-
-def _cached(name: str, build, *key_parts):
-    """A cache entry for the flow handed over: it lives (and dies) with that hand-over."""
-    ss = st.session_state
-    owner, cache = ss.get(CACHE, (None, {}))
-    if owner is not ss[LEARNED]:  # another hand-over: start afresh
-        owner, cache = ss[LEARNED], {}
-        ss[CACHE] = (owner, cache)
-    key = (name, *key_parts)
-    if key not in cache:
-        if len(cache) > 24:
-            cache.clear()
-        cache[key] = build()
-    return cache[key]
 
 
 def learned_explorer() -> None:
@@ -97,25 +81,17 @@ def _explorer_body(flow: Flow, data) -> None:
             "Grid resolution (points per axis)", options, key=init("fv_learned_res", 256)
         )
         view = {**window, "resolution": int(resolution)}
-        view_key = json.dumps(view)
-        fields = _cached("fields", lambda: fields_of_flow(flow, view), view_key)
+        fields = trained_fields(flow, view)
         names = [f"{i + 1} · {layer_name(layer, i == last)}" for i, layer in enumerate(flow.layers)]
         ui_views.render_views(
             fields,
             view,
             names,
             flow_factory=lambda: flow,
-            samples=lambda n: _cached("samples", lambda: samples_of_flow(flow, n), n),
-            steps=lambda titles: _cached(
-                "steps", lambda: steps_of_flow(flow, view, list(titles)), view_key, titles
-            ),
+            samples=lambda n: trained_samples(flow, n),
+            steps=lambda titles: trained_steps(flow, view, tuple(titles)),
             play=(
                 f"trained {id(st.session_state[LEARNED])} {json.dumps(window)}",
-                lambda log_scale: _cached(
-                    "strip",
-                    lambda: play_strip(flow, view, TRAINED_PREVIEW_RESOLUTION, log_scale),
-                    json.dumps(window),
-                    log_scale,
-                ),
+                lambda log_scale: trained_strip(flow, window, TRAINED_PREVIEW_RESOLUTION, log_scale),
             ),
         )

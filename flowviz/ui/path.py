@@ -16,6 +16,7 @@ from streamlit.errors import StreamlitAPIException
 from flowviz.data import toy_set
 from flowviz.explorer import explorer_fields
 from flowviz.flow import Flow
+from flowviz.jacobians import measured_reports
 from flowviz.learning_path import (
     MULTIMODAL,
     NEXT_IDEA,
@@ -34,20 +35,13 @@ from flowviz.line import (
     DEFAULT_INTERVAL,
     DEFAULT_MAP,
     DEFAULT_PROBE,
-    build_line_base,
-    build_line_map,
-    carry_interval,
-    line_curves,
-    probe,
-    sample_histogram,
 )
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, terms_panels
-from flowviz.plots.one_d import change_of_variables_figure
+from flowviz.plots.one_d import line_figure
 from flowviz.plots.structure import jacobian_heatmap
 from flowviz.plots.train import data_window, samples_figure
 from flowviz.spec import canonical_json
-from flowviz.structure import AffineCouplingND, jacobian_report, random_point
 from flowviz.ui.live_chart import live_chart
 
 K = "path."  # prefix of the path's session-state keys
@@ -68,7 +62,6 @@ PAGE_FILES = {
 }
 PLOT_CONFIG = {"displayModeBar": False}
 CHART_CONFIG = {"displaylogo": False, "displayModeBar": False, "scrollZoom": False}
-SAMPLES = 10_000  # as the 1D page draws by default
 
 
 # --------------------------------------------------------------------------- links between pages
@@ -114,29 +107,6 @@ def start_pointer() -> None:
 
 def _dismiss() -> None:
     st.session_state[DISMISSED] = True
-
-
-# --------------------------------------------------------------------------- cached pictures
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def line_figure(base_json: str, map_json: str, interval: tuple[float, float], probe_x: float):
-    """The 1D page's figure for one state, and the probe's numbers."""
-    base_kind, base_params = json.loads(base_json)
-    map_kind, map_params = json.loads(map_json)
-    base, fmap = build_line_base(base_kind, base_params), build_line_map(map_kind, map_params)
-    curves = line_curves(base, fmap)
-    carried = carry_interval(base, fmap, *interval)
-    at_probe = probe(base, fmap, probe_x)
-    edges, histogram = sample_histogram(base, fmap, SAMPLES, curves.x_range)
-    figure = change_of_variables_figure(curves, carried, at_probe, edges, histogram, SAMPLES, height=520)
-    return figure, at_probe, curves.probe_range
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def coupling_jacobian(dim: int = 6, seed: int = 0):
-    """The Structure page's opening coupling layer (D = 6, first draw), its Jacobian at its point."""
-    return jacobian_report(AffineCouplingND(dim, seed=seed + 1), random_point(dim, seed))
 
 
 def _classic(case: str) -> tuple[str, str, float]:
@@ -278,7 +248,7 @@ def step_two_terms(step: Step, spec: dict) -> None:
 def step_triangular(step: Step) -> None:
     text, picture = st.columns([1, 1.5], gap="large")
     with picture:
-        report = coupling_jacobian()
+        report = measured_reports(6, 0)[0]  # the Structure page's opening coupling layer
         st.plotly_chart(
             jacobian_heatmap(report.jacobian, "Affine coupling, D = 6: J = ∂x/∂z by autograd"),
             config=PLOT_CONFIG,

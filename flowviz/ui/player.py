@@ -13,13 +13,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import streamlit as st
 
+from flowviz.memo import array_cache
 from flowviz.playback import PLAY_SAMPLES, frame_times
 from flowviz.plots.common import DENSITY_SCALE, colour_table, pixel_extent
 
@@ -372,22 +371,12 @@ def strip_json(strip: Mapping[str, np.ndarray], log_scale: bool) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
 
-_PAYLOADS: OrderedDict[str, str] = OrderedDict()
-_PAYLOADS_LOCK = threading.Lock()
-
-
+# A strip's JSON is about 1 MB (its frames are PNGs; a 96² strip more): 64 MB is ample for the
+# last four strips, so a rerun that keeps the flow (another view asked for) sends it as is.
+@array_cache(max_bytes=64 * 2**20, max_entries=4, key=lambda ident, make: ident)
 def _payload(ident: str, make: Callable[[], str]) -> str:
-    """The last few strips' JSON, so a rerun that keeps the flow (another view asked for) sends it as is."""
-    with _PAYLOADS_LOCK:
-        if ident in _PAYLOADS:
-            _PAYLOADS.move_to_end(ident)
-            return _PAYLOADS[ident]
-    text = make()
-    with _PAYLOADS_LOCK:
-        _PAYLOADS[ident] = text
-        while len(_PAYLOADS) > 4:
-            _PAYLOADS.popitem(last=False)
-    return text
+    """The strip ``ident``'s JSON, made by ``make()`` the first time."""
+    return make()
 
 
 def _gradient() -> str:

@@ -1,0 +1,391 @@
+// Pictures that follow a slider's thumb while it is dragged: see drag_slider.py.
+// id -> {level, values, frames}: the chunks of a strip received so far, merged in value order
+const STRIPS = window.__flowvizStrips || (window.__flowvizStrips = new Map());
+const KEEP = 16;  // strips kept in the page (a whole one is a few MB)
+
+function remember(chunk) {
+  const known = STRIPS.get(chunk.id);
+  if (known && known.level >= chunk.level) return;
+  const merged = (known ? known.frames : []).concat(chunk.frames).sort((a, b) => a.value - b.value);
+  STRIPS.delete(chunk.id);
+  STRIPS.set(chunk.id, {
+    id: chunk.id, level: chunk.level, aliases: chunk.aliases,
+    frames: merged, values: merged.map((frame) => frame.value),
+  });
+  while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
+}
+
+function best(id) {
+  return STRIPS.get(id) || null;
+}
+
+function chartNamed(name) {
+  return Array.from(document.querySelectorAll("div.flowviz-live-chart"))
+    .find((host) => host.getAttribute("aria-label") === name) || null;
+}
+
+// {LOAD_PLOTLY_JS}
+function spacing(values) {  // the widest gap between neighbouring frames
+  let gap = 0;
+  for (let k = 1; k < values.length; k++) gap = Math.max(gap, values[k] - values[k - 1]);
+  return gap;
+}
+
+function nearest(values, value) {
+  let best = 0;
+  for (let k = 1; k < values.length; k++) {
+    if (Math.abs(values[k] - value) < Math.abs(values[best] - value)) best = k;
+  }
+  return best;
+}
+
+// The Explorer: a frame is pictures, swapped into the live chart's named layout images.
+const IMAGES = {
+  find: (target) => chartNamed(target.chart),
+  show(state, host, frame, strip) {
+    if (!window.flowvizShowImages) return false;
+    const images = Object.assign({}, frame.images);
+    Object.entries(strip.aliases || {}).forEach(([alias, name]) => {
+      if (images[name] !== undefined) images[alias] = images[name];
+    });
+    if (!state.originals) {  // what the chart showed before the drag, to restore if nothing changes
+      state.originals = {};
+      (host.layout.images || []).forEach((image) => {
+        if (image.name && images[image.name] !== undefined) state.originals[image.name] = image.source;
+      });
+    }
+    return window.flowvizShowImages(host, images);
+  },
+  restore(state, host) {
+    if (window.flowvizShowImages) window.flowvizShowImages(host, state.originals);
+  },
+  stale: () => false,  // the live chart puts its own figure back after every run
+};
+
+// The 1D page: a frame is the data of the traces a parameter moves (found by their meta),
+// restyled in Streamlit's plotly chart; the others (interval, probe, histogram) wait hidden.
+// The first frame of a drag restyles the whole figure (hiding the others); the next ones only
+// move the moved traces' points in the SVG plotly drew (any plotly call recomputes the whole
+// figure, tens of ms a frame): the axes' ranges are fixed, so nothing else changes.
+const TRACES = {
+  find: () => document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
+  show(state, gd, frame) {
+    if (!window.Plotly || !gd.data) return false;
+    const traces = frame.traces || {};
+    const indices = gd.data.map((_, k) => k);
+    if (!state.originals) {
+      state.originals = { indices, x: [], y: [], "marker.color": [], visible: [] };
+      gd.data.forEach((trace) => {
+        state.originals.x.push(trace.x);
+        state.originals.y.push(trace.y);
+        state.originals["marker.color"].push(trace.marker ? trace.marker.color : undefined);
+        state.originals.visible.push(trace.visible === undefined ? true : trace.visible);
+      });
+    }
+    const moved = (trace) => trace.meta && traces[trace.meta];
+    const movedIndices = indices.filter((k) => moved(gd.data[k]));
+    const movedKey = movedIndices.join(",");
+    const drawn = () => {
+      state.shownArrays = gd.data.map((trace) => trace.x);
+      gd.__flowvizDrag = state;
+    };
+    // Only points move, on the figure the last frame was drawn on: move them in its SVG alone.
+    if (state.fastChart === gd && state.movedKey === movedKey && movedIndices.length && state.shownArrays &&
+        movedIndices.every((k) => gd.data[k].x === state.shownArrays[k]) &&
+        movedIndices.every((k) => drawPoints(gd, k, traces[gd.data[k].meta]))) {
+      movedIndices.forEach((k) => {  // the data now says what is painted (for a redraw, and a check)
+        const frameTrace = traces[gd.data[k].meta];
+        gd.data[k].x = frameTrace.x;
+        gd.data[k].y = frameTrace.y;
+        if (frameTrace["marker.color"] !== undefined && gd.data[k].marker) {
+          gd.data[k].marker.color = frameTrace["marker.color"];
+        }
+      });
+      drawn();
+      note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+      return true;
+    }
+    const update = {
+      x: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].x : undefined)),
+      y: gd.data.map((trace) => (moved(trace) ? traces[trace.meta].y : undefined)),
+      "marker.color": gd.data.map((trace) => (moved(trace) ? traces[trace.meta]["marker.color"] : undefined)),
+      visible: gd.data.map((trace) => (moved(trace) ? true : false)),
+    };
+    window.Plotly.restyle(gd, update, indices);
+    drawn();
+    state.fastChart = gd;
+    state.movedKey = movedKey;
+    if (!gd.__flowvizWatched && gd.on) {
+      // A run during the drag (the one bringing a strip) redraws Streamlit's chart from its
+      // figure: put the frame under the thumb back at once, before anything is painted.
+      gd.__flowvizWatched = true;
+      gd.on("plotly_afterplot", () => {
+        const drag = gd.__flowvizDrag;
+        if (drag && drag.dragging && drag.shownArrays &&
+            gd.data.some((trace, k) => trace.meta && trace.x !== drag.shownArrays[k])) {
+          drag.frame = -1;
+          preview(drag);
+        }
+      });
+    }
+    note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+    return true;
+  },
+  restore(state) {
+    const gd = TRACES.find();
+    if (!gd) return;
+    if (window.Plotly && gd.data) window.Plotly.restyle(gd, state.originals, state.originals.indices);
+    note(gd, "");
+  },
+  // still showing a preview after Python's run: its figure did not change (refused, or the same)
+  stale(state) {
+    const gd = TRACES.find();
+    return !!gd && !!state.shownArrays && !!gd.data &&
+      gd.data.some((trace, k) => trace.meta && trace.x === state.shownArrays[k]);
+  },
+};
+
+// Put trace k's points (a frame's x, y and marker colours) into the SVG plotly drew for it:
+// its line's path, its markers' places and colours. False where that SVG is not as expected.
+function drawPoints(gd, k, frameTrace) {
+  const full = gd._fullData && gd._fullData[k];
+  const layout = gd._fullLayout;
+  if (!full || !layout) return false;
+  const xa = layout[full.xaxis.replace("x", "xaxis")], ya = layout[full.yaxis.replace("y", "yaxis")];
+  const group = Array.from(gd.querySelectorAll("g.trace.scatter"))
+    .find((g) => g.__data__ && g.__data__[0] && g.__data__[0].trace && g.__data__[0].trace.index === k);
+  if (!xa || !ya || !group || !xa.c2p || !ya.c2p) return false;
+  const xs = frameTrace.x, ys = frameTrace.y;
+  const px = [], py = [];
+  for (let i = 0; i < xs.length; i++) {
+    const good = xs[i] !== null && ys[i] !== null && Number.isFinite(xs[i]) && Number.isFinite(ys[i]);
+    px.push(good ? xa.c2p(xs[i]) : NaN);
+    py.push(good ? ya.c2p(ys[i]) : NaN);
+  }
+  const mode = full.mode || "";
+  if (mode.includes("lines")) {
+    const line = group.querySelector("path.js-line");
+    if (!line) return false;
+    let d = "", open = false;
+    for (let i = 0; i < px.length; i++) {
+      if (Number.isNaN(px[i])) { open = false; continue; }
+      d += (open ? "L" : "M") + px[i].toFixed(2) + "," + py[i].toFixed(2);
+      open = true;
+    }
+    line.setAttribute("d", d);
+  }
+  if (mode.includes("markers")) {
+    const holder = group.querySelector("g.points");
+    const points = holder ? Array.from(holder.querySelectorAll("path.point")) : [];
+    if (!points.length) return false;
+    while (points.length < px.length) {
+      const copy = points[0].cloneNode(true);
+      holder.appendChild(copy);
+      points.push(copy);
+    }
+    const colour = frameTrace["marker.color"] !== undefined ? markerColour(full.marker) : null;
+    points.forEach((point, i) => {
+      if (i >= px.length || Number.isNaN(px[i])) { point.style.display = "none"; return; }
+      point.style.display = "";
+      point.setAttribute("transform", "translate(" + px[i].toFixed(2) + "," + py[i].toFixed(2) + ")");
+      if (colour) point.style.fill = colour(frameTrace["marker.color"][i]);
+    });
+  }
+  return true;
+}
+
+// A marker's colour for a number: the trace's colour scale between cmin and cmax, in RGB.
+function markerColour(marker) {
+  const scale = (marker.colorscale || []).map(([at, css]) => [at, rgb(css)]);
+  const low = marker.cmin, high = marker.cmax;
+  if (scale.length < 2 || !(high > low)) return null;
+  return (value) => {
+    const t = Math.min(Math.max((value - low) / (high - low), 0), 1);
+    let j = 1;
+    while (j < scale.length - 1 && scale[j][0] < t) j++;
+    const [a, ca] = scale[j - 1], [b, cb] = scale[j];
+    const u = b > a ? Math.min(Math.max((t - a) / (b - a), 0), 1) : 0;
+    const mix = ca.map((c, m) => Math.round(c + (cb[m] - c) * u));
+    return "rgb(" + mix.join(", ") + ")";
+  };
+}
+
+function rgb(css) {  // "#rrggbb", "rgb(r, g, b)" or "rgba(...)" -> [r, g, b]
+  if (css[0] === "#") {
+    const hex = css.length === 4 ? css.slice(1).split("").map((c) => c + c).join("") : css.slice(1, 7);
+    return [0, 2, 4].map((m) => parseInt(hex.slice(m, m + 2), 16));
+  }
+  return css.replace(/[^0-9.,]/g, "").split(",").slice(0, 3).map(Number);
+}
+
+function note(gd, text) {  // a line over the chart where a frame has no curves
+  const holder = gd.parentElement;
+  let box = holder.querySelector(".flowviz-slider-note");
+  if (!text) { if (box) box.remove(); return; }
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "flowviz-slider-note";
+    holder.style.position = "relative";
+    holder.appendChild(box);
+  }
+  box.textContent = text;
+}
+
+const KINDS = { images: IMAGES, traces: TRACES };
+
+// The frame of the value nearest the thumb, in the chart (once per animation frame).
+function preview(state) {
+  state.pending = 0;
+  const data = state.data;
+  const strip = data.strip_id ? best(data.strip_id) : null;
+  const kind = data.target ? KINDS[data.target.kind] : null;
+  // (Streamlit may swap in a new plotly chart element on a run: find it each time)
+  const host = kind ? kind.find(data.target) : null;
+  if (!strip || !host) return;
+  const k = nearest(strip.values, Number(state.input.value));
+  if (strip === state.strip && k === state.frame) return;
+  state.strip = strip;
+  state.host = host;
+  if (kind.show(state, host, strip.frames[k], strip)) {
+    state.frame = k;
+    host.dataset.previewValue = String(strip.frames[k].value);
+    host.dataset.previewSpacing = String(spacing(strip.values));
+  }
+}
+
+// Ask Python for the next chunk of this slider's strip, once each: the values nearest the thumb
+// now, ahead of it first (it sends which values the page holds), until the strip is whole.
+function ask(state) {
+  const id = state.data.strip_id;
+  if (!id) return;
+  const known = best(id);
+  const level = known ? known.level + 1 : 0;
+  if (level >= state.data.levels || state.requested === id + "/" + level) return;
+  state.requested = id + "/" + level;
+  const at = Number(state.input.value);
+  const heading = state.dragging && state.committed !== null ? Math.sign(at - state.committed) : 0;
+  state.send("grab", { id, level, at, heading, have: known ? known.values : [] });  // comes with the next run
+}
+
+function restore(state) {
+  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
+  if (kind && state.originals && state.host) kind.restore(state, state.host);
+  forget(state);
+}
+
+// After a release, once Python's run is over: a chart still showing the preview gets its own back.
+function settle(state) {
+  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
+  if (!kind || !state.host) return;
+  const started = performance.now();
+  let seenRun = false;
+  const check = () => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const running = app && app.getAttribute("data-test-script-state") === "running";
+    seenRun = seenRun || running;
+    if (state.dragging || !state.host) return;
+    if ((seenRun && !running) || performance.now() - started > 3000) {
+      if (kind.stale(state, state.host)) restore(state); else forget(state);
+      return;
+    }
+    setTimeout(check, 50);
+  };
+  setTimeout(check, 50);
+}
+
+function forget(state) {
+  if (state.host) {
+    delete state.host.dataset.previewValue;
+    delete state.host.dataset.previewSpacing;
+  }
+  state.originals = null;
+  state.host = null;
+  state.strip = null;
+  state.shownArrays = null;
+  state.fastChart = null;
+  state.movedKey = null;
+  state.frame = -1;
+}
+
+// Beside one of Streamlit's own sliders (found by its label): no control of its own. Streamlit's
+// slider moves its thumb while dragged but sends the value only when let go; this follows the
+// thumb in every animation frame and shows the frames, and Streamlit sends the value itself.
+function streamlitSlider(label) {
+  return Array.from(document.querySelectorAll('[data-testid="stSlider"]')).find((box) => {
+    const text = box.querySelector('[data-testid="stWidgetLabel"]');
+    return text && text.textContent.trim() === label;
+  }) || null;
+}
+
+function companion(parentElement) {
+  const root = document.createElement("div");
+  root.className = "flowviz-slider-companion";
+  const state = {
+    get input() {
+      const box = streamlitSlider(state.data.attach);
+      return (box && box.querySelector('input[type="range"]')) || { value: String(state.committed) };
+    },
+    dragging: false, pending: 0, frame: -1, strip: null, hover: 0, hovered: false, originals: null, host: null,
+    committed: null, requested: null, data: null, send: null, box: null, shown: null,
+  };
+  root.__fv = state;
+  const follow = () => {  // every animation frame while the button is down
+    if (!state.dragging) return;
+    const value = Number(state.input.value);
+    if (value !== state.shown) { state.shown = value; preview(state); }
+    requestAnimationFrame(follow);
+  };
+  state.grab = () => {
+    state.dragging = true;
+    state.committed = Number(state.input.value);
+    state.shown = state.committed;
+    window.__flowvizDragging = true;
+    ask(state);
+    requestAnimationFrame(follow);
+  };
+  state.letGo = () => {
+    if (!state.dragging) return;
+    state.dragging = false;
+    state.requested = null;
+    window.__flowvizDragging = false;
+    // Streamlit's slider may still be about to take the value: look once it has settled
+    setTimeout(() => {
+      if (Number(state.input.value) === state.committed) restore(state); else settle(state);
+    }, 30);
+  };
+  state.enter = (event) => {
+    if (event.pointerType === "touch") return;
+    clearTimeout(state.hover);
+    state.hover = setTimeout(() => { state.hovered = true; ask(state); }, 60);
+  };
+  state.leave = () => { clearTimeout(state.hover); state.hovered = false; };
+  window.addEventListener("pointerup", state.letGo);
+  window.addEventListener("pointercancel", state.letGo);
+  parentElement.appendChild(root);
+  return root;
+}
+
+function hook(state) {  // (again after a run that drew Streamlit's slider anew)
+  const box = streamlitSlider(state.data.attach);
+  if (!box || box === state.box) return;
+  state.box = box;
+  box.addEventListener("pointerdown", state.grab, true);
+  box.addEventListener("pointerenter", state.enter);
+  box.addEventListener("pointerleave", state.leave);
+}
+
+export default function (component) {
+  const { data, parentElement, setTriggerValue } = component;
+  const root = parentElement.querySelector("div.flowviz-slider-companion") || companion(parentElement);
+  const state = root.__fv;
+  state.data = data;
+  state.send = setTriggerValue;
+  hook(state);
+  setTimeout(() => hook(state), 0);  // Streamlit's slider may be drawn just after this
+  if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
+  if (data.strip) {
+    remember(data.strip);
+    if (state.dragging || state.hovered) ask(state);  // the next chunk, while the thumb is near
+    if (state.dragging) { state.frame = -1; preview(state); }  // and the frame under the thumb now
+  }
+}
