@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+from flowviz.layers import LAYER_CLASSES
 from flowviz.spec import parse_spec
 
 STANDARD_GAUSSIAN = {"type": "gaussian", "mean": [0.0, 0.0], "cov": [[1.0, 0.0], [0.0, 1.0]]}
@@ -43,58 +44,12 @@ BASE_PRESETS: dict[str, dict] = {
     "ring of 8": ring_of_gaussians(),
 }
 
-# What "add layer" inserts: mild, clearly visible settings for each type.
+# What "add layer" inserts: mild, clearly visible settings for each type (each class's ``defaults``).
 LAYER_DEFAULTS: dict[str, dict] = {
-    "affine": {"type": "affine", "matrix": [[1.0, 0.5], [0.0, 1.0]], "shift": [0.0, 0.0]},
-    "shift": {"type": "shift", "shift": [1.0, 0.5]},
-    "scale": {"type": "scale", "scale": [1.5, 0.7]},
-    "rotation": {"type": "rotation", "degrees": 30.0},
-    "swap": {"type": "swap"},
-    "exp": {"type": "exp"},
-    "tanh": {"type": "tanh"},
-    "sigmoid": {"type": "sigmoid"},
-    "softplus": {"type": "softplus"},
-    "leaky_relu": {"type": "leaky_relu", "negative_slope": 0.3},
-    "sinh_arcsinh": {"type": "sinh_arcsinh", "skew": 0.5, "tailweight": 1.3},
-    "planar": {"type": "planar", "w": [2.0, 0.0], "u": [0.8, 0.4], "b": 0.0},
-    "radial": {"type": "radial", "center": [0.0, 0.0], "alpha": 1.0, "beta": 1.0},
-    "coupling": {"type": "coupling", "condition_on": 0, "shift": {"sin": [1.0, 1.5, 0.0]}, "log_scale": {}},
-    "swirl": {"type": "swirl", "center": [0.0, 0.0], "strength": 2.0, "radius": 1.5},
-    "spline": {
-        "type": "spline",
-        "dims": [0, 1],
-        "bound": 3.0,
-        "widths": [1.0, 1.0, 1.0, 1.0],
-        "heights": [0.5, 1.5, 1.5, 0.5],
-        "derivatives": [0.4, 2.5, 0.4],
-    },
-    "piecewise_linear": {
-        "type": "piecewise_linear",
-        "dims": [0, 1],
-        "knots": [-1.0, 1.0],
-        "slopes": [1.0, 0.4, 1.0],
-    },
+    kind: {"type": kind, **copy.deepcopy(cls.defaults)} for kind, cls in LAYER_CLASSES.items()
 }
 
-LAYER_TITLES: dict[str, str] = {
-    "affine": "Affine  x = Az + s",
-    "shift": "Shift  x = z + s",
-    "scale": "Scale  x = k ⊙ z",
-    "rotation": "Rotation",
-    "swap": "Swap coordinates",
-    "exp": "Exp (elementwise)",
-    "tanh": "Tanh (elementwise)",
-    "sigmoid": "Sigmoid (elementwise)",
-    "softplus": "Softplus (elementwise)",
-    "leaky_relu": "Leaky ReLU (elementwise)",
-    "sinh_arcsinh": "Sinh-arcsinh (skew and tails)",
-    "planar": "Planar flow",
-    "radial": "Radial flow",
-    "coupling": "Affine coupling",
-    "swirl": "Swirl",
-    "spline": "Rational-quadratic spline",
-    "piecewise_linear": "Piecewise linear",
-}
+LAYER_TITLES: dict[str, str] = {kind: cls.title for kind, cls in LAYER_CLASSES.items()}
 
 _VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 256}
 

@@ -18,12 +18,24 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from flowviz.errors import SpecError
+from flowviz.layers import LAYER_CLASSES
+from flowviz.layers.elementwise import MAX_KNOTS  # noqa: F401 (a limit of the spec, named here with the rest)
+from flowviz.layers.spline import MAX_SPLINE_BINS  # noqa: F401 (likewise)
+from flowviz.spec_values import REQUIRED as _REQUIRED
+from flowviz.spec_values import Parser
+from flowviz.spec_values import boolean as _boolean
+from flowviz.spec_values import describe as _describe
+from flowviz.spec_values import fmt as _fmt
+from flowviz.spec_values import fmt_exact as _fmt_exact
+from flowviz.spec_values import integer as _integer
+from flowviz.spec_values import matrix as _matrix
+from flowviz.spec_values import numbers as _numbers
+from flowviz.spec_values import point as _point
 
 SPEC_VERSION = 1
 DEFAULT_VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 200}
@@ -39,323 +51,28 @@ ANSWER_SECONDS = 2
 MAX_RESOLUTION = 1024
 MAX_LAYERS = 32
 MAX_MIXTURE_COMPONENTS = 64
-MAX_SPLINE_BINS = 64
-MAX_KNOTS = 64
 # What one grid point costs, in steps of about 0.1 µs (one simple layer applied
 # one way, on one point): drawing the pictures, the base (twice: p_Z and p_Z(f⁻¹(x))), each
-# layer (forward and inverse). Planar's inverse takes up to a few dozen Newton steps; spline
-# and piecewise-linear layers compare each point with every knot.
+# layer (forward and inverse; each layer class states its own cost, ``point_cost``).
 POINT_COST_PICTURES = 8.0
 POINT_COST_BASE = {"gaussian": 1.0, "uniform": 1.0}
 POINT_COST_PER_COMPONENT = 5.0
-POINT_COST_LAYER = {"planar": 6.0}
-POINT_COST_PER_KNOT = {"spline": 0.35, "piecewise_linear": 0.3}
 MAX_GRID_WORK = 12.0 * MAX_RESOLUTION**2  # the simplest flows reach MAX_RESOLUTION
-
-_REQUIRED = object()
-
-
-# --------------------------------------------------------------------------- values
-
-
-def _describe(value: Any) -> str:
-    """A short, human description of a JSON value for error messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return repr(value) if abs(value) < 10**17 else "an integer too large for a float64 number"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        text = value if len(value) <= 20 else value[:17] + "..."
-        return json.dumps(text)
-    if isinstance(value, list):
-        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
-
-
-def _fmt(x: float) -> str:
-    """Format a number as people write it: 30, -1.3, 0.0001."""
-    return f"{x:.6g}"
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {_describe(value)}")
-    try:
-        number = float(value)  # an integer beyond float64 overflows here
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {_describe(value)}")
-    return number
-
-
-def _numbers(value: Any, name: str, length: int | None = None, hint: str = "") -> list[float]:
-    want = f"a list of {length} numbers{hint}" if length else "a list of numbers"
-    if not isinstance(value, list):
-        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
-    if length is not None and len(value) != length:
-        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
-    return [_number(v, f"{name}[{i}]") for i, v in enumerate(value)]
-
-
-def _point(value: Any, name: str) -> list[float]:
-    return _numbers(value, name, 2, " [x, y]")
-
-
-def _matrix(value: Any, name: str) -> list[list[float]]:
-    want = "a 2x2 matrix written as a list of 2 rows of 2 numbers"
-    if not isinstance(value, list) or len(value) != 2:
-        raise ValueError(f"{name} must be {want}, got {_describe(value)}")
-    return [_numbers(row, f"{name}[{i}]", 2) for i, row in enumerate(value)]
-
-
-def _integer(value: Any, name: str) -> int:
-    number = _number(value, name)
-    if not number.is_integer():
-        raise ValueError(f"{name} must be a whole number, got {_describe(value)}")
-    return int(number)
-
-
-def _condition_index(value: Any, name: str) -> int:
-    index = _integer(value, name)
-    if index not in (0, 1):
-        raise ValueError(f"{name} must be 0 or 1 (the coordinate that passes through), got {index}")
-    return index
-
-
-def _dims(value: Any, name: str) -> list[int]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(
-            f"{name} must be a non-empty list of coordinates (0 and/or 1), got {_describe(value)}"
-        )
-    dims = [_integer(v, f"{name}[{i}]") for i, v in enumerate(value)]
-    if any(d not in (0, 1) for d in dims) or len(set(dims)) != len(dims):
-        raise ValueError(f"{name} must list distinct coordinates 0 and/or 1, got {dims}")
-    return sorted(dims)
-
-
-def _boolean(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {_describe(value)}")
-    return value
-
-
-def _scalar_function(value: Any, name: str) -> dict[str, list[float]]:
-    """g(t) = amplitude sin(frequency t + phase) + c0 + c1 t + c2 t^2, both parts optional."""
-    if not isinstance(value, Mapping):
-        raise ValueError(
-            f'{name} must be an object like {{"sin": [amplitude, frequency, phase], "poly": [c0, c1, c2]}}, '
-            f"got {_describe(value)}"
-        )
-    unknown = sorted(set(value) - {"sin", "poly"})
-    if unknown:
-        raise ValueError(f"{name} has unknown key {unknown[0]!r}; the keys are 'sin' and 'poly'")
-    out: dict[str, list[float]] = {}
-    if "sin" in value:
-        out["sin"] = _numbers(value["sin"], f"{name}.sin", 3, " [amplitude, frequency, phase]")
-    if "poly" in value:
-        out["poly"] = _numbers(value["poly"], f"{name}.poly", 3, " [c0, c1, c2]")
-    return out
 
 
 # --------------------------------------------------------------------------- schema
 
-# Each layer type: its fields as (parser, default). _REQUIRED marks a field with no default.
-Parser = Callable[[Any, str], Any]
-
+# Each layer type declares its own fields (parser, default) and check in its class.
 LAYER_FIELDS: dict[str, dict[str, tuple[Parser, Any]]] = {
-    "affine": {"matrix": (_matrix, [[1.0, 0.0], [0.0, 1.0]]), "shift": (_point, [0.0, 0.0])},
-    "shift": {"shift": (_point, _REQUIRED)},
-    "scale": {"scale": (_point, _REQUIRED)},
-    "rotation": {"degrees": (_number, _REQUIRED)},
-    "swap": {},
-    "exp": {},
-    "tanh": {},
-    "sigmoid": {},
-    "softplus": {},
-    "leaky_relu": {"negative_slope": (_number, 0.1)},
-    "sinh_arcsinh": {"skew": (_number, 0.0), "tailweight": (_number, 1.0)},
-    "planar": {"w": (_point, _REQUIRED), "u": (_point, _REQUIRED), "b": (_number, 0.0)},
-    "radial": {"center": (_point, [0.0, 0.0]), "alpha": (_number, 1.0), "beta": (_number, _REQUIRED)},
-    "coupling": {
-        "condition_on": (_condition_index, 0),
-        "shift": (_scalar_function, {}),
-        "log_scale": (_scalar_function, {}),
-    },
-    "swirl": {"center": (_point, [0.0, 0.0]), "strength": (_number, _REQUIRED), "radius": (_number, 1.0)},
-    "spline": {
-        "dims": (_dims, [0, 1]),
-        "bound": (_number, 3.0),
-        "widths": (_numbers, _REQUIRED),
-        "heights": (_numbers, _REQUIRED),
-        "derivatives": (_numbers, _REQUIRED),
-    },
-    # Beyond the listed types: a monotone piecewise-linear map (one slope per
-    # segment), the 1D page's clearest picture of compress and expand side by side.
-    "piecewise_linear": {
-        "dims": (_dims, [0, 1]),
-        "knots": (_numbers, _REQUIRED),
-        "slopes": (_numbers, _REQUIRED),
-    },
+    kind: cls.fields for kind, cls in LAYER_CLASSES.items()
 }
-
-LAYER_TYPES: tuple[str, ...] = tuple(LAYER_FIELDS)
+LAYER_CHECKS: dict[str, Callable[[dict], str | None]] = {
+    kind: cls.check for kind, cls in LAYER_CLASSES.items()
+}
+LAYER_TYPES: tuple[str, ...] = tuple(LAYER_CLASSES)
 
 # Fields every layer may carry besides its own: "enabled": false switches it off.
 _COMMON_LAYER_FIELDS = {"type", "enabled"}
-
-
-def _check_affine(p: dict) -> str | None:
-    (a, b), (c, d) = p["matrix"]
-    det = a * d - b * c
-    scale = max(abs(a), abs(b), abs(c), abs(d))
-    if not math.isfinite(det):
-        return "det(matrix) overflows float64: use smaller entries (a scale layer can stretch further)"
-    if scale == 0 or det == 0:
-        return f"det(matrix) = {_fmt(det)}, but it must be nonzero for the layer to be invertible"
-    if abs(det) <= 1e-12 * scale * scale:  # invertible on paper, but its inverse is lost in rounding
-        return (
-            f"det(matrix) = {_fmt(det)} is too small next to its largest entry {_fmt(scale)} "
-            f"(|det| must exceed 1e-12 x {_fmt(scale)}^2): the matrix is numerically singular; "
-            "a scale layer can stretch one axis and squeeze the other"
-        )
-    return None
-
-
-def _check_scale(p: dict) -> str | None:
-    for i, k in enumerate(p["scale"]):
-        if k == 0:
-            return f"scale[{i}] = 0, but both factors must be nonzero for the layer to be invertible"
-    return None
-
-
-def _check_leaky_relu(p: dict) -> str | None:
-    if p["negative_slope"] <= 0:
-        return (
-            f"negative_slope = {_fmt(p['negative_slope'])}, but it must be > 0 for the layer to be invertible"
-        )
-    return None
-
-
-def _check_sinh_arcsinh(p: dict) -> str | None:
-    if p["tailweight"] <= 0:
-        return f"tailweight = {_fmt(p['tailweight'])}, but it must be > 0 for the layer to be invertible"
-    return None
-
-
-def _fmt_exact(value: Fraction) -> str:
-    """An exact number as _fmt would write it, beyond float64's range too (-1e+600)."""
-    mantissa, e, exponent = f"{Decimal(value.numerator) / Decimal(value.denominator):.6g}".partition("e")
-    return (mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa) + e + exponent
-
-
-def _check_planar(p: dict) -> str | None:
-    wu = p["w"][0] * p["u"][0] + p["w"][1] * p["u"][1]
-    if math.isnan(wu):  # inf - inf: the terms overflow float64, so decide with exact arithmetic
-        exact = sum(Fraction(w) * Fraction(u) for w, u in zip(p["w"], p["u"], strict=True))
-        shown = _fmt_exact(exact)
-        if exact <= -1:
-            return f"w.u = {shown}, but it must be > -1 for the layer to be invertible"
-        return (
-            f"w.u = {shown} (its terms overflow float64, so the layer cannot be computed): use smaller w or u"
-        )
-    if wu <= -1:
-        return f"w.u = {_fmt(wu)}, but it must be > -1 for the layer to be invertible"
-    return None
-
-
-def _check_radial(p: dict) -> str | None:
-    if p["alpha"] <= 0:
-        return f"alpha = {_fmt(p['alpha'])}, but it must be > 0 for the layer to be invertible"
-    if p["beta"] <= -p["alpha"]:
-        return (
-            f"beta = {_fmt(p['beta'])}, but it must be > -alpha = {_fmt(-p['alpha'])} "
-            "for the layer to be invertible"
-        )
-    return None
-
-
-def _check_swirl(p: dict) -> str | None:
-    if p["radius"] <= 0:
-        return f"radius = {_fmt(p['radius'])}, but it must be > 0"
-    return None
-
-
-def _check_spline(p: dict) -> str | None:
-    if p["bound"] <= 0:
-        return f"bound = {_fmt(p['bound'])}, but it must be > 0"
-    bins = len(p["widths"])
-    if bins < 1:
-        return "widths must list at least one bin width"
-    if bins > MAX_SPLINE_BINS:
-        return (
-            f"widths lists {bins} bins, but a spline has at most {MAX_SPLINE_BINS}: "
-            "each bin is a control and a piece of the map that every grid point is compared with"
-        )
-    if len(p["heights"]) != bins:
-        return f"heights has {len(p['heights'])} numbers but widths has {bins}: give one height per bin"
-    if len(p["derivatives"]) != bins - 1:
-        return (
-            f"derivatives has {len(p['derivatives'])} numbers, but {bins} bins have "
-            f"{bins - 1} inner knots: give one slope per inner knot"
-        )
-    for name in ("widths", "heights", "derivatives"):
-        for i, v in enumerate(p[name]):
-            if v <= 0:
-                return f"{name}[{i}] = {_fmt(v)}, but it must be > 0 for the spline to be monotone"
-    for name in ("widths", "heights"):  # rescaled to sum to 2 * bound: no bin may vanish
-        largest = max(p[name])
-        fraction = min(p[name]) / largest / sum(v / largest for v in p[name])  # the narrowest bin's share
-        if fraction * 2 * p["bound"] < 1e-300:
-            if fraction * 2 >= 1e-300:  # with bound = 1 they would fit: the bound is what is too small
-                return (
-                    f"bound = {_fmt(p['bound'])} is too small: the narrowest of these {name} would be "
-                    f"{fraction * 2 * p['bound']:.3g} wide, below what float64 can hold (1e-300); use a larger bound"
-                )
-            return f"{name} differ by more orders of magnitude than float64 can hold"
-    return None
-
-
-def _check_piecewise_linear(p: dict) -> str | None:
-    knots, slopes = p["knots"], p["slopes"]
-    if not knots:
-        return "knots must list at least one knot"
-    if len(knots) > MAX_KNOTS:
-        return (
-            f"knots lists {len(knots)} knots, but a piecewise-linear layer has at most {MAX_KNOTS}: "
-            "each knot is a control and a place that every grid point is compared with"
-        )
-    if len(slopes) != len(knots) + 1:
-        return (
-            f"slopes has {len(slopes)} numbers, but {len(knots)} knots make "
-            f"{len(knots) + 1} segments: give one slope per segment"
-        )
-    for i in range(1, len(knots)):
-        if knots[i] <= knots[i - 1]:
-            return f"knots must increase, but knots[{i}] = {_fmt(knots[i])} <= knots[{i - 1}]"
-    for i, s in enumerate(slopes):
-        if s <= 0:
-            return f"slopes[{i}] = {_fmt(s)}, but it must be > 0 for the map to be invertible"
-    return None
-
-
-LAYER_CHECKS: dict[str, Callable[[dict], str | None]] = {
-    "affine": _check_affine,
-    "scale": _check_scale,
-    "leaky_relu": _check_leaky_relu,
-    "sinh_arcsinh": _check_sinh_arcsinh,
-    "planar": _check_planar,
-    "radial": _check_radial,
-    "swirl": _check_swirl,
-    "spline": _check_spline,
-    "piecewise_linear": _check_piecewise_linear,
-}
 
 
 # --------------------------------------------------------------------------- parsing
@@ -394,8 +111,7 @@ def _parse_layer(obj: Any, index: int) -> dict:
         )
     place = f"layers[{index}] ({kind})"
     params = _fields(obj, LAYER_FIELDS[kind], place, _COMMON_LAYER_FIELDS)
-    check = LAYER_CHECKS.get(kind)
-    problem = check(params) if check else None
+    problem = LAYER_CLASSES[kind].check(params)
     if problem:
         raise SpecError(place, problem)
     layer = {"type": kind, **params}
@@ -596,11 +312,7 @@ def base_cost(base: Mapping) -> float:
 
 def layer_cost(layer: Mapping) -> float:
     """What one (canonical) layer costs at one point, in simple-layer steps."""
-    kind = layer["type"]
-    cost = POINT_COST_LAYER.get(kind, 1.0)
-    if kind in POINT_COST_PER_KNOT:
-        cost += POINT_COST_PER_KNOT[kind] * len(layer["widths"] if kind == "spline" else layer["knots"])
-    return cost
+    return LAYER_CLASSES[layer["type"]].point_cost(layer)
 
 
 def point_cost(spec: Mapping) -> float:

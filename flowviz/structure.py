@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowviz.layers import LAYER_CLASSES, Bijector, Elementwise, build_layer
+from flowviz.layers import LAYER_CLASSES, Bijector, build_layer
+from flowviz.layers.base import random_point as random_plane_point
 
 DTYPE = torch.float64
 ZERO_TOLERANCE = 1e-12  # |J_ij| at most this times max|J| counts as a structural zero
@@ -34,97 +35,16 @@ ZERO_TOLERANCE = 1e-12  # |J_ij| at most this times max|J| counts as a structura
 # --------------------------------------------------------------------------- the 2D layers
 
 
-def _uniform(generator: torch.Generator, low: float, high: float, size: int = 1) -> list[float]:
-    return (low + (high - low) * torch.rand(size, generator=generator, dtype=DTYPE)).tolist()
-
-
-def _point(generator: torch.Generator, scale: float = 1.5) -> list[float]:
-    return _uniform(generator, -scale, scale, 2)
-
-
-def _planar(g: torch.Generator) -> dict:
-    w, u = _point(g), _point(g)
-    if w[0] * u[0] + w[1] * u[1] <= -0.5:  # keep w.u > -1 (invertible) with a margin
-        u = [-u[0], -u[1]]
-    return {"w": w, "u": u, "b": _uniform(g, -1, 1)[0]}
-
-
-def _coupling(g: torch.Generator) -> dict:
-    def function() -> dict:
-        return {
-            "sin": _uniform(g, 0.3, 1.0) + _uniform(g, 0.5, 2.0) + _uniform(g, -1, 1),
-            "poly": [*_point(g, 0.5), 0.1],
-        }
-
-    return {
-        "condition_on": int(torch.randint(0, 2, (1,), generator=g)),
-        "shift": function(),
-        "log_scale": function(),
-    }
-
-
-# Random, valid parameters for each layer type of the spec (the spec's own field names).
+# Random, valid parameters for each layer type of the spec (each class's ``example``).
 EXAMPLE_PARAMETERS: dict[str, Callable[[torch.Generator], dict]] = {
-    "affine": lambda g: {
-        "matrix": [[1.0 + _uniform(g, 0, 1)[0], _uniform(g, -1, 1)[0]], _point(g, 0.8)],
-        "shift": _point(g),
-    },
-    "shift": lambda g: {"shift": _point(g)},
-    "scale": lambda g: {"scale": _uniform(g, 0.4, 2.5, 2)},
-    "rotation": lambda g: {"degrees": _uniform(g, 15, 75)[0]},
-    "swap": lambda g: {},
-    "exp": lambda g: {},
-    "tanh": lambda g: {},
-    "sigmoid": lambda g: {},
-    "softplus": lambda g: {},
-    "leaky_relu": lambda g: {"negative_slope": _uniform(g, 0.1, 0.8)[0]},
-    "sinh_arcsinh": lambda g: {"skew": _uniform(g, -1, 1)[0], "tailweight": _uniform(g, 0.5, 2)[0]},
-    "planar": _planar,
-    "radial": lambda g: {
-        "center": _point(g, 0.5),
-        "alpha": _uniform(g, 0.5, 2)[0],
-        "beta": _uniform(g, 0.2, 2)[0],
-    },
-    "coupling": _coupling,
-    "swirl": lambda g: {
-        "center": _point(g, 0.5),
-        "strength": _uniform(g, 1, 3)[0],
-        "radius": _uniform(g, 0.8, 2)[0],
-    },
-    "spline": lambda g: {
-        "widths": _uniform(g, 0.5, 2, 4),
-        "heights": _uniform(g, 0.5, 2, 4),
-        "derivatives": _uniform(g, 0.5, 2, 3),
-    },
-    "piecewise_linear": lambda g: {
-        "knots": sorted(_uniform(g, -1.5, 1.5, 2)),
-        "slopes": _uniform(g, 0.3, 2.5, 3),
-    },
-}
-
-# Why each layer's Jacobian has its shape, in one line.
-_ELEMENTWISE_REASON = (
-    "each coordinate is mapped on its own, x_i = h(z_i), so only ∂x_i/∂z_i ≠ 0: J is diagonal"
-)
-JACOBIAN_REASONS: dict[str, str] = {
-    "affine": "x = A z + s: each output mixes both inputs through A, so J = A, full (and constant)",
-    "shift": "x = z + s moves every point alike: J = I, and det J = 1",
-    "scale": "each axis is stretched on its own: J = diag(k_1, k_2)",
-    "rotation": "both outputs mix both inputs (cos θ, sin θ): J = R(θ) is full, yet det R = 1",
-    "swap": "x_1 = z_2 and x_2 = z_1: J is a permutation matrix, |det J| = 1",
-    "planar": "x = z + u tanh(wᵀz + b) is the identity plus a rank-one term: full; the determinant lemma makes det cheap",
-    "radial": "the push along z − c depends on both coordinates: full; the radial symmetry gives det in closed form",
-    "coupling": "the conditioning coordinate passes through unchanged (x_c = z_c), so ∂x_c/∂z_o = 0: J is triangular "
-    "and det J = exp(g_s(z_c)), the product of its diagonal",
-    "swirl": "rotating by an angle that depends on the radius mixes both coordinates: full, yet it keeps area (det J = 1)",
+    kind: cls.example for kind, cls in LAYER_CLASSES.items()
 }
 
 
 def jacobian_reason(cls: type[Bijector]) -> str:
-    if cls.type_name in JACOBIAN_REASONS:
-        return JACOBIAN_REASONS[cls.type_name]
-    if issubclass(cls, Elementwise):
-        return _ELEMENTWISE_REASON
+    """Why the layer's Jacobian has its shape, in one line: its ``caption``, else its docstring's first line."""
+    if cls.caption:
+        return cls.caption
     return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
@@ -202,7 +122,7 @@ def layer_structures(seed: int = 0) -> list[LayerStructure]:
         if type_name not in EXAMPLE_PARAMETERS:
             continue
         layer = example_layer(type_name, generator)
-        point = torch.tensor(_point(generator), dtype=DTYPE)
+        point = torch.tensor(random_plane_point(generator), dtype=DTYPE)
         jacobian = autograd_jacobian(layer.forward, point)
         with torch.no_grad():
             _, log_det = layer.forward_and_log_det(point)

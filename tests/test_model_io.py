@@ -13,7 +13,7 @@ import safetensors.torch
 import torch
 
 from flowviz.errors import SpecError
-from flowviz.model_io import load_model, model_bytes
+from flowviz.model_io import load_model, model_bytes, save_model
 from flowviz.train import ModelConfig, TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,6 +54,18 @@ def test_round_trip_is_bit_exact(tmp_path, kind, actnorm):
     reloaded = load_model(model_bytes(loaded))  # saving a loaded model changes nothing
     with torch.no_grad():
         assert torch.equal(reloaded.flow.log_prob(x), original.flow.log_prob(x))
+
+
+def test_save_model_writes_the_model_file_that_loads_back(saved, tmp_path):
+    trainer, _ = saved
+    model = trainer.result("nsf on test points")
+    path = tmp_path / "saved.safetensors"
+    save_model(model, path)
+    loaded = load_model(path)
+    assert loaded.architecture == model.architecture and loaded.title == model.title
+    x = torch.randn(200, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded.flow.log_prob(x), model.flow.log_prob(x))
 
 
 def test_loading_from_bytes(saved):

@@ -40,10 +40,7 @@ LAYER_CLASSES: dict[str, type[Bijector]] = {
 def build_layer(layer: Mapping) -> Bijector:
     """Build the Bijector of one canonical spec entry (see :func:`flowviz.spec.parse_spec`)."""
     params = {k: v for k, v in layer.items() if k not in ("type", "enabled")}
-    cls = LAYER_CLASSES[layer["type"]]
-    if cls is AffineCoupling:
-        return AffineCoupling.from_spec(**params)
-    return cls(**params)
+    return LAYER_CLASSES[layer["type"]].build(params)
 
 
 # Learned layers (flowviz.layers.learned) share the Bijector contract but are not spec

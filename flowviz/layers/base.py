@@ -18,6 +18,15 @@ Each class also states its math once, for people: ``jacobian`` (the sparsity of
 J: diagonal, triangular, permutation or full), ``volume_preserving``, and
 ``latex`` with the forward map, the inverse and log|det J_f|.
 
+Each spec layer also declares, beside its math, everything the rest of the app
+needs to know about its type, so that the type is named in its own module alone:
+``fields`` (the spec's fields, each a parser from :mod:`flowviz.spec_values` and a
+default), ``check`` (the condition for invertibility, as the message the spec
+shows), ``title`` and ``caption`` (the editor's name, and one line on why the
+Jacobian has its shape), ``controls`` (the editor's sliders: ranges and steps),
+``defaults`` (what "add layer" inserts), ``example`` (random valid parameters for
+tests) and ``point_cost`` (what one grid point costs, for the spec's limits).
+
 Every layer also has a path from the identity to itself, ``at(s)`` for s in
 [0, 1]: a layer of the same kind, the identity at s = 0 and the layer itself at
 s = 1, invertible with an exact log-det for every s and continuous in s. Playing
@@ -29,12 +38,20 @@ the way: its path flips orientation in one step at s = ``FLIP_AT``.
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import inspect
+import itertools
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
+
+from flowviz.errors import SpecError
+from flowviz.spec_values import Parser
 
 LOG2 = math.log(2.0)
 # Where the path of an orientation-reversing layer applies its flip, in one step.
@@ -49,6 +66,59 @@ def check_fraction(s: float) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class Control:
+    """One slider of the editor: it edits the number at ``path`` of a canonical layer entry."""
+
+    path: tuple  # where the number lives in the layer entry, e.g. ("w", 0)
+    label: str  # visible label: says what it sets
+    low: float
+    high: float
+    step: float
+    help: str = ""
+
+
+def pair(
+    key: str, labels: tuple[str, str], low: float, high: float, step: float, help: str = ""
+) -> list[Control]:
+    """The two controls of a point-valued field."""
+    return [Control((key, i), labels[i], low, high, step, help) for i in range(2)]
+
+
+def uniform(generator: torch.Generator, low: float, high: float, size: int = 1) -> list[float]:
+    """``size`` numbers drawn uniformly from [low, high): the stuff of example parameters."""
+    return (low + (high - low) * torch.rand(size, generator=generator, dtype=torch.float64)).tolist()
+
+
+def random_point(generator: torch.Generator, scale: float = 1.5) -> list[float]:
+    """A point drawn uniformly from the square [-scale, scale]^2."""
+    return uniform(generator, -scale, scale, 2)
+
+
+# True while a layer is built by code that has checked its parameters its own way
+# (the 1D page's maps): see Bijector.unchecked.
+_UNCHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("unchecked", default=False)
+
+
+def increasing(values) -> bool:
+    """True when each value is greater than the one before."""
+    return all(b > a for a, b in itertools.pairwise(values))
+
+
+def line_fmt(value: float) -> str:
+    """A number in the 1D page's formulas: four significant digits."""
+    return f"{value:.4g}"
+
+
+def plain(value: Any) -> Any:
+    """A parameter as the spec holds it: tensors and tuples become (nested) lists of Python numbers."""
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 class Bijector(torch.nn.Module):
     """An invertible map of the plane with an analytic log|det J|."""
 
@@ -57,6 +127,105 @@ class Bijector(torch.nn.Module):
     volume_preserving: ClassVar[bool] = False
     latex: ClassVar[dict[str, str]] = {}
     reference: ClassVar[str] = ""
+
+    # The layer type's contract with the spec and the app (see the module docstring).
+    fields: ClassVar[dict[str, tuple[Parser, Any]]] = {}
+    title: ClassVar[str] = ""
+    caption: ClassVar[str] = ""
+    controls: ClassVar[tuple[Control, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+    # One grid point through this layer, in simple-layer steps (one simple layer, one way: 1).
+    cost: ClassVar[float] = 1.0
+    # For the editor: a field of signed factors shown as magnitudes and mirror switches;
+    # the groups of controls shown on tabs of their own (field -> tab title); the list
+    # field whose length is the layer's count of bins or knots (see ``resize``).
+    signed_magnitudes: ClassVar[str] = ""
+    control_groups: ClassVar[dict[str, str]] = {}
+    count_field: ClassVar[str] = ""
+    # The 1D page's map of this type (x = f(z) on a line, see ``line_map``): its name there, '' where none.
+    line_title: ClassVar[str] = ""
+
+    @classmethod
+    def unchecked(cls, *args: Any, **kwargs: Any) -> Bijector:
+        """The layer built without the spec's check, for callers that apply conditions of their own."""
+        token = _UNCHECKED.set(True)
+        try:
+            return cls(*args, **kwargs)
+        finally:
+            _UNCHECKED.reset(token)
+
+    @classmethod
+    def line_map(cls, params: Mapping[str, Any]) -> tuple[list, str]:
+        """The steps (each with forward_1d and inverse_1d) and the LaTeX of the 1D map; SpecError when invalid."""
+        raise NotImplementedError(f"{cls.type_name} has no map on the line")
+
+    @classmethod
+    def build(cls, params: Mapping[str, Any]) -> Bijector:
+        """The layer of one canonical spec entry's parameters (``type`` and ``enabled`` left out)."""
+        return cls(**params)
+
+    @classmethod
+    def condition_caption(cls, params: Mapping[str, Any]) -> str | None:
+        """A line on the condition no slider range can keep (planar's w.u), as it stands; None where none."""
+        return None
+
+    @classmethod
+    def check(cls, params: Mapping[str, Any]) -> str | None:
+        """Why these parsed parameters give no invertible layer, as the spec says it; None when they do."""
+        return None
+
+    @classmethod
+    def example(cls, generator: torch.Generator) -> dict[str, Any]:
+        """Random, valid parameters of this type (the spec's own field names), for tests."""
+        return {}
+
+    @classmethod
+    def controls_for(cls, params: Mapping[str, Any]) -> list[Control]:
+        """Every slider of one canonical entry of this type (some types have one per bin or knot)."""
+        return list(cls.controls)
+
+    @classmethod
+    def point_cost(cls, params: Mapping[str, Any]) -> float:
+        """What one grid point through this (canonical) layer costs, in simple-layer steps."""
+        return cls.cost
+
+    @classmethod
+    def control_range(cls, control: Control, params: Mapping[str, Any]) -> tuple[float, float]:
+        """The control's range given the layer's other values (the same as declared, for most types)."""
+        return (control.low, control.high)
+
+    @classmethod
+    def invalid_at_or_below(cls, control: Control, params: Mapping[str, Any]) -> float:
+        """The value at or below which the control breaks the layer's condition; -inf where none does."""
+        return -math.inf
+
+    def refuse_invalid(self, **params: Any) -> None:
+        """Raise SpecError, with the spec's own message, when the parameters give no invertible layer.
+
+        Called by constructors, so that a layer built directly is held to the
+        same conditions as one read from a spec.
+        """
+        if _UNCHECKED.get():
+            return
+        problem = type(self).check({name: plain(value) for name, value in params.items()})
+        if problem:
+            raise SpecError(self.type_name, problem)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Complete the class's docstring from its one source of each: the formulas the app shows and the paper."""
+        super().__init_subclass__(**kwargs)
+        if "latex" not in vars(cls) and "reference" not in vars(cls):
+            return
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        parts = [doc] if doc else []
+        if "latex" in vars(cls) and cls.latex:
+            parts.append(
+                "Formulas (LaTeX, as the app shows them):\n\n"
+                + "\n".join(f"- {name}: {formula}" for name, formula in cls.latex.items())
+            )
+        if cls.reference and cls.reference not in doc:
+            parts.append(f"Paper: {cls.reference}")
+        cls.__doc__ = "\n\n".join(parts)
 
     def forward_and_log_det(self, z: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
@@ -106,6 +275,7 @@ class Elementwise(Bijector):
     """
 
     jacobian = "diagonal"
+    caption = "each coordinate is mapped on its own, x_i = h(z_i), so only ∂x_i/∂z_i ≠ 0: J is diagonal"
     # The weight of h in the blend (1 - s) t + s h(t) (see :meth:`_at`): 1 is h itself.
     blend: float = 1.0
 

@@ -15,7 +15,21 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Bijector
+from flowviz.layers.base import Bijector, Control, random_point, uniform
+from flowviz.spec_values import condition_index, scalar_function
+
+
+def _function_controls(key: str, name: str, scale: float) -> list[Control]:
+    """The six numbers of g(t) = a sin(f t + phi) + c0 + c1 t + c2 t^2."""
+    return [
+        Control((key, "sin", 0), f"{name}: sine amplitude a", -3 * scale, 3 * scale, 0.05),
+        Control((key, "sin", 1), f"{name}: sine frequency f", 0.0, 4.0, 0.05),
+        Control((key, "sin", 2), f"{name}: sine phase φ", -3.14, 3.14, 0.01),
+        Control((key, "poly", 0), f"{name}: constant c₀", -3 * scale, 3 * scale, 0.05),
+        Control((key, "poly", 1), f"{name}: linear c₁", -2 * scale, 2 * scale, 0.05),
+        Control((key, "poly", 2), f"{name}: quadratic c₂", -2 * scale, 2 * scale, 0.05),
+    ]
+
 
 REFERENCE = "L. Dinh, J. Sohl-Dickstein and S. Bengio, Density estimation using Real NVP, ICLR 2017"
 
@@ -91,6 +105,43 @@ class AffineCoupling(Bijector):
     type_name = "coupling"
     jacobian = "triangular"
     reference = REFERENCE
+    fields = {
+        "condition_on": (condition_index, 0),
+        "shift": (scalar_function, {}),
+        "log_scale": (scalar_function, {}),
+    }
+    title = "Affine coupling"
+    caption = (
+        "the conditioning coordinate passes through unchanged (x_c = z_c), so ∂x_c/∂z_o = 0: J is triangular "
+        "and det J = exp(g_s(z_c)), the product of its diagonal"
+    )
+    controls = (
+        *_function_controls("shift", "Shift g_t", 1.0),
+        *_function_controls("log_scale", "Log-scale g_s", 0.5),
+    )
+    # The editor shows each function's controls on a tab of its own.
+    control_groups = {"shift": "Shift g_t(x_c)", "log_scale": "Log-scale g_s(x_c)"}
+    defaults = {"condition_on": 0, "shift": {"sin": [1.0, 1.5, 0.0]}, "log_scale": {}}
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        def function() -> dict:
+            return {
+                "sin": uniform(g, 0.3, 1.0) + uniform(g, 0.5, 2.0) + uniform(g, -1, 1),
+                "poly": [*random_point(g, 0.5), 0.1],
+            }
+
+        return {
+            "condition_on": int(torch.randint(0, 2, (1,), generator=g)),
+            "shift": function(),
+            "log_scale": function(),
+        }
+
+    @classmethod
+    def build(cls, params) -> AffineCoupling:
+        """The layer of one canonical spec entry's parameters."""
+        return cls.from_spec(**params)
+
     latex = {
         "forward": r"x_c = z_c,\quad x_o = z_o\, e^{g_s(z_c)} + g_t(z_c)",
         "inverse": r"z_c = x_c,\quad z_o = \big(x_o - g_t(x_c)\big)\, e^{-g_s(x_c)}",

@@ -12,7 +12,33 @@ import math
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Elementwise, log1mexp, log_cosh, outside_to_nan, softplus
+from flowviz.errors import SpecError
+from flowviz.layers.base import (
+    Control,
+    Elementwise,
+    increasing,
+    line_fmt,
+    log1mexp,
+    log_cosh,
+    outside_to_nan,
+    softplus,
+    uniform,
+)
+from flowviz.layers.linear import AffineOnLine
+from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
+
+# The most knots a piecewise-linear layer may have: each is a control and a place
+# that every grid point is compared with.
+MAX_KNOTS = 64
+
+
+def steepened_line_map(cls: type[Elementwise], params) -> tuple[list, str]:
+    """x = h(k z) on the line, ``steepness`` k > 0: the layer's h after a stretch by k."""
+    steepness = float(params["steepness"])
+    if not steepness > 0:
+        raise SpecError(f"{cls.type_name} map", f"steepness k = {line_fmt(steepness)} must be > 0")
+    inner = "z" if steepness == 1 else rf"{line_fmt(steepness)}\,z"
+    return [AffineOnLine(steepness, 0.0), cls()], rf"x = {cls.line_symbol}({inner})"
 
 
 class Exp(Elementwise):
@@ -23,6 +49,10 @@ class Exp(Elementwise):
     """
 
     type_name = "exp"
+    line_title = "Exponential"
+    line_symbol = r"\\exp"
+    line_map = classmethod(steepened_line_map)
+    title = "Exp (elementwise)"
     latex = {
         "forward": r"x_i = e^{z_i}",
         "inverse": r"z_i = \log x_i \quad (x_i > 0)",
@@ -45,6 +75,10 @@ class Tanh(Elementwise):
     """
 
     type_name = "tanh"
+    line_title = "tanh"
+    line_symbol = r"\\tanh"
+    line_map = classmethod(steepened_line_map)
+    title = "Tanh (elementwise)"
     latex = {
         "forward": r"x_i = \tanh z_i",
         "inverse": r"\begin{aligned} z_i &= \operatorname{artanh} x_i \\ &= \tfrac12\log\frac{1 + x_i}{1 - x_i} \quad (|x_i| < 1) \end{aligned}",
@@ -70,6 +104,10 @@ class Sigmoid(Elementwise):
     """
 
     type_name = "sigmoid"
+    line_title = "Sigmoid"
+    line_symbol = r"\\sigma"
+    line_map = classmethod(steepened_line_map)
+    title = "Sigmoid (elementwise)"
     latex = {
         "forward": r"x_i = \sigma(z_i) = \frac{1}{1 + e^{-z_i}}",
         "inverse": r"\begin{gathered} z_i = \log x_i - \log(1 - x_i) \\ (0 < x_i < 1) \end{gathered}",
@@ -93,6 +131,7 @@ class Softplus(Elementwise):
     """
 
     type_name = "softplus"
+    title = "Softplus (elementwise)"
     latex = {
         "forward": r"x_i = \log(1 + e^{z_i})",
         "inverse": r"z_i = x_i + \log(1 - e^{-x_i}) \quad (x_i > 0)",
@@ -116,6 +155,28 @@ class LeakyReLU(Elementwise):
     """
 
     type_name = "leaky_relu"
+    title = "Leaky ReLU (elementwise)"
+    fields = {"negative_slope": (number, 0.1)}
+    controls = (
+        Control(
+            ("negative_slope",), "Negative slope a", 0.05, 3, 0.05, "kept above 0 so the map stays invertible"
+        ),
+    )
+    defaults = {"negative_slope": 0.3}
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        if params["negative_slope"] <= 0:
+            return (
+                f"negative_slope = {fmt(params['negative_slope'])}, "
+                "but it must be > 0 for the layer to be invertible"
+            )
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"negative_slope": uniform(g, 0.1, 0.8)[0]}
+
     latex = {
         "forward": r"x_i = \begin{cases} z_i & z_i \ge 0 \\ a\, z_i & z_i < 0 \end{cases}",
         "inverse": r"z_i = \begin{cases} x_i & x_i \ge 0 \\ x_i / a & x_i < 0 \end{cases}",
@@ -124,6 +185,7 @@ class LeakyReLU(Elementwise):
 
     def __init__(self, negative_slope: float = 0.1, dims=(0, 1)) -> None:
         super().__init__(dims)
+        self.refuse_invalid(negative_slope=negative_slope)
         self.negative_slope = float(negative_slope)
         self.log_slope = math.log(self.negative_slope)
 
@@ -152,6 +214,36 @@ class SinhArcsinh(Elementwise):
     """
 
     type_name = "sinh_arcsinh"
+    line_title = "Sinh-arcsinh"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        skew, tailweight = float(params["skew"]), float(params["tailweight"])
+        if not tailweight > 0:
+            raise SpecError("sinh-arcsinh map", f"tailweight = {line_fmt(tailweight)} must be > 0")
+        latex = rf"x = \sinh\big((\operatorname{{asinh}} z {skew:+.4g})\cdot {line_fmt(tailweight)}\big)"
+        return [cls.unchecked(skew, tailweight)], latex
+
+    title = "Sinh-arcsinh (skew and tails)"
+    fields = {"skew": (number, 0.0), "tailweight": (number, 1.0)}
+    controls = (
+        Control(("skew",), "Skew ε", -3, 3, 0.05),
+        Control(("tailweight",), "Tail weight δ", 0.2, 3, 0.05, "kept above 0 so the map stays invertible"),
+    )
+    defaults = {"skew": 0.5, "tailweight": 1.3}
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        if params["tailweight"] <= 0:
+            return (
+                f"tailweight = {fmt(params['tailweight'])}, but it must be > 0 for the layer to be invertible"
+            )
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"skew": uniform(g, -1, 1)[0], "tailweight": uniform(g, 0.5, 2)[0]}
+
     reference = "M. C. Jones and A. Pewsey, Sinh-arcsinh distributions, Biometrika 96 (2009)"
     latex = {
         "forward": r"x_i = \sinh\big((\operatorname{asinh} z_i + \epsilon)\,\delta\big)",
@@ -161,6 +253,7 @@ class SinhArcsinh(Elementwise):
 
     def __init__(self, skew: float = 0.0, tailweight: float = 1.0, dims=(0, 1)) -> None:
         super().__init__(dims)
+        self.refuse_invalid(tailweight=tailweight)
         self.skew = float(skew)
         self.tailweight = float(tailweight)
         self.log_tailweight = math.log(self.tailweight)
@@ -194,6 +287,87 @@ class PiecewiseLinear(Elementwise):
     """
 
     type_name = "piecewise_linear"
+    line_title = "Piecewise linear (one slope per segment)"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        knots = [float(v) for v in params["knots"]]
+        slopes = [float(v) for v in params["slopes"]]
+        if not increasing(knots):
+            raise SpecError("piecewise linear map", "the knots must increase from left to right")
+        if len(slopes) != len(knots) + 1 or min(slopes) <= 0:
+            raise SpecError("piecewise linear map", "give one slope > 0 for each of the segments")
+        text = ",\\ ".join(f"s_{i + 1} = {line_fmt(s)}" for i, s in enumerate(slopes))
+        return [cls.unchecked(knots, slopes)], rf"x = h(z),\ \text{{slopes }} {text}"
+
+    title = "Piecewise linear"
+    # Beyond the usual layer types: one slope per segment, the 1D page's clearest
+    # picture of compress and expand side by side.
+    fields = {"dims": (dims, [0, 1]), "knots": (numbers, REQUIRED), "slopes": (numbers, REQUIRED)}
+    defaults = {"dims": [0, 1], "knots": [-1.0, 1.0], "slopes": [1.0, 0.4, 1.0]}
+    # Each point is compared with every knot.
+    cost_per_knot = 0.3
+    # Up to this many knots each number has its own slider; beyond, one table holds them all.
+    slider_count = 4
+    count_field = "knots"
+    # The editor's control of the count: its label and what it counts, the most it allows.
+    count_label = "Number of knots"
+    count_help = "Knots split the line into segments, one slope each"
+    max_count = MAX_KNOTS
+
+    @classmethod
+    def resize(cls, params: dict, count: int) -> None:
+        """Give the entry ``count`` knots: new ones 1 apart beyond the last, each new segment of slope 1."""
+        old = list(params["knots"])
+        extra = [old[-1] + 1.0 + i for i in range(count - len(old))]
+        params["knots"] = (old + extra)[:count]
+        params["slopes"] = (list(params["slopes"]) + [1.0] * (count + 1))[: count + 1]
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        knots, slopes = params["knots"], params["slopes"]
+        if not knots:
+            return "knots must list at least one knot"
+        if len(knots) > MAX_KNOTS:
+            return (
+                f"knots lists {len(knots)} knots, but a piecewise-linear layer has at most {MAX_KNOTS}: "
+                "each knot is a control and a place that every grid point is compared with"
+            )
+        if len(slopes) != len(knots) + 1:
+            return (
+                f"slopes has {len(slopes)} numbers, but {len(knots)} knots make "
+                f"{len(knots) + 1} segments: give one slope per segment"
+            )
+        for i in range(1, len(knots)):
+            if knots[i] <= knots[i - 1]:
+                return f"knots must increase, but knots[{i}] = {fmt(knots[i])} <= knots[{i - 1}]"
+        for i, slope in enumerate(slopes):
+            if slope <= 0:
+                return f"slopes[{i}] = {fmt(slope)}, but it must be > 0 for the map to be invertible"
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"knots": sorted(uniform(g, -1.5, 1.5, 2)), "slopes": uniform(g, 0.3, 2.5, 3)}
+
+    @classmethod
+    def controls_for(cls, params) -> list[Control]:
+        """A position per knot and a slope per segment."""
+        knots = len(params["knots"])
+        controls = [
+            Control(("knots", k), f"Knot {k + 1} position", -4, 4, 0.05, "knots must increase")
+            for k in range(knots)
+        ]
+        keep = "kept above 0 so the map stays invertible"
+        controls += [
+            Control(("slopes", k), f"Segment {k + 1} slope", 0.1, 4, 0.05, keep) for k in range(knots + 1)
+        ]
+        return controls
+
+    @classmethod
+    def point_cost(cls, params) -> float:
+        return cls.cost + cls.cost_per_knot * len(params["knots"])
+
     latex = {
         "forward": r"\begin{gathered} x_i = h(z_i),\quad h(t) = y_k + s_k (t - t_k) \\ \text{on segment } k \end{gathered}",
         "inverse": r"\begin{gathered} z_i = t_k + (x_i - y_k) / s_k \\ \text{on segment } k \text{ of the image} \end{gathered}",
@@ -202,6 +376,7 @@ class PiecewiseLinear(Elementwise):
 
     def __init__(self, knots, slopes, dims=(0, 1)) -> None:
         super().__init__(dims)
+        self.refuse_invalid(knots=knots, slopes=slopes)
         t = torch.as_tensor(knots, dtype=torch.float64)
         s = torch.as_tensor(slopes, dtype=torch.float64)
         # y-values of the knots: y_0 = t_0, then each inner segment adds s_k (t_{k} - t_{k-1}).

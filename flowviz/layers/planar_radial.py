@@ -12,10 +12,14 @@ because neither has a closed-form inverse in general. Here:
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Bijector, all_below
+from flowviz.layers.base import Bijector, Control, all_below, pair, random_point, uniform
+from flowviz.spec_values import REQUIRED, fmt, fmt_exact, number, point
 
 REFERENCE = "D. J. Rezende and S. Mohamed, Variational Inference with Normalizing Flows, ICML 2015"
 
@@ -62,6 +66,45 @@ class Planar(Bijector):
     type_name = "planar"
     jacobian = "full"
     reference = REFERENCE
+    fields = {"w": (point, REQUIRED), "u": (point, REQUIRED), "b": (number, 0.0)}
+    title = "Planar flow"
+    caption = "x = z + u tanh(wᵀz + b) is the identity plus a rank-one term: full; the determinant lemma makes det cheap"
+    controls = (
+        *pair("w", ("Planar direction w₁", "Planar direction w₂"), -4, 4, 0.05, "needs w·u > −1"),
+        *pair("u", ("Planar push u₁", "Planar push u₂"), -3, 3, 0.05, "needs w·u > −1"),
+        Control(("b",), "Planar bias b", -3, 3, 0.05),
+    )
+    defaults = {"w": [2.0, 0.0], "u": [0.8, 0.4], "b": 0.0}
+    # Its inverse takes up to a few dozen Newton steps.
+    cost = 6.0
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        w, u = params["w"], params["u"]
+        wu = w[0] * u[0] + w[1] * u[1]
+        if math.isnan(wu):  # inf - inf: the terms overflow float64, so decide with exact arithmetic
+            exact = sum(Fraction(a) * Fraction(b) for a, b in zip(w, u, strict=True))
+            shown = fmt_exact(exact)
+            if exact <= -1:
+                return f"w.u = {shown}, but it must be > -1 for the layer to be invertible"
+            return f"w.u = {shown} (its terms overflow float64, so the layer cannot be computed): use smaller w or u"
+        if wu <= -1:
+            return f"w.u = {fmt(wu)}, but it must be > -1 for the layer to be invertible"
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        w, u = random_point(g), random_point(g)
+        if w[0] * u[0] + w[1] * u[1] <= -0.5:  # keep w.u > -1 (invertible) with a margin
+            u = [-u[0], -u[1]]
+        return {"w": w, "u": u, "b": uniform(g, -1, 1)[0]}
+
+    @classmethod
+    def condition_caption(cls, params) -> str:
+        """The condition the sliders cannot keep by their ranges, as it stands."""
+        wu = params["w"][0] * params["u"][0] + params["w"][1] * params["u"][1]
+        return f"w·u = {wu:.3f}: it must stay above −1, or the layer folds the plane and has no inverse."
+
     latex = {
         "forward": r"x = z + u \tanh(w^{\top} z + b)",
         "inverse": r"\begin{gathered} z = x - u\tanh a, \text{ where} \\ a + (w^{\top}u)\tanh a = w^{\top}x + b \\ \text{(solved by safeguarded Newton)} \end{gathered}",
@@ -70,6 +113,7 @@ class Planar(Bijector):
 
     def __init__(self, w, u, b: float = 0.0) -> None:
         super().__init__()
+        self.refuse_invalid(w=w, u=u)
         self.register_buffer("w", torch.as_tensor(w, dtype=torch.float64))
         self.register_buffer("u", torch.as_tensor(u, dtype=torch.float64))
         self.b = float(b)
@@ -113,6 +157,52 @@ class Radial(Bijector):
     type_name = "radial"
     jacobian = "full"
     reference = REFERENCE
+    fields = {"center": (point, [0.0, 0.0]), "alpha": (number, 1.0), "beta": (number, REQUIRED)}
+    title = "Radial flow"
+    caption = (
+        "the push along z − c depends on both coordinates: full; the radial symmetry gives det in closed form"
+    )
+    controls = (
+        *pair("center", ("Radial centre c₁", "Radial centre c₂"), -3, 3, 0.05),
+        Control(("alpha",), "Radial α (softness)", 0.05, 3, 0.05, "kept above 0 so the map stays invertible"),
+        # beta's lower limit depends on alpha: see control_range().
+        Control(
+            ("beta",),
+            "Radial β (push > 0, pull < 0)",
+            -3,
+            5,
+            0.05,
+            "kept above −α so the map stays invertible",
+        ),
+    )
+    defaults = {"center": [0.0, 0.0], "alpha": 1.0, "beta": 1.0}
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        if params["alpha"] <= 0:
+            return f"alpha = {fmt(params['alpha'])}, but it must be > 0 for the layer to be invertible"
+        if params["beta"] <= -params["alpha"]:
+            return (
+                f"beta = {fmt(params['beta'])}, but it must be > -alpha = {fmt(-params['alpha'])} "
+                "for the layer to be invertible"
+            )
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {"center": random_point(g, 0.5), "alpha": uniform(g, 0.5, 2)[0], "beta": uniform(g, 0.2, 2)[0]}
+
+    @classmethod
+    def control_range(cls, control: Control, params) -> tuple[float, float]:
+        """beta's slider starts one step above -alpha."""
+        if control.path == ("beta",):
+            return (round(-params["alpha"] + control.step, 6), control.high)
+        return (control.low, control.high)
+
+    @classmethod
+    def invalid_at_or_below(cls, control: Control, params) -> float:
+        return -params["alpha"] if control.path == ("beta",) else -math.inf
+
     latex = {
         "forward": r"x = z + \frac{\beta}{\alpha + r}(z - c),\quad r = \lVert z - c\rVert",
         "inverse": r"\begin{gathered} z = c + \frac{\alpha + r}{\alpha + \beta + r}(x - c), \\ \text{where } r \ge 0 \text{ solves} \\ r^2 + (\alpha + \beta - R)\,r - \alpha R = 0, \\ R = \lVert x - c\rVert \end{gathered}",
@@ -121,6 +211,7 @@ class Radial(Bijector):
 
     def __init__(self, center=(0.0, 0.0), alpha: float = 1.0, beta: float = 0.0) -> None:
         super().__init__()
+        self.refuse_invalid(alpha=alpha, beta=beta)
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
         self.alpha = float(alpha)
         self.beta = float(beta)

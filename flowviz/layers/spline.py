@@ -19,10 +19,34 @@ flowjax #239).
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Elementwise
+from flowviz.errors import SpecError
+from flowviz.layers.base import Control, Elementwise, increasing, line_fmt, uniform
+from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
+
+# The most bins a spline may have: each is a control and a piece of the map that
+# every grid point is compared with.
+MAX_SPLINE_BINS = 64
+# The 1D page's spline: identity outside [-SPLINE_BOUND, SPLINE_BOUND].
+SPLINE_BOUND = 3.0
+
+
+def spline_derivatives(knots_z: Sequence[float], knots_x: Sequence[float]) -> list[float]:
+    """Slopes at the inner knots: the harmonic mean of the two neighbouring bins' slopes.
+
+    The harmonic mean lies between the two and stays positive, so the spline is smooth
+    and monotone whatever the knots (the choice of Fritsch and Butland, 1984).
+    """
+    z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
+    x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
+    bin_slopes = [(x[i + 1] - x[i]) / (z[i + 1] - z[i]) for i in range(len(z) - 1)]
+    return [2 * a * b / (a + b) for a, b in itertools.pairwise(bin_slopes)]
+
 
 REFERENCE = "C. Durkan, A. Bekasov, I. Murray and G. Papamakarios, Neural Spline Flows, NeurIPS 2019"
 
@@ -123,6 +147,129 @@ class Spline(Elementwise):
 
     type_name = "spline"
     reference = REFERENCE
+    title = "Rational-quadratic spline"
+    line_title = "Rational-quadratic spline"
+
+    @classmethod
+    def line_map(cls, params) -> tuple[list, str]:
+        """The spline through the inner knots (``knots_z``, ``knots_x``), each increasing inside (-3, 3)."""
+        knots_z = [float(v) for v in params["knots_z"]]
+        knots_x = [float(v) for v in params["knots_x"]]
+        for name, knots in (("z", knots_z), ("x", knots_x)):
+            inside = all(-SPLINE_BOUND < v < SPLINE_BOUND for v in knots)
+            if not (inside and increasing(knots)):
+                raise SpecError(
+                    "spline map",
+                    f"the knots' {name} positions must increase and lie inside "
+                    f"(-{SPLINE_BOUND:g}, {SPLINE_BOUND:g})",
+                )
+        z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
+        x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
+        widths = [b - a for a, b in itertools.pairwise(z)]
+        heights = [b - a for a, b in itertools.pairwise(x)]
+        spline = cls.unchecked(widths, heights, spline_derivatives(knots_z, knots_x), bound=SPLINE_BOUND)
+        latex = r"x = \text{spline through the knots } " + ",\\ ".join(
+            f"({line_fmt(a)}, {line_fmt(b)})" for a, b in zip(knots_z, knots_x, strict=True)
+        )
+        return [spline], latex
+
+    fields = {
+        "dims": (dims, [0, 1]),
+        "bound": (number, 3.0),
+        "widths": (numbers, REQUIRED),
+        "heights": (numbers, REQUIRED),
+        "derivatives": (numbers, REQUIRED),
+    }
+    controls = (Control(("bound",), "Spline bound B", 0.5, 5, 0.1, "identity outside [−B, B]"),)
+    defaults = {
+        "dims": [0, 1],
+        "bound": 3.0,
+        "widths": [1.0, 1.0, 1.0, 1.0],
+        "heights": [0.5, 1.5, 1.5, 0.5],
+        "derivatives": [0.4, 2.5, 0.4],
+    }
+    # Each point is compared with every knot.
+    cost_per_knot = 0.35
+    # Up to this many bins each number has its own slider; beyond, one table holds them all.
+    slider_count = 8
+    count_field = "widths"
+    # The editor's control of the count: its label and what it counts, the most it allows.
+    count_label = "Number of bins K"
+    count_help = "K rational-quadratic pieces between −B and B"
+    max_count = MAX_SPLINE_BINS
+
+    @classmethod
+    def resize(cls, params: dict, count: int) -> None:
+        """Give the entry ``count`` bins: new bins are equal, with unit slopes at their knots."""
+        params["widths"] = (list(params["widths"]) + [1.0] * count)[:count]
+        params["heights"] = (list(params["heights"]) + [1.0] * count)[:count]
+        params["derivatives"] = (list(params["derivatives"]) + [1.0] * count)[: count - 1]
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        if params["bound"] <= 0:
+            return f"bound = {fmt(params['bound'])}, but it must be > 0"
+        bins = len(params["widths"])
+        if bins < 1:
+            return "widths must list at least one bin width"
+        if bins > MAX_SPLINE_BINS:
+            return (
+                f"widths lists {bins} bins, but a spline has at most {MAX_SPLINE_BINS}: "
+                "each bin is a control and a piece of the map that every grid point is compared with"
+            )
+        if len(params["heights"]) != bins:
+            return (
+                f"heights has {len(params['heights'])} numbers but widths has {bins}: give one height per bin"
+            )
+        if len(params["derivatives"]) != bins - 1:
+            return (
+                f"derivatives has {len(params['derivatives'])} numbers, but {bins} bins have "
+                f"{bins - 1} inner knots: give one slope per inner knot"
+            )
+        for name in ("widths", "heights", "derivatives"):
+            for i, v in enumerate(params[name]):
+                if v <= 0:
+                    return f"{name}[{i}] = {fmt(v)}, but it must be > 0 for the spline to be monotone"
+        for name in ("widths", "heights"):  # rescaled to sum to 2 * bound: no bin may vanish
+            largest = max(params[name])
+            fraction = (
+                min(params[name]) / largest / sum(v / largest for v in params[name])
+            )  # the narrowest's share
+            if fraction * 2 * params["bound"] < 1e-300:
+                if fraction * 2 >= 1e-300:  # with bound = 1 they would fit: the bound is what is too small
+                    return (
+                        f"bound = {fmt(params['bound'])} is too small: the narrowest of these {name} would be "
+                        f"{fraction * 2 * params['bound']:.3g} wide, below what float64 can hold (1e-300); "
+                        "use a larger bound"
+                    )
+                return f"{name} differ by more orders of magnitude than float64 can hold"
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {
+            "widths": uniform(g, 0.5, 2, 4),
+            "heights": uniform(g, 0.5, 2, 4),
+            "derivatives": uniform(g, 0.5, 2, 3),
+        }
+
+    @classmethod
+    def controls_for(cls, params) -> list[Control]:
+        """The bound, one width and height per bin and one slope per inner knot."""
+        bins = len(params["widths"])
+        keep = "kept above 0 so the spline stays monotone"
+        controls = list(cls.controls)
+        for k in range(bins):
+            controls.append(Control(("widths", k), f"Bin {k + 1} width", 0.1, 5, 0.05, keep))
+            controls.append(Control(("heights", k), f"Bin {k + 1} height", 0.1, 5, 0.05, keep))
+        for k in range(bins - 1):
+            controls.append(Control(("derivatives", k), f"Slope at inner knot {k + 1}", 0.1, 5, 0.05, keep))
+        return controls
+
+    @classmethod
+    def point_cost(cls, params) -> float:
+        return cls.cost + cls.cost_per_knot * len(params["widths"])
+
     latex = {
         "forward": r"\begin{gathered} x_i = y_k + h_k\,\frac{s_k\xi^2 + \delta_k\xi(1-\xi)}{s_k + \kappa_k\,\xi(1-\xi)} \\ \xi = \frac{z_i - x_k}{w_k},\quad s_k = \frac{h_k}{w_k} \text{ in bin } k \\ \kappa_k = \delta_{k+1} + \delta_k - 2s_k \end{gathered}",
         "inverse": r"\begin{gathered} z_i = x_k + w_k\,\xi, \\ \xi = \frac{2c}{-b - \sqrt{b^2 - 4ac}} \\ \text{(the root of a quadratic in } \xi) \end{gathered}",
@@ -131,6 +278,7 @@ class Spline(Elementwise):
 
     def __init__(self, widths, heights, derivatives, bound: float = 3.0, dims=(0, 1)) -> None:
         super().__init__(dims)
+        self.refuse_invalid(widths=widths, heights=heights, derivatives=derivatives, bound=bound)
         self.bound = float(bound)
         w = torch.as_tensor(widths, dtype=torch.float64)
         h = torch.as_tensor(heights, dtype=torch.float64)

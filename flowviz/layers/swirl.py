@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from flowviz.layers.base import Bijector
+from flowviz.layers.base import Bijector, Control, pair, random_point, uniform
+from flowviz.spec_values import REQUIRED, fmt, number, point
 
 _Q_MAX = 1e100  # |z - c| / radius beyond which exp(-q^2 / 2) is 0 many times over
 
@@ -23,6 +24,30 @@ class Swirl(Bijector):
     """
 
     type_name = "swirl"
+    fields = {"center": (point, [0.0, 0.0]), "strength": (number, REQUIRED), "radius": (number, 1.0)}
+    title = "Swirl"
+    caption = "rotating by an angle that depends on the radius mixes both coordinates: full, yet it keeps area (det J = 1)"
+    controls = (
+        *pair("center", ("Swirl centre c₁", "Swirl centre c₂"), -3, 3, 0.05),
+        Control(("strength",), "Swirl strength (radians at the centre)", -10, 10, 0.1),
+        Control(("radius",), "Swirl radius ρ", 0.1, 4, 0.05, "kept above 0"),
+    )
+    defaults = {"center": [0.0, 0.0], "strength": 2.0, "radius": 1.5}
+
+    @classmethod
+    def check(cls, params) -> str | None:
+        if params["radius"] <= 0:
+            return f"radius = {fmt(params['radius'])}, but it must be > 0"
+        return None
+
+    @classmethod
+    def example(cls, g: torch.Generator) -> dict:
+        return {
+            "center": random_point(g, 0.5),
+            "strength": uniform(g, 1, 3)[0],
+            "radius": uniform(g, 0.8, 2)[0],
+        }
+
     jacobian = "full"
     volume_preserving = True
     latex = {
@@ -33,6 +58,7 @@ class Swirl(Bijector):
 
     def __init__(self, center=(0.0, 0.0), strength: float = 0.0, radius: float = 1.0) -> None:
         super().__init__()
+        self.refuse_invalid(radius=radius)
         self.register_buffer("center", torch.as_tensor(center, dtype=torch.float64))
         self.strength = float(strength)
         self.radius = float(radius)

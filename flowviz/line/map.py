@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,8 +11,10 @@ from torch import Tensor
 from torch.distributions import Categorical, Distribution, MixtureSameFamily, Normal, Uniform
 
 from flowviz.errors import SpecError
-from flowviz.layers import Affine, PiecewiseLinear, SinhArcsinh, Spline
+from flowviz.layers import LAYER_CLASSES, Affine, PiecewiseLinear, SinhArcsinh, Spline
 from flowviz.layers.elementwise import Exp, Sigmoid, Tanh
+from flowviz.layers.linear import AffineOnLine  # noqa: F401 (part of flowviz.line)
+from flowviz.layers.spline import SPLINE_BOUND, spline_derivatives  # noqa: F401 (part of flowviz.line)
 
 DTYPE = torch.float64
 BASE_KINDS: dict[str, str] = {
@@ -21,16 +22,10 @@ BASE_KINDS: dict[str, str] = {
     "gaussian": "Gaussian",
     "mixture": "Mixture of two Gaussians",
 }
-MAP_KINDS: dict[str, str] = {
-    "affine": "Affine: x = a z + b",
-    "piecewise_linear": "Piecewise linear (one slope per segment)",
-    "tanh": "tanh",
-    "sigmoid": "Sigmoid",
-    "exp": "Exponential",
-    "sinh_arcsinh": "Sinh-arcsinh",
-    "spline": "Rational-quadratic spline",
-}
-SPLINE_BOUND = 3.0
+# The maps of the 1D page, in the order it offers them: each layer class says how it
+# reads on a line (``line_title``, ``line_map``).
+MAP_CLASSES = (Affine, PiecewiseLinear, Tanh, Sigmoid, Exp, SinhArcsinh, Spline)
+MAP_KINDS: dict[str, str] = {cls.type_name: cls.line_title for cls in MAP_CLASSES}
 
 # The three classic cases on a uniform base on [0, 1] through x = a z + b:
 # name -> (label, slope a, offset b, probe x at z = 0.75 or 0.8, beside the shaded interval [0.3, 0.55]).
@@ -44,7 +39,7 @@ CLASSIC_INTERVAL = (0.3, 0.25)  # start z and width dz
 # The 1D page's opening picture: a uniform base through a piecewise linear map whose three slopes
 # stretch, squeeze and stretch again; its interval (start, width) and probe x.
 DEFAULT_BASE = ("uniform", {"low": -2.0, "high": 2.0})
-DEFAULT_MAP = ("piecewise_linear", {"knots": [-1.0, 1.0], "slopes": [2.0, 0.5, 1.5]})
+DEFAULT_MAP = (PiecewiseLinear.type_name, {"knots": [-1.0, 1.0], "slopes": [2.0, 0.5, 1.5]})
 DEFAULT_INTERVAL = (-1.7, 0.5)
 DEFAULT_PROBE = 0.0
 
@@ -137,28 +132,6 @@ def build_line_base(kind: str, params: Mapping[str, float]) -> LineBase:
 # --------------------------------------------------------------------------- the map f
 
 
-class AffineOnLine:
-    """x = a z + b: the 2D :class:`Affine` layer with A = diag(a, 1), s = (b, 0), read on coordinate 0.
-
-    Its log|det J| = log|a| + log 1 is exactly log|f'| of the line map.
-    """
-
-    def __init__(self, slope: float, offset: float) -> None:
-        self.layer = Affine([[slope, 0.0], [0.0, 1.0]], [offset, 0.0])
-
-    @staticmethod
-    def _lift(t: Tensor) -> Tensor:
-        return torch.stack([t, torch.zeros_like(t)], -1)
-
-    def forward_1d(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        x, log_det = self.layer.forward_and_log_det(self._lift(t))
-        return x[..., 0], log_det
-
-    def inverse_1d(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        z, log_det = self.layer.inverse_and_log_det(self._lift(y))
-        return z[..., 0], log_det
-
-
 def _kinks(step) -> Tensor:
     """Where a step's derivative jumps or bends (knots), in its own input coordinate."""
     if isinstance(step, PiecewiseLinear):
@@ -225,22 +198,6 @@ class LineMap:
         return self.knots()[1]
 
 
-def _increasing(values: Sequence[float]) -> bool:
-    return all(b > a for a, b in itertools.pairwise(values))
-
-
-def spline_derivatives(knots_z: Sequence[float], knots_x: Sequence[float]) -> list[float]:
-    """Slopes at the inner knots: the harmonic mean of the two neighbouring bins' slopes.
-
-    The harmonic mean lies between the two and stays positive, so the spline is smooth
-    and monotone whatever the knots (the choice of Fritsch and Butland, 1984).
-    """
-    z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
-    x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
-    bin_slopes = [(x[i + 1] - x[i]) / (z[i + 1] - z[i]) for i in range(len(z) - 1)]
-    return [2 * a * b / (a + b) for a, b in itertools.pairwise(bin_slopes)]
-
-
 def build_line_map(kind: str, params: Mapping) -> LineMap:
     """The map ``kind`` (see MAP_KINDS) with its parameters; SpecError for a bad combination.
 
@@ -248,54 +205,7 @@ def build_line_map(kind: str, params: Mapping) -> LineMap:
     segment). tanh, sigmoid, exp: steepness k > 0 (x = h(k z)). sinh_arcsinh: skew,
     tailweight > 0. spline: knots_z and knots_x, the inner knots inside (-3, 3), each increasing.
     """
-    if kind == "affine":
-        slope, offset = float(params["slope"]), float(params["offset"])
-        if slope == 0:
-            raise SpecError("affine map", "slope a = 0 squashes the whole line to one point: no inverse")
-        slope_text = {1.0: "", -1.0: "-"}.get(slope, _fmt(slope) + r"\,")
-        offset_text = f"{offset:+.4g}" if offset else ""
-        return LineMap([AffineOnLine(slope, offset)], rf"x = f(z) = {slope_text}z {offset_text}")
-    if kind == "piecewise_linear":
-        knots = [float(v) for v in params["knots"]]
-        slopes = [float(v) for v in params["slopes"]]
-        if not _increasing(knots):
-            raise SpecError("piecewise linear map", "the knots must increase from left to right")
-        if len(slopes) != len(knots) + 1 or min(slopes) <= 0:
-            raise SpecError("piecewise linear map", "give one slope > 0 for each of the segments")
-        text = ",\\ ".join(f"s_{i + 1} = {_fmt(s)}" for i, s in enumerate(slopes))
-        return LineMap([PiecewiseLinear(knots, slopes)], rf"x = h(z),\ \text{{slopes }} {text}")
-    if kind in ("tanh", "sigmoid", "exp"):
-        steepness = float(params["steepness"])
-        if not steepness > 0:
-            raise SpecError(f"{kind} map", f"steepness k = {_fmt(steepness)} must be > 0")
-        layer = {"tanh": Tanh, "sigmoid": Sigmoid, "exp": Exp}[kind]()
-        outer = {"tanh": r"\tanh", "sigmoid": r"\sigma", "exp": r"\exp"}[kind]
-        inner = "z" if steepness == 1 else rf"{_fmt(steepness)}\,z"
-        return LineMap([AffineOnLine(steepness, 0.0), layer], rf"x = {outer}({inner})")
-    if kind == "sinh_arcsinh":
-        skew, tailweight = float(params["skew"]), float(params["tailweight"])
-        if not tailweight > 0:
-            raise SpecError("sinh-arcsinh map", f"tailweight = {_fmt(tailweight)} must be > 0")
-        latex = rf"x = \sinh\big((\operatorname{{asinh}} z {skew:+.4g})\cdot {_fmt(tailweight)}\big)"
-        return LineMap([SinhArcsinh(skew, tailweight)], latex)
-    if kind == "spline":
-        knots_z = [float(v) for v in params["knots_z"]]
-        knots_x = [float(v) for v in params["knots_x"]]
-        for name, knots in (("z", knots_z), ("x", knots_x)):
-            inside = all(-SPLINE_BOUND < v < SPLINE_BOUND for v in knots)
-            if not (inside and _increasing(knots)):
-                raise SpecError(
-                    "spline map",
-                    f"the knots' {name} positions must increase and lie inside "
-                    f"(-{SPLINE_BOUND:g}, {SPLINE_BOUND:g})",
-                )
-        z = [-SPLINE_BOUND, *knots_z, SPLINE_BOUND]
-        x = [-SPLINE_BOUND, *knots_x, SPLINE_BOUND]
-        widths = [b - a for a, b in itertools.pairwise(z)]
-        heights = [b - a for a, b in itertools.pairwise(x)]
-        spline = Spline(widths, heights, spline_derivatives(knots_z, knots_x), bound=SPLINE_BOUND)
-        latex = r"x = \text{spline through the knots } " + ",\\ ".join(
-            f"({_fmt(a)}, {_fmt(b)})" for a, b in zip(knots_z, knots_x, strict=True)
-        )
-        return LineMap([spline], latex)
-    raise SpecError("map", f"unknown map {kind!r}; the maps are {', '.join(MAP_KINDS)}")
+    if not isinstance(kind, str) or kind not in MAP_KINDS:
+        raise SpecError("map", f"unknown map {kind!r}; the maps are {', '.join(MAP_KINDS)}")
+    steps, latex = LAYER_CLASSES[kind].line_map(params)
+    return LineMap(steps, latex)

@@ -11,16 +11,24 @@ import copy
 import math
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from flowviz import spec as limits
 from flowviz.layers import LAYER_CLASSES
 from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
-from flowviz.strips import has_number
 from flowviz.ui import fields, state
-from flowviz.ui.drag_slider import FrameSource, drag_preview
 from flowviz.ui.fields import Control
+from flowviz.ui.widgets import (  # noqa: F401 (the pages use them as editor.key, editor.init, ...)
+    EXACT,
+    LIMITS,
+    exact_values_toggle,
+    init,
+    keep_value,
+    key,
+    range_slider,
+    slider,
+    table,
+)
 
 BASE_TYPES = {"gaussian": "Gaussian", "uniform": "Uniform box", "mixture": "Mixture of Gaussians"}
 STRUCTURE_WORDS = {
@@ -29,111 +37,6 @@ STRUCTURE_WORDS = {
     "permutation": "permutation Jacobian",
     "full": "full Jacobian",
 }
-
-
-def key(*parts) -> str:
-    """A widget key: the spec generation, then the parts (layer id, field path)."""
-    return "fv" + str(state.generation()) + "." + ".".join(str(p) for p in parts)
-
-
-def init(widget_key: str, value) -> str:
-    """Seed a widget's value once; afterwards the widget (the person) owns it."""
-    if widget_key not in st.session_state:
-        st.session_state[widget_key] = value
-    return widget_key
-
-
-EXACT = "fv_exact"  # session key of the "Type exact values" toggle
-LIMITS = "fv_widget_limits"  # the limits each slider was last drawn with
-
-
-def keep_value(widget_key: str, limits: tuple, value) -> None:
-    """Keep a widget's value when its limits (or its kind) change.
-
-    Streamlit makes a keyed slider a new widget when its minimum, maximum or step
-    change (radial β's lower limit follows α; the probe's range follows the view),
-    and a new widget starts from its minimum. So when the limits differ from last
-    time, hand the widget its value explicitly.
-    """
-    ss = st.session_state
-    seen = ss.setdefault(LIMITS, {})
-    if len(seen) > 4096:  # keys of earlier flows (generations) pile up: forget them
-        seen.clear()
-    if widget_key in ss and seen.get(widget_key, limits) != limits:
-        ss[widget_key] = value
-    seen[widget_key] = limits
-
-
-def slider(
-    label: str,
-    value: float,
-    low: float,
-    high: float,
-    step: float,
-    widget_key: str,
-    help: str = "",
-    path: tuple | None = None,
-) -> float:
-    """A float slider whose range widens to include a value that came from a link or file.
-
-    With "Type exact values" on, the same control is a number box (same key, so the value
-    carries over both ways), with the same limits. ``path``: where the number lives in the
-    spec; given, the Explorer's pictures follow the thumb while it is dragged.
-    """
-    ss = st.session_state
-    if widget_key not in ss:
-        ss[widget_key] = float(value)
-    current = float(ss[widget_key])
-    low, high = float(min(low, current)), float(max(high, current))
-    exact = bool(ss.get(EXACT))
-    keep_value(widget_key, (low, high, float(step), exact), current)
-    if exact:
-        return float(
-            st.number_input(
-                label, low, high, step=float(step), format="%g", key=widget_key, help=help or None
-            )
-        )
-    chosen = float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
-    frames = _frames(path)
-    if frames is not None:
-        drag_preview(label, low, high, float(step), widget_key, frames)
-    return chosen
-
-
-def _frames(path: tuple | None) -> FrameSource | None:
-    """Where a slider's preview frames come from: the current spec, drawn as the views now draw it
-    (none where the number is not in it yet, e.g. a coupling term still zero)."""
-    if path is None or not has_number(state.current_spec(), path):
-        return None
-    ss = st.session_state
-    return FrameSource(
-        state.current_spec(),
-        tuple(path),
-        log_scale=bool(ss.get("fv_log", False)),
-        lines=not ss.get("fv_samples_on", False),  # samples ride on the same overlay: leave it be
-    )
-
-
-def range_slider(
-    label: str, value: tuple, reach: float, step: float, widget_key: str, help: str = ""
-) -> tuple[float, float]:
-    """A (low, high) slider over [-reach, reach], widened to hold a value that came from a link or file."""
-    ss = st.session_state
-    if widget_key not in ss:
-        ss[widget_key] = (float(value[0]), float(value[1]))
-    current = tuple(float(v) for v in ss[widget_key])
-    low, high = min(-reach, current[0]), max(reach, current[1])
-    keep_value(widget_key, (low, high, step), current)
-    chosen = st.slider(label, low, high, step=step, key=widget_key, help=help or None)
-    return float(chosen[0]), float(chosen[1])
-
-
-def exact_values_toggle() -> None:
-    st.toggle(
-        "Type exact values",
-        key=init(EXACT, False),
-        help="Number boxes instead of sliders: type a value and press Enter. The limits stay the same.",
-    )
 
 
 # ----------------------------------------------------------------------------- base
@@ -268,34 +171,6 @@ def _mixture_editor(base: dict) -> dict:
     return {"type": "mixture", "components": drafts, "weights": draft_weights}
 
 
-TABLE_ROWS_SHOWN = 10
-TABLE_ROW_PX = 35
-
-
-def table(columns: dict[str, list], widget_key: str, **column_config) -> dict[str, list[float]]:
-    """One compact table for a long list of numbers (spline bins, knots, components).
-
-    A single widget whatever the number of rows, so the editor's time does not grow
-    with the count; rows are fixed (the count has its own control). Each edit is
-    applied to the values it was drawn from, so drawing it again from the edited
-    spec changes nothing. A cleared cell reads NaN, which the spec refuses by name.
-    """
-    rows = len(next(iter(columns.values())))
-    edited = st.data_editor(
-        pd.DataFrame(columns, dtype=float),
-        key=widget_key,
-        num_rows="fixed",
-        hide_index=True,
-        width="stretch",
-        height=TABLE_ROW_PX * (min(rows, TABLE_ROWS_SHOWN) + 1) + 3,  # a few rows, then it scrolls
-        column_config={
-            name: st.column_config.NumberColumn(name, **{"format": "%.4g", "width": "small", **config})
-            for name, config in column_config.items()
-        },
-    )
-    return {name: [float(v) for v in edited[name]] for name in columns}
-
-
 NARROW = {"width": 44, "format": "%.2f"}  # shown rounded; a value is kept exactly until edited
 
 
@@ -357,9 +232,10 @@ def _number_control(control: Control, layer: dict, uid: str) -> float:
     return slider(control.label, value, low, high, control.step, widget_key, control.help, path)
 
 
-def _scale_controls(layer: dict, uid: str) -> None:
-    for i, control in enumerate(fields.LAYER_CONTROLS["scale"]):
-        k = layer["scale"][i]
+def _signed_controls(layer: dict, uid: str, name: str) -> None:
+    """Signed factors (scale's k): a magnitude slider kept away from 0 and a mirror switch for each."""
+    for i, control in enumerate(LAYER_CLASSES[layer["type"]].controls):
+        k = layer[name][i]
         c1, c2 = st.columns([3, 1])
         with c1:
             magnitude = slider(
@@ -368,7 +244,7 @@ def _scale_controls(layer: dict, uid: str) -> None:
                 control.low,
                 control.high,
                 control.step,
-                key(uid, "scale", i),
+                key(uid, name, i),
                 control.help,
             )
         with c2:
@@ -377,11 +253,7 @@ def _scale_controls(layer: dict, uid: str) -> None:
                 key=init(key(uid, "mirror", i), k < 0),
                 help=f"Negative k{'₁₂'[i]}: reflect the plane; |det J| is unchanged.",
             )
-        layer["scale"][i] = -magnitude if mirror else magnitude
-
-
-def _resize(values: list, size: int, fill: float) -> list:
-    return (list(values) + [fill] * size)[:size]
+        layer[name][i] = -magnitude if mirror else magnitude
 
 
 def _spline_shape(layer: dict, uid: str) -> None:
@@ -396,42 +268,23 @@ def _spline_shape(layer: dict, uid: str) -> None:
         help="Elementwise: each chosen coordinate gets the same 1D map.",
     )
     layer["dims"] = options[choice]
-    if layer["type"] == "spline":
-        bins = int(
-            st.number_input(
-                "Number of bins K",
-                1,
-                limits.MAX_SPLINE_BINS,
-                step=1,
-                key=init(key(uid, "bins"), len(layer["widths"])),
-                help=f"K rational-quadratic pieces between −B and B (up to {limits.MAX_SPLINE_BINS}; "
-                f"beyond {fields.SLIDER_BINS} they are edited in a table).",
-            )
+    cls = LAYER_CLASSES[layer["type"]]
+    count = int(
+        st.number_input(
+            cls.count_label,
+            1,
+            cls.max_count,
+            step=1,
+            key=init(key(uid, cls.count_field), len(layer[cls.count_field])),
+            help=f"{cls.count_help} (up to {cls.max_count}; beyond {cls.slider_count} they are edited in a table).",
         )
-        layer["widths"] = _resize(layer["widths"], bins, 1.0)
-        layer["heights"] = _resize(layer["heights"], bins, 1.0)
-        layer["derivatives"] = _resize(layer["derivatives"], bins - 1, 1.0)
-    else:
-        knots = int(
-            st.number_input(
-                "Number of knots",
-                1,
-                limits.MAX_KNOTS,
-                step=1,
-                key=init(key(uid, "knots"), len(layer["knots"])),
-                help=f"Knots split the line into segments, one slope each (up to {limits.MAX_KNOTS}; "
-                f"beyond {fields.SLIDER_KNOTS} they are edited in a table).",
-            )
-        )
-        old = layer["knots"]
-        extra = [old[-1] + 1.0 + i for i in range(knots - len(old))]
-        layer["knots"] = (old + extra)[:knots]
-        layer["slopes"] = _resize(layer["slopes"], knots + 1, 1.0)
+    )
+    cls.resize(layer, count)
 
 
 def _knot_table(layer: dict, uid: str) -> None:
     """Many bins or knots: one row each, in one table."""
-    if layer["type"] == "spline":
+    if "widths" in layer:  # a spline's bins
         bins = len(layer["widths"])
         edited = table(
             {
@@ -480,11 +333,11 @@ def _rows(controls: list[Control]) -> list[list[Control]]:
 def layer_editor(layer: dict, uid: str) -> dict:
     """The selected layer's controls; returns the draft layer."""
     draft = copy.deepcopy(layer)
-    kind = draft["type"]
-    if kind == "scale":
-        _scale_controls(draft, uid)
+    cls = LAYER_CLASSES[draft["type"]]
+    if cls.signed_magnitudes:
+        _signed_controls(draft, uid, cls.signed_magnitudes)
         return draft
-    if kind == "coupling":
+    if "condition_on" in cls.fields:
         options = {"x₁ passes through, x₂ is changed": 0, "x₂ passes through, x₁ is changed": 1}
         names = list(options)
         choice = st.radio(
@@ -494,23 +347,18 @@ def layer_editor(layer: dict, uid: str) -> dict:
             help="The passing coordinate steers the shift and scale of the other one.",
         )
         draft["condition_on"] = options[choice]
-    if kind in ("spline", "piecewise_linear"):
+    if cls.count_field:
         _spline_shape(draft, uid)
-        count, sliders = (
-            (len(draft["widths"]), fields.SLIDER_BINS)
-            if kind == "spline"
-            else (len(draft["knots"]), fields.SLIDER_KNOTS)
-        )
-        if count > sliders:  # one table instead of a slider per number
-            for control in fields.LAYER_CONTROLS[kind]:  # the bound
+        if len(draft[cls.count_field]) > cls.slider_count:  # one table instead of a slider per number
+            for control in cls.controls:  # the bound
                 fields.set_value(draft, control.path, _number_control(control, draft, uid))
             _knot_table(draft, uid)
             return draft
     controls = fields.controls_for(draft)
     if not controls:
         st.caption("This layer has no parameters.")
-    if kind == "coupling":
-        groups = {"shift": "Shift g_t(x_c)", "log_scale": "Log-scale g_s(x_c)"}
+    if cls.control_groups:
+        groups = cls.control_groups
         tabs = st.tabs(list(groups.values()))
         for tab, group in zip(tabs, groups, strict=True):
             with tab:
@@ -530,14 +378,9 @@ def layer_editor(layer: dict, uid: str) -> dict:
             for column, control in zip(st.columns(2), row, strict=False):
                 with column:
                     fields.set_value(draft, control.path, _number_control(control, draft, uid))
-    if kind == "planar":
-        wu = draft["w"][0] * draft["u"][0] + draft["w"][1] * draft["u"][1]
-        st.caption(f"w·u = {wu:.3f}: it must stay above −1, or the layer folds the plane and has no inverse.")
-    if kind == "affine":
-        (a, b), (c, d) = draft["matrix"]
-        st.caption(
-            f"det A = {a * d - b * c:.3f}: log|det J| = log|det A| everywhere; 0 would flatten the plane."
-        )
+    condition = cls.condition_caption(draft)
+    if condition:
+        st.caption(condition)
     return draft
 
 
