@@ -397,8 +397,9 @@ def encode_token(spec: Mapping) -> str:
 _TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def decode_token(token: str) -> dict:
-    """Parse a URL token back into a canonical spec (padding optional)."""
+def token_text(token: str) -> str:
+    """The text a URL token holds (URL-safe base64 of UTF-8, padding optional); SpecError if none.
+    Every spec's token is read by this, the flow spec's and the 1D page's."""
     cleaned = token.strip().replace(" ", "+")  # a '+' that a query string turned into a space
     cleaned = cleaned.replace("+", "-").replace("/", "_").rstrip("=")
     if not cleaned:
@@ -414,4 +415,9 @@ def decode_token(token: str) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("spec token", "does not decode to UTF-8 text") from None
-    return parse_spec(text)
+    return text
+
+
+def decode_token(token: str) -> dict:
+    """Parse a URL token back into a canonical spec (padding optional)."""
+    return parse_spec(token_text(token))

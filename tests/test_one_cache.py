@@ -29,19 +29,9 @@ SOURCES = sorted(
     for path in (ROOT / folder).rglob("*.py")
     if path.name != "memo.py"
 )
-# The 1D page's caches move to array_cache with its validated spec.
-MOVING = {"app_pages/one_d.py"}
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(reason="its caches are being moved", strict=False))
-        if p in MOVING
-        else p
-        for p in SOURCES
-    ],
-)
+@pytest.mark.parametrize("path", SOURCES)
 def test_no_other_way_of_caching_creeps_back(path):
     text = (ROOT / path).read_text(encoding="utf-8")
     found = [

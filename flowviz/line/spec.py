@@ -18,8 +18,6 @@ their kinds and parameters are defined there alone. Anything wrong raises
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -44,7 +42,7 @@ from flowviz.line import (
     sample_histogram,
 )
 from flowviz.memo import array_cache
-from flowviz.spec import MAX_KNOTS, encode_token
+from flowviz.spec import MAX_KNOTS, encode_token, token_text
 
 FIELDS = ("base", "map", "interval", "probe", "samples")
 SAMPLE_COUNTS = (100, 1_000, 10_000, 100_000)  # the histogram's sample counts the page offers
@@ -182,18 +180,6 @@ def line_token(spec: Mapping) -> str:
 def read_line_token(token: str) -> dict:
     """The canonical 1D spec a URL token holds (padding optional); SpecError if it holds none."""
     return parse_line_spec(token_text(token))
-
-
-def token_text(token: str) -> str:
-    """The text a URL token (URL-safe base64 of UTF-8, padding optional) holds; SpecError if none."""
-    cleaned = token.strip().replace(" ", "+").replace("+", "-").replace("/", "_").rstrip("=")
-    if not cleaned:
-        raise SpecError("spec token", "is empty")
-    try:
-        raw = base64.b64decode(cleaned + "=" * (-len(cleaned) % 4), altchars=b"-_", validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise SpecError("spec token", "is not URL-safe base64 of UTF-8 text") from None
 
 
 def line_base(spec: Mapping) -> tuple[str, dict]:
