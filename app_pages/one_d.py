@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import streamlit as st
@@ -12,10 +13,12 @@ from flowviz.line import (
     CLASSIC_BASE,
     CLASSIC_CASES,
     CLASSIC_INTERVAL,
+    DEFAULT_MAP,
+    MAP_CLASSES,
     MAP_KINDS,
-    SPLINE_BOUND,
     build_line_base,
     build_line_map,
+    classic_map,
 )
 from flowviz.line.spec import (
     DEFAULT_LINE_SPEC,
@@ -64,23 +67,9 @@ DEFAULTS = {
     "mixture_mean2": 1.0,
     "mixture_std2": 0.7,
     "mixture_weight1": 0.4,
-    "map_kind": "piecewise_linear",
-    "affine_slope": 0.5,
-    "affine_offset": 0.0,
-    "pl_knot1": -1.0,
-    "pl_knot2": 1.0,
-    "pl_slope1": 2.0,
-    "pl_slope2": 0.5,
-    "pl_slope3": 1.5,
-    "steepness": 1.0,
-    "sa_skew": 0.5,
-    "sa_tailweight": 1.3,
-    "spline_z1": -1.5,
-    "spline_x1": -2.3,
-    "spline_z2": 0.0,
-    "spline_x2": -1.2,
-    "spline_z3": 1.5,
-    "spline_x3": 1.0,
+    "map_kind": DEFAULT_MAP[0],
+    # each map's sliders, as its layer class declares them
+    **{control.name: control.default for cls in MAP_CLASSES for control in cls.line_controls},
     "interval_start": -1.7,
     "interval_width": 0.5,
     "probe_x": 0.0,
@@ -95,7 +84,7 @@ def preset_spec(name: str) -> dict:
     three-row picture (the sample count is the page's own)."""
     _, slope, offset, probe_x = PRESETS[name]
     start, width = CLASSIC_INTERVAL
-    fmap = ("affine", {"slope": slope, "offset": offset})
+    fmap = classic_map(slope, offset)
     return line_spec(CLASSIC_BASE, fmap, start, width, probe_x, DEFAULT_LINE_SPEC["samples"])
 
 
@@ -165,21 +154,21 @@ BASE_PARAMS = {
         "weight1": "mixture_weight1",
     },
 }
-MAP_PARAMS = {
-    "affine": {"slope": "affine_slope", "offset": "affine_offset"},
-    "piecewise_linear": {
-        "knots": ["pl_knot1", "pl_knot2"],
-        "slopes": ["pl_slope1", "pl_slope2", "pl_slope3"],
-    },
-    "tanh": {"steepness": "steepness"},
-    "sigmoid": {"steepness": "steepness"},
-    "exp": {"steepness": "steepness"},
-    "sinh_arcsinh": {"skew": "sa_skew", "tailweight": "sa_tailweight"},
-    "spline": {
-        "knots_z": ["spline_z1", "spline_z2", "spline_z3"],
-        "knots_x": ["spline_x1", "spline_x2", "spline_x3"],
-    },
-}
+MAP_BY_KIND = {cls.type_name: cls for cls in MAP_CLASSES}
+
+
+def control_table(controls) -> dict:
+    """A map's parameters -> their sliders' names (a list parameter: its sliders in order)."""
+    table: dict = {}
+    for control in controls:
+        if len(control.path) == 1:
+            table[control.path[0]] = control.name
+        else:
+            table.setdefault(control.path[0], []).append(control.name)
+    return table
+
+
+MAP_PARAMS = {kind: control_table(cls.line_controls) for kind, cls in MAP_BY_KIND.items()}
 
 
 def state_of(spec: dict) -> dict:
@@ -312,48 +301,21 @@ def map_controls() -> tuple[str, dict]:
     st.subheader("Map x = f(z)")
     st.session_state.setdefault(K + "map_kind", DEFAULTS["map_kind"])
     kind = st.selectbox("Map f (monotone)", list(MAP_KINDS), format_func=MAP_KINDS.get, key=K + "map_kind")
-    if kind == "affine":
-        params = {
-            "slope": slider("Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, STEP, "map"),
-            "offset": slider("Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, STEP, "map"),
-        }
-    elif kind == "piecewise_linear":
-        params = {
-            "knots": [
-                slider("First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, STEP, "map"),
-                slider("Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, STEP, "map"),
-            ],
-            "slopes": [
-                slider("Slope left of the first knot", "pl_slope1", 0.1, 3.0, STEP, "map"),
-                slider("Slope between the knots", "pl_slope2", 0.1, 3.0, STEP, "map"),
-                slider("Slope right of the second knot", "pl_slope3", 0.1, 3.0, STEP, "map"),
-            ],
-        }
-    elif kind in ("tanh", "sigmoid", "exp"):
-        outer = {"tanh": "tanh", "sigmoid": "σ", "exp": "exp"}[kind]
-        params = {"steepness": slider(f"Steepness k in x = {outer}(k z)", "steepness", 0.1, 3.0, STEP, "map")}
-    elif kind == "sinh_arcsinh":
-        params = {
-            "skew": slider("Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, STEP, "map"),
-            "tailweight": slider(
-                "Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 0.05, "map"
-            ),
-        }
-    else:
-        st.caption(
-            f"Three inner knots (z, x) of a monotone rational-quadratic spline on "
-            f"[-{SPLINE_BOUND:g}, {SPLINE_BOUND:g}] (identity outside); the slopes at the knots follow "
-            "from their neighbours."
-        )
-        bound = SPLINE_BOUND - 0.1
-        knots_z, knots_x = [], []
-        for i in (1, 2, 3):
-            left, right = st.columns(2)
-            with left:
-                knots_z.append(slider(f"Knot {i}: z position", f"spline_z{i}", -bound, bound, STEP, "map"))
-            with right:
-                knots_x.append(slider(f"Knot {i}: x value", f"spline_x{i}", -bound, bound, STEP, "map"))
-        params = {"knots_z": knots_z, "knots_x": knots_x}
+    cls = MAP_BY_KIND[kind]
+    if cls.line_caption:
+        st.caption(cls.line_caption)
+    params: dict = {}
+    controls = cls.line_controls
+    for start in range(0, len(controls), cls.line_columns):
+        row = controls[start : start + cls.line_columns]
+        places = st.columns(len(row)) if len(row) > 1 else [None]
+        for place, control in zip(places, row, strict=True):
+            with place if place is not None else contextlib.nullcontext():
+                value = slider(control.label, control.name, control.low, control.high, STEP, "map")
+            if len(control.path) == 1:
+                params[control.path[0]] = value
+            else:
+                params.setdefault(control.path[0], []).append(value)
     return keep_last_good("map", kind, params, build_line_map)
 
 

@@ -33,10 +33,12 @@ HOMONYMS: dict[str, set[str]] = {
 
 
 def modules_naming_each_layer_type() -> dict[str, set[str]]:
-    """For each layer type, the modules outside flowviz/layers/ and the preset data with its name as a string."""
+    """For each layer type, the modules (of flowviz/ outside its layers/ and the preset data, and the
+    pages) that hold its name as a string."""
     named: dict[str, set[str]] = defaultdict(set)
-    for path in sorted(PACKAGE.rglob("*.py")):
-        module = path.relative_to(PACKAGE).as_posix()
+    pages = sorted((PACKAGE.parent / "app_pages").glob("*.py"))
+    for path in [*sorted(PACKAGE.rglob("*.py")), *pages]:
+        module = path.relative_to(PACKAGE if path.is_relative_to(PACKAGE) else PACKAGE.parent).as_posix()
         if module.startswith("layers/") or module == "presets.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

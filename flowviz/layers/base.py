@@ -78,6 +78,20 @@ class Control:
     help: str = ""
 
 
+@dataclass(frozen=True)
+class LineControl:
+    """One slider of the 1D page's map: it sets the number at ``path`` of the map's parameters
+    (``("slope",)``, ``("knots", 0)``), shown as ``label``; ``name`` keeps its value in the page
+    (maps that share a parameter share its name, so switching between them keeps it)."""
+
+    path: tuple
+    label: str
+    name: str
+    low: float
+    high: float
+    default: float
+
+
 def pair(
     key: str, labels: tuple[str, str], low: float, high: float, step: float, help: str = ""
 ) -> list[Control]:
@@ -142,8 +156,12 @@ class Bijector(torch.nn.Module):
     signed_magnitudes: ClassVar[str] = ""
     control_groups: ClassVar[dict[str, str]] = {}
     count_field: ClassVar[str] = ""
-    # The 1D page's map of this type (x = f(z) on a line, see ``line_map``): its name there, '' where none.
+    # The 1D page's map of this type (x = f(z) on a line, see ``line_map``): its name there, '' where none;
+    # its sliders there, laid out this many to a row, and a line of text above them.
     line_title: ClassVar[str] = ""
+    line_controls: ClassVar[tuple[LineControl, ...]] = ()
+    line_columns: ClassVar[int] = 1
+    line_caption: ClassVar[str] = ""
 
     @classmethod
     def unchecked(cls, *args: Any, **kwargs: Any) -> Bijector:

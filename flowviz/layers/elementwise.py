@@ -16,6 +16,7 @@ from flowviz.errors import SpecError
 from flowviz.layers.base import (
     Control,
     Elementwise,
+    LineControl,
     increasing,
     line_fmt,
     log1mexp,
@@ -50,6 +51,7 @@ class Exp(Elementwise):
 
     type_name = "exp"
     line_title = "Exponential"
+    line_controls = (LineControl(("steepness",), "Steepness k in x = exp(k z)", "steepness", 0.1, 3.0, 1.0),)
     line_symbol = r"\\exp"
     line_map = classmethod(steepened_line_map)
     title = "Exp (elementwise)"
@@ -76,6 +78,7 @@ class Tanh(Elementwise):
 
     type_name = "tanh"
     line_title = "tanh"
+    line_controls = (LineControl(("steepness",), "Steepness k in x = tanh(k z)", "steepness", 0.1, 3.0, 1.0),)
     line_symbol = r"\\tanh"
     line_map = classmethod(steepened_line_map)
     title = "Tanh (elementwise)"
@@ -105,6 +108,7 @@ class Sigmoid(Elementwise):
 
     type_name = "sigmoid"
     line_title = "Sigmoid"
+    line_controls = (LineControl(("steepness",), "Steepness k in x = σ(k z)", "steepness", 0.1, 3.0, 1.0),)
     line_symbol = r"\\sigma"
     line_map = classmethod(steepened_line_map)
     title = "Sigmoid (elementwise)"
@@ -215,6 +219,10 @@ class SinhArcsinh(Elementwise):
 
     type_name = "sinh_arcsinh"
     line_title = "Sinh-arcsinh"
+    line_controls = (
+        LineControl(("skew",), "Skew ε (shifts mass to one side)", "sa_skew", -2.0, 2.0, 0.5),
+        LineControl(("tailweight",), "Tail weight δ (> 1: heavier tails)", "sa_tailweight", 0.2, 3.0, 1.3),
+    )
 
     @classmethod
     def line_map(cls, params) -> tuple[list, str]:
@@ -288,6 +296,13 @@ class PiecewiseLinear(Elementwise):
 
     type_name = "piecewise_linear"
     line_title = "Piecewise linear (one slope per segment)"
+    line_controls = (
+        LineControl(("knots", 0), "First knot (z where the slope changes)", "pl_knot1", -3.0, 3.0, -1.0),
+        LineControl(("knots", 1), "Second knot (z where the slope changes)", "pl_knot2", -3.0, 3.0, 1.0),
+        LineControl(("slopes", 0), "Slope left of the first knot", "pl_slope1", 0.1, 3.0, 2.0),
+        LineControl(("slopes", 1), "Slope between the knots", "pl_slope2", 0.1, 3.0, 0.5),
+        LineControl(("slopes", 2), "Slope right of the second knot", "pl_slope3", 0.1, 3.0, 1.5),
+    )
 
     @classmethod
     def line_map(cls, params) -> tuple[list, str]:

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from flowviz.errors import SpecError
-from flowviz.layers.base import FLIP_AT, Bijector, Control, line_fmt, pair, random_point, uniform
+from flowviz.layers.base import FLIP_AT, Bijector, Control, LineControl, line_fmt, pair, random_point, uniform
 from flowviz.spec_values import REQUIRED, fmt, matrix, number, point
 
 
@@ -86,6 +86,10 @@ class Affine(Bijector):
     defaults = {"matrix": [[1.0, 0.5], [0.0, 1.0]], "shift": [0.0, 0.0]}
 
     line_title = "Affine: x = a z + b"
+    line_controls = (
+        LineControl(("slope",), "Affine: slope a in x = a z + b", "affine_slope", -3.0, 3.0, 0.5),
+        LineControl(("offset",), "Affine: offset b in x = a z + b", "affine_offset", -3.0, 3.0, 0.0),
+    )
 
     @classmethod
     def line_map(cls, params) -> tuple[list, str]:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from flowviz.errors import SpecError
-from flowviz.layers.base import Control, Elementwise, increasing, line_fmt, uniform
+from flowviz.layers.base import Control, Elementwise, LineControl, increasing, line_fmt, uniform
 from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
 
 # The most bins a spline may have: each is a control and a piece of the map that
@@ -34,6 +34,7 @@ from flowviz.spec_values import REQUIRED, dims, fmt, number, numbers
 MAX_SPLINE_BINS = 64
 # The 1D page's spline: identity outside [-SPLINE_BOUND, SPLINE_BOUND].
 SPLINE_BOUND = 3.0
+_KNOT_LIMIT = SPLINE_BOUND - 0.1  # the 1D page's knots stay inside the bound
 
 
 def spline_derivatives(knots_z: Sequence[float], knots_x: Sequence[float]) -> list[float]:
@@ -149,6 +150,19 @@ class Spline(Elementwise):
     reference = REFERENCE
     title = "Rational-quadratic spline"
     line_title = "Rational-quadratic spline"
+    # three inner knots, a row each: its z position beside its x value
+    line_controls = tuple(
+        LineControl(
+            (field, i), f"Knot {i + 1}: {what}", f"spline_{axis}{i + 1}", -_KNOT_LIMIT, _KNOT_LIMIT, default
+        )
+        for i, (z, x) in enumerate(((-1.5, -2.3), (0.0, -1.2), (1.5, 1.0)))
+        for field, what, axis, default in (("knots_z", "z position", "z", z), ("knots_x", "x value", "x", x))
+    )
+    line_columns = 2
+    line_caption = (
+        f"Three inner knots (z, x) of a monotone rational-quadratic spline on [-{SPLINE_BOUND:g}, "
+        f"{SPLINE_BOUND:g}] (identity outside); the slopes at the knots follow from their neighbours."
+    )
 
     @classmethod
     def line_map(cls, params) -> tuple[list, str]:

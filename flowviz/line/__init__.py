@@ -40,6 +40,7 @@ from flowviz.line.map import (
     DEFAULT_MAP,
     DEFAULT_PROBE,
     DTYPE,
+    MAP_CLASSES,
     MAP_KINDS,
     SPLINE_BOUND,
     AffineOnLine,
@@ -47,6 +48,7 @@ from flowviz.line.map import (
     LineMap,
     build_line_base,
     build_line_map,
+    classic_map,
     spline_derivatives,
 )
 from flowviz.line.probe import (
@@ -79,6 +81,7 @@ __all__ = [
     "DEFAULT_MAP",
     "DEFAULT_PROBE",
     "DTYPE",
+    "MAP_CLASSES",
     "MAP_KINDS",
     "SPLINE_BOUND",
     "AffineOnLine",
@@ -92,6 +95,7 @@ __all__ = [
     "build_line_base",
     "build_line_map",
     "carry_interval",
+    "classic_map",
     "grid_with_breaks",
     "integrate",
     "line_curves",

@@ -35,6 +35,13 @@ CLASSIC_CASES: dict[str, tuple[str, float, float, float]] = {
     "expand": ("Expanding (|f'| > 1: density falls)", 2.0, -0.5, 1.1),
 }
 CLASSIC_BASE = ("uniform", {"low": 0.0, "high": 1.0})
+
+
+def classic_map(slope: float, offset: float) -> tuple[str, dict]:
+    """The map (kind, parameters) of a classic case: x = a z + b."""
+    return (Affine.type_name, {"slope": slope, "offset": offset})
+
+
 CLASSIC_INTERVAL = (0.3, 0.25)  # start z and width dz
 # The 1D page's opening picture: a uniform base through a piecewise linear map whose three slopes
 # stretch, squeeze and stretch again; its interval (start, width) and probe x.

@@ -35,6 +35,7 @@ from flowviz.line import (
     DEFAULT_INTERVAL,
     DEFAULT_MAP,
     DEFAULT_PROBE,
+    classic_map,
 )
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, terms_panels
@@ -112,7 +113,7 @@ def _dismiss() -> None:
 def _classic(case: str) -> tuple[str, str, float]:
     _, slope, offset, probe_x = CLASSIC_CASES[case]
     base = json.dumps(CLASSIC_BASE)
-    fmap = json.dumps(["affine", {"slope": slope, "offset": offset}])
+    fmap = json.dumps(classic_map(slope, offset))
     return base, fmap, probe_x
 
 
