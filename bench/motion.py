@@ -58,6 +58,16 @@ LINE_PICTURE = {"kind": "trace", "meta": "p_X"}
 LINE_ENDS = [2.6, 0.4, 2.4, 0.6, 2.8, 0.3, 2.2, 0.8]
 
 
+def open_settled(browser, address: str):
+    """A new page at ``address``, once its runs are over and its charts have settled."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(address)
+    wait_idle(page, 60_000)
+    page.wait_for_timeout(1500)
+    wait_idle(page)
+    return page
+
+
 def fraction(value: float, low: float, high: float) -> float:
     return (value - low) / (high - low)
 
@@ -206,11 +216,7 @@ def main() -> None:
             if not args.only:
                 explorer = measure_explorer(browser, url, args)
                 explorer["cold"] = cold_drags(browser, url, args)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/1d")
-            wait_idle(page, 60_000)
-            page.wait_for_timeout(1500)
-            wait_idle(page)
+            page = open_settled(browser, f"{url}/1d")
             line = summary(
                 drags(page, LINE_SLIDER, LINE_PICTURE, (0.1, 3.0), LINE_ENDS[: args.drags], args.seconds)
             )
@@ -229,11 +235,7 @@ def main() -> None:
 
 
 def measure_explorer(browser, url: str, args) -> dict:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/explore?spec={encode_token(default_spec())}")
-    wait_idle(page, 60_000)
-    page.wait_for_timeout(1500)
-    wait_idle(page)
+    page = open_settled(browser, f"{url}/explore?spec={encode_token(default_spec())}")
     explorer = summary(
         drags(page, EXPLORER_SLIDER, EXPLORER_PICTURE, (-4.0, 4.0), EXPLORER_ENDS[: args.drags], args.seconds)
     )
@@ -259,11 +261,7 @@ def cold_drags(browser, url: str, args) -> dict:
         rows = []
         for k in range(args.cold):
             index = k if name == "jump" else args.cold + k
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/explore?spec={encode_token(cold_spec(index))}")
-            wait_idle(page, 60_000)
-            page.wait_for_timeout(1500)
-            wait_idle(page)
+            page = open_settled(browser, f"{url}/explore?spec={encode_token(cold_spec(index))}")
             now = float(page.get_by_role("slider", name=EXPLORER_SLIDER).input_value())
             row = drag_slider(
                 page,
