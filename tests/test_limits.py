@@ -36,6 +36,7 @@ from flowviz.spec import (
 )
 from flowviz.strips import PREVIEW_RESOLUTION, STRIP_FRAMES, explorer_strip, strip_resolution
 from flowviz.ui import fairness, fields
+from tests.test_explorer_page import open_explorer
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = str(ROOT / "app_pages" / "explore.py")
@@ -160,17 +161,6 @@ def test_command_line_refuses_in_one_line(tmp_path):
 
 
 # --------------------------------------------------------------------------- the page
-
-
-def open_explorer(spec: dict | None = None, token: str | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    if spec is not None:
-        token = encode_token(parse_spec(spec))
-    if token is not None:
-        at.query_params["spec"] = token
-    at.run()
-    assert not at.exception, at.exception
-    return at
 
 
 def url_spec(at: AppTest) -> dict:
