@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-import torch
 
 from flowviz.data import (
     TOY_SETS,
@@ -20,7 +19,6 @@ from flowviz.data import (
     toy_set,
 )
 from flowviz.errors import SpecError
-from flowviz.grid import as_float64, grid_points
 from flowviz.model_io import load_model, model_bytes
 from flowviz.plots import train as plots
 from flowviz.train import (
@@ -32,8 +30,8 @@ from flowviz.train import (
     layer_name,
 )
 from flowviz.trained_views import finished_views
-from flowviz.ui import fairness
 from flowviz.ui.editor import init
+from flowviz.ui.live_chart import live_chart
 from flowviz.ui.path import next_idea
 from flowviz.ui.session import session_alive
 from flowviz.ui.text import literal
@@ -45,7 +43,6 @@ POINTS, FREE = "Points: each click adds one", "Free draw: points along each stro
 KINDS = {"nsf": "Neural spline (NSF)", "realnvp": "Affine (RealNVP)"}
 DEFAULT_MODEL = ModelConfig()
 DEFAULT_TRAIN = TrainConfig()
-LIVE_RESOLUTION = 96
 # Pictures redrawn twice a second need no hover or zoom: static plots cost the browser less.
 LIVE_CHART = {"staticPlot": True}
 FINAL_RESOLUTION = 200
@@ -277,7 +274,7 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
 
 def _start(points: np.ndarray, title: str, model: ModelConfig, train: TrainConfig) -> None:
     _stop_job()
-    job = TrainingProcess(points, model, train, owner_alive=session_alive())
+    job = TrainingProcess(points, model, train, owner_alive=session_alive(), figures=True)
     job.start()  # may refuse (the server's cap): then the last run and model stay as they were
     kind = "NSF" if model.kind == "nsf" else "RealNVP"
     ss.tr_job = job
@@ -341,17 +338,28 @@ def controls(points, title, data_problem, model, train) -> None:
 # --------------------------------------------------------------------------- live view
 
 
-@torch.no_grad()
-def _live_grid(flow, window: dict, resolution: int) -> dict:
-    """The density alone, in the flow's own float32: all a live picture needs, at a third of the cost."""
-    xs, ys, points = grid_points({**window, "resolution": resolution})
-    log_density = flow.log_prob(points.to(torch.float32)).double().reshape(len(ys), len(xs)).numpy()
-    return {"x": xs, "y": ys, "log_density": log_density, "density": np.exp(log_density)}
+LIVE_LABELS = {
+    "loss": "Training and validation NLL so far",
+    "density": "The learned density now, data in red",
+    "samples": "Samples of the flow now, data in red",
+}
 
 
-@torch.no_grad()
-def _samples(flow, n: int, seed: int = 1) -> np.ndarray:
-    return as_float64(flow).sample(n, seed=seed).numpy()
+def _live_pictures(figures: dict | str | None) -> None:
+    """The run's three live pictures, made by the training process itself (see
+    flowviz.trained_views.live_figures): this page only forwards them."""
+    if figures is None:
+        st.info("Drawing the first pictures…")
+        return
+    if isinstance(figures, str):
+        st.error(f"Could not draw the current model: {figures}")
+        return
+    for column, name in zip(st.columns(3), LIVE_LABELS, strict=True):
+        with column:
+            figure = figures[name]
+            live_chart(
+                figure, f"tr_{name}", int(figure["layout"].get("height", 420)), LIVE_LABELS[name], LIVE_CHART
+            )
 
 
 def _progress_text(job: TrainingProcess, history) -> str:
@@ -418,43 +426,24 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
 
     @st.fragment(run_every=0.5 if job.active else None)
     def live() -> None:
-        fairness.yield_to_others()  # a redraw nobody waits on: other visitors' sliders come first
-        history, flow = job.snapshot()
+        job.poll(timeout=1.0)
+        history = list(job.history)
         if job.error:
             st.error(f"Training failed: {job.error}. Press Reset and try other settings.")
         fraction = 1.0 if job.state == "done" else min(1.0, job.fraction_done)
         st.progress(fraction, text=_progress_text(job, history))
         for event in job.events:
             st.warning(event, icon=":material/warning:")
-        if flow is None:
+        if job.architecture is None:  # no answer with a model yet
             st.info("Starting the training process (a few seconds)…")
+        elif job.active:
+            _live_pictures(job.figures)
         else:
             columns = st.columns(3)
-            try:
-                columns[0].plotly_chart(
-                    plots.loss_figure(history, job.best_step or None),
-                    width="stretch",
-                    key="tr_loss",
-                    config=LIVE_CHART if job.active else None,
-                )
-                if job.active:
-                    grid = _live_grid(flow, window, LIVE_RESOLUTION)
-                    columns[1].plotly_chart(
-                        plots.density_figure(grid, ss.tr_job_data),
-                        width="stretch",
-                        key="tr_density",
-                        config=LIVE_CHART,
-                    )
-                    columns[2].plotly_chart(
-                        plots.samples_figure(_samples(flow, 800), ss.tr_job_data, window),
-                        width="stretch",
-                        key="tr_samples",
-                        config=LIVE_CHART,
-                    )
-                else:
-                    columns[1].info(_finished_text(job))
-            except Exception as error:
-                st.error(f"Could not draw the current model: {error}")
+            columns[0].plotly_chart(
+                plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
+            )
+            columns[1].info(_finished_text(job))
         if not job.active and ss.get("tr_live_was_active", False):
             ss.tr_live_was_active = False
             st.rerun(scope="app")

@@ -269,20 +269,6 @@ def test_worst_valid_specs_answer_within_the_budget():
         assert seconds < 3 * ANSWER_SECONDS, (name, seconds)
 
 
-def test_watching_a_training_run_redraws_at_low_priority():
-    seen = {}
-
-    def watcher() -> None:
-        fairness.yield_to_others()
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    thread = threading.Thread(target=watcher)
-    thread.start()
-    thread.join()
-    assert seen["nice"] == fairness.BACKGROUND_NICE == 19
-    assert "fairness.yield_to_others()" in (ROOT / "app_pages" / "train.py").read_text()
-
-
 def test_a_costly_grid_lowers_only_its_own_threads_priority():
     """Plain flow at 1024²: 10 steps x 1024² points, beyond a quarter of the work limit; at 200²: far below."""
     heavy = parse_spec(worst_valid_specs()["plain, largest grid"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 
@@ -155,5 +156,50 @@ def test_a_run_nobody_pings_ends_itself_and_is_reaped():
         assert _gone(job._process.pid, timeout=15.0)  # ended by itself, and no zombie left
         job.poll()
         assert job.state == "failed" and job.error.endswith("ended itself: the server stopped reaching it")
+    finally:
+        job.close()
+
+
+def _array(value) -> np.ndarray:
+    """A figure's data array, as plotly's JSON form holds it: a list, an array, or a base64 typed array."""
+    if isinstance(value, dict):
+        array = np.frombuffer(base64.b64decode(value["bdata"]), dtype="<" + value["dtype"])
+        shape = value.get("shape")
+        return (array.reshape([int(n) for n in shape.split(",")]) if shape else array).astype(float)
+    return np.asarray(value, dtype=float)
+
+
+def test_a_watched_run_sends_pictures_of_the_model_at_that_step():
+    """The live pictures are made in the training process (the server only forwards them):
+    the density picture's values are the density of the model whose weights came in the same
+    answer, at the picture's own coordinates; the loss curve has every record so far."""
+    job = started(100_000, figures=True)
+    try:
+        wait_for(job, lambda j: isinstance(j.figures, dict) and j.step_count > 0)
+        job.pause()
+        wait_for(job, lambda j: j.state == "paused")
+        job.poll(timeout=5.0)  # an answer from the paused run: its pictures and weights are of one step
+        assert isinstance(job.figures, dict), job.figures
+        _, flow = job.snapshot()
+        heat = job.figures["density"]["data"][0]
+        xs, ys, z = _array(heat["x"]), _array(heat["y"]), _array(heat["z"])
+        grid_x, grid_y = np.meshgrid(xs, ys)
+        points = torch.tensor(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), dtype=torch.float32)
+        with torch.no_grad():
+            truth = flow.log_prob(points).exp().double().numpy().reshape(z.shape)
+        np.testing.assert_allclose(z, truth, rtol=1e-3, atol=1e-6 * truth.max())
+        loss = job.figures["loss"]["data"][0]
+        assert len(_array(loss["x"])) == len(job.history) and _array(loss["x"])[-1] == job.history[-1].step
+        samples = _array(job.figures["samples"]["data"][0]["x"])
+        assert len(samples) > 100 and np.all(np.isfinite(samples))
+    finally:
+        job.close()
+
+
+def test_an_unwatched_run_sends_no_pictures():
+    job = started(100_000)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        assert job.figures is None
     finally:
         job.close()

@@ -111,6 +111,7 @@ def _child_main(
     idle_exit: float,
     abandon_after: float,
     heartbeat_timeout: float = math.inf,
+    figures: bool = False,
 ) -> None:
     """The training process: runs the Trainer in slices and answers the parent's requests between them.
 
@@ -124,10 +125,13 @@ def _child_main(
     "ping" is the server's keep-alive (see :class:`TrainingProcess`): it is not a visit
     and gets no answer, but with neither a request nor a ping for ``heartbeat_timeout``
     seconds the process ends in any state, running too: its server or its page is gone.
+    With ``figures``, each answer while the model can still change also holds the live
+    pictures (:func:`flowviz.trained_views.live_figures`), made here rather than in the server.
     """
     _lower_priority(niceness)
     torch.set_num_threads(1)
     state, error, sent = "running", None, 0
+    drawn: tuple[int | None, dict | str | None] = (None, None)  # the step last drawn, its pictures
     trainer = None
     try:
         trainer = Trainer(points, model, train)
@@ -148,7 +152,12 @@ def _child_main(
                 if request == "snapshot":
                     records = trainer.history[sent:] if trainer else []
                     sent += len(records)
-                    connection.send(_report(trainer, state, error, records) | {"sequence": sequence})
+                    report = _report(trainer, state, error, records)
+                    if figures and trainer is not None and state in ("running", "paused"):
+                        if drawn[0] != trainer.step_count:  # a paused run is not drawn again
+                            drawn = (trainer.step_count, _figures(trainer, points))
+                        report["figures"] = drawn[1]
+                    connection.send(report | {"sequence": sequence})
                     reported_final = state in ("done", "stopped", "failed")
                 elif request == "pause" and state == "running":
                     state = "paused"
@@ -186,10 +195,27 @@ def _report(trainer: Trainer | None, state: str, error: str | None, records: lis
         best_step=trainer.best_step,
         architecture=trainer.architecture(),
         summary=trainer.summary(),
-        weights={k: v.detach().clone() for k, v in trainer.flow.state_dict().items()},
-        best_weights=trainer._best_state,
+        weights=_arrays(trainer.flow.state_dict()),
+        best_weights=None if trainer._best_state is None else _arrays(trainer._best_state),
     )
     return report
+
+
+def _arrays(state: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    """Weights as NumPy copies: pickled as plain bytes. A tensor would go through torch's
+    shared-memory hand-over, one socket connection and handshake per tensor, each waiting
+    for this busy process's interpreter: tens of milliseconds per answer."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in state.items()}
+
+
+def _figures(trainer: Trainer, points: np.ndarray) -> dict | str:
+    """The live pictures, or why they could not be made (training goes on either way)."""
+    from flowviz.trained_views import live_figures  # plotly: imported only by a watched run
+
+    try:
+        return live_figures(trainer.flow, points, trainer.history, trainer.best_step)
+    except Exception as problem:
+        return f"{type(problem).__name__}: {problem}"
 
 
 class TrainingProcess:
@@ -214,6 +240,7 @@ class TrainingProcess:
         owner_alive: Callable[[], bool] | None = None,
         owner_grace: float = 20.0,
         heartbeat_timeout: float = 30.0,
+        figures: bool = False,
     ) -> None:
         self.points = check_trainable(points)
         self.model_config = model.check()
@@ -235,6 +262,7 @@ class TrainingProcess:
                 idle_exit,
                 abandon_after,
                 heartbeat_timeout,
+                figures,
             ),
             name="flowviz-training",
             daemon=True,
@@ -252,8 +280,10 @@ class TrainingProcess:
         self.best_step = 0
         self.architecture: dict | None = None
         self.summary: dict = {}
-        self._weights: dict[str, Tensor] | None = None
-        self._best_weights: dict[str, Tensor] | None = None
+        self._weights: dict[str, np.ndarray] | None = None
+        self._best_weights: dict[str, np.ndarray] | None = None
+        # the live pictures of the last answer (with ``figures``), or why they are missing
+        self.figures: dict | str | None = None
         self._sequence = 0  # of the last message sent
         self._last_command = 0  # sequence number of the last pause / resume / stop
         self._waiting = False  # a snapshot request is still unanswered
@@ -390,15 +420,17 @@ class TrainingProcess:
             self.summary = report["summary"]
             self._weights = report["weights"]
             self._best_weights = report["best_weights"]
+        if "figures" in report:
+            self.figures = report["figures"]
 
-    def _flow(self, weights: dict[str, Tensor] | None) -> Flow | None:
+    def _flow(self, weights: dict[str, np.ndarray] | None) -> Flow | None:
         if self.architecture is None or weights is None:
             return None
         if self._built is not None and self._built[0] is weights:  # no new weights since the last call
             return self._built[1]
         architecture = self.architecture
         flow = build_model(self.model_config, architecture["mean"], architecture["scale"]).float()
-        flow.load_state_dict(weights)
+        flow.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
         self._built = (weights, flow.eval())
         return self._built[1]
 

@@ -5,8 +5,11 @@ grid is costly (a link to a fine grid or a heavy flow: up to the spec's work lim
 lowers its own thread's priority (Linux keeps a nice value per thread) to that of
 training, so the operating system serves the other visitors' light runs first; its torch work, which
 releases the GIL, then uses the time they leave. Training runs in its own process at
-nice 10 (flowviz.train) and the page that watches it redraws at the lowest priority,
-so a person dragging a slider comes first.
+nice 10 (flowviz.train), which also makes the pictures of a run being watched
+(flowviz.trained_views.live_figures): the page that shows them only forwards them, so
+it holds the interpreter lock for a few milliseconds twice a second, not a hundred.
+(Lowering that page's thread instead would make things worse: a thread that holds the
+lock and waits for a core makes every other visitor's script wait with it.)
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from flowviz.spec import MAX_GRID_WORK, point_cost
 
 HEAVY_WORK = MAX_GRID_WORK / 4  # beyond the plainest flows on a 512² grid, the live range
 HEAVY_NICE = 10  # as training runs: a person at a slider (nice 0) still comes well first
-BACKGROUND_NICE = 19  # a redraw nobody waits on comes last
 
 
 def grid_work(spec: Mapping) -> float:
@@ -42,9 +44,3 @@ def yield_if_heavy(spec: Mapping) -> bool:
     heavy = grid_work(spec) > HEAVY_WORK
     _set_priority(HEAVY_NICE if heavy else 0)
     return heavy
-
-
-def yield_to_others() -> None:
-    """Lower this script thread's priority: for a run nobody is waiting on, such as the
-    twice-a-second redraw of a training run being watched."""
-    _set_priority(BACKGROUND_NICE)
