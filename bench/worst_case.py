@@ -220,10 +220,12 @@ PHASES = ("alone", "with_training", "with_training_and_worst_links", "with_worst
 
 
 def niced_chromium(folder: Path) -> str:
-    """A Chromium that runs at the lowest priority (nice 19): the browser of a visitor whose
-    computer is not this one, so that drawing their pages does not count against the server."""
-    wrapper = folder / "chromium-nice19"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n 19 "{chromium_path()}" "$@"\n')
+    """A Chromium whose every process runs in the idle scheduling class (``chrt --idle``): the
+    browser of a visitor whose computer is not this one, so that drawing their pages does not
+    count against the server. Not ``nice``: Chromium sets its renderers' nice value itself
+    (back to 0), but a process in the idle class stays there, whatever its nice value."""
+    wrapper = folder / "chromium-idle"
+    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 "{chromium_path()}" "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 
@@ -232,7 +234,7 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     """A's slider latency alone, while C trains, while C trains and B opens worst links, and
     while B alone opens them; the target is the third against the first.
 
-    ``others_elsewhere``: B's and C's browsers run at nice 19, as if on their own computers (the
+    ``others_elsewhere``: B's and C's browsers run in the idle scheduling class, as if on their own computers (the
     three visitors of a real server each draw their pages on their own machine; here all three
     browsers share the server's two cores). A's browser and the server keep their priority.
     """
@@ -303,7 +305,7 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
         out[name]["p95_ratio"] = out[name]["p95_ms"] / alone["p95_ms"]
         out[name]["p50_ratio"] = out[name]["p50_ms"] / alone["p50_ms"]
     out["p95_ratio"] = out["with_training_and_worst_links"]["p95_ratio"]
-    out["other_browsers"] = "nice 19 (elsewhere)" if others_elsewhere else "same priority as A's"
+    out["other_browsers"] = "idle class (elsewhere)" if others_elsewhere else "same priority as A's"
     out["worst_links_opened"] = links
     out["cpu_cores_used"] = cpu
     return out
@@ -378,7 +380,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--others-elsewhere",
         action="store_true",
-        help="B's and C's browsers at nice 19, as if on their own computers (figures under starvation_elsewhere)",
+        help="B's and C's browsers in the idle scheduling class, as if on their own computers (figures under starvation_elsewhere)",
     )
     parser.add_argument("--loop", type=int, help="specs opened in the memory loop (40 quick, 300 full)")
     args = parser.parse_args(argv)

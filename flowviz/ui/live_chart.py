@@ -83,7 +83,7 @@ function imageElements(host, sources) {
 // Returns false when the chart's images cannot be matched (then plotly redraws it).
 function swapImages(host, figure) {
   const old = host.__flowvizSources;
-  const fresh = figure.layout.images.map((image) => image.source);
+  const fresh = (figure.layout.images || []).map((image) => image.source);
   const elements = imageElements(host, old);
   if (elements.some((element) => element === null)) return false;
   fresh.forEach((source, k) => {
@@ -177,7 +177,7 @@ export default function (component) {
     clearTimeout(host.__flowvizLazy);
     return Plotly.react(host, figure.data, figure.layout, data.config).then(() => {
       host.__flowvizSkeleton = shape;
-      host.__flowvizSources = figure.layout.images.map((image) => image.source);
+      host.__flowvizSources = (figure.layout.images || []).map((image) => image.source);
     });
   }).catch((error) => {
     host.textContent = "The chart could not be drawn: " + error.message;

@@ -50,6 +50,12 @@ def test_draw_by_clicking_train_and_watch_the_density_change(app_url, page):
         arg=first,
         timeout=60_000,
     )
+    # the live loss curve and samples are drawn too (charts without pictures in them)
+    live_titles = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => String(g.layout.title.text))"
+    )
+    assert any(t.startswith("NLL") for t in live_titles) and any(t.startswith("Samples") for t in live_titles)
+    assert page.get_by_text("The chart could not be drawn").count() == 0
     page.get_by_text("4 · What the flow learned").wait_for(timeout=120_000)
     wait_idle(page)
     assert page.get_by_role("button", name="Open in Explorer").is_visible()
