@@ -60,6 +60,7 @@ class _Supervisor:
                     "try again in a minute (a run ends when it finishes, is stopped, or its page is closed)",
                 )
             job._process.start()
+            _lower_priority(job._process.pid, job.nice)
             self._jobs.append(job)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -95,11 +96,22 @@ def training_processes() -> int:
     return _SUPERVISOR.running()
 
 
-def _lower_priority(niceness: int) -> None:
-    """Raise this process's nice value: the operating system then prefers every page and browser."""
-    if niceness > 0 and hasattr(os, "nice"):
-        with contextlib.suppress(OSError):
-            os.nice(niceness)
+def _lower_priority(pid: int, nice: int | None) -> None:
+    """Give process ``pid`` (0: this one) the nice value ``nice`` and, on Linux, the idle
+    scheduling class; ``None`` leaves it as it is.
+
+    A nice value alone still takes a share of a busy core: with another visitor's costly
+    grid running too, a slider's run then waits for both. A process in the idle class runs
+    only on a core nothing else wants, and gives it up the moment a page's thread wakes:
+    training takes all the time the visitors leave, and none they need. The server lowers
+    the process the moment it starts, before it spends seconds importing torch.
+    """
+    if nice is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # gone already, or not allowed
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _child_main(
@@ -107,7 +119,7 @@ def _child_main(
     model: ModelConfig,
     train: TrainConfig,
     connection,
-    niceness: int,
+    nice: int | None,
     idle_exit: float,
     abandon_after: float,
     heartbeat_timeout: float = math.inf,
@@ -128,7 +140,7 @@ def _child_main(
     With ``figures``, each answer while the model can still change also holds the live
     pictures (:func:`flowviz.trained_views.live_figures`), made here rather than in the server.
     """
-    _lower_priority(niceness)
+    _lower_priority(0, nice)  # done by the server already; again in case it could not
     torch.set_num_threads(1)
     state, error, sent = "running", None, 0
     drawn: tuple[int | None, dict | str | None] = (None, None)  # the step last drawn, its pictures
@@ -245,6 +257,8 @@ class TrainingProcess:
         self.points = check_trainable(points)
         self.model_config = model.check()
         self.config = train.check()
+        # the training process's nice value: ``niceness`` above the server's (none if 0)
+        self.nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness) if niceness > 0 else None
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
         self.owner_alive = owner_alive
@@ -258,7 +272,7 @@ class TrainingProcess:
                 model,
                 train,
                 child_end,
-                niceness,
+                self.nice,
                 idle_exit,
                 abandon_after,
                 heartbeat_timeout,
