@@ -135,14 +135,17 @@ def spec_with(spec: Mapping, path: Sequence, value: float) -> dict:
 
 
 @torch.no_grad()
-def preview_fields(spec: Mapping, resolution: int = PREVIEW_RESOLUTION) -> dict[str, np.ndarray]:
+def preview_fields(
+    spec: Mapping, resolution: int = PREVIEW_RESOLUTION, base_density: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The arrays one frame is drawn from: ``evaluate``'s at ``resolution``, the base density
-    and the carried grid lines. Raises :class:`SpecError` where the spec is refused."""
+    (``base_density`` if given: the same in every frame of a layer's slider) and the carried
+    grid lines. Raises :class:`SpecError` where the spec is refused."""
     canonical = parse_spec(spec)
     view = {**canonical["view"], "resolution": resolution}
     flow = Flow.from_spec(canonical)
     out = dict(evaluate_flow(flow, view))
-    out["base_density"] = base_density_on_grid(flow, view)
+    out["base_density"] = base_density if base_density is not None else base_density_on_grid(flow, view)
     out["x_lines"] = deformed_grid(flow, view, lines=GRID_LINES, points_per_line=PREVIEW_LINE_POINTS)["x"]
     return out
 
@@ -182,10 +185,13 @@ def _strip_cached(
     n = int(view["resolution"])
     extent = pixel_extent(np.linspace(*view["xlim"], n), np.linspace(*view["ylim"], n))
     base_changes = path[0] == "base"
+    base_density = None  # a layer's slider leaves the base as it is: its density is drawn once
     frames = []
     for value in values:
         try:
-            fields = preview_fields(spec_with(spec, path, value), resolution)
+            fields = preview_fields(spec_with(spec, path, value), resolution, base_density)
+            if not base_changes:
+                base_density = fields["base_density"]
         except SpecError as error:
             frames.append(
                 (

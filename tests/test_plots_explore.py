@@ -54,6 +54,10 @@ def test_svg_overlay_lines_and_points():
     path = root.find(f".//{ns}path").get("d")
     # three runs: (0,0)-(1,1), (2,2)-(3,2.5), (4,4): each starts with M
     assert path.count("M") == 3 and path.count("L") == 2
+    # the path's numbers are the points (in thousandths, scaled back by the path's transform)
+    scale = float(root.find(f".//{ns}path").get("transform").removeprefix("scale(").removesuffix(")"))
+    numbers = [float(v) * scale for v in path.replace("M", " ").replace("L", " ").split()]
+    assert numbers == pytest.approx([0, 0, 1, 1, 2, 2, 3, 2.5, 4, 4])
     circles = root.findall(f".//{ns}circle")
     assert [(float(c.get("cx")), float(c.get("cy"))) for c in circles] == [(0.5, 0.5), (1.5, -1.0)]
     # the view box spans the window, y flipped so data coordinates draw upright

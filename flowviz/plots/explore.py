@@ -356,17 +356,17 @@ def svg_overlay(lines: np.ndarray | None, points: np.ndarray | None, xlim, ylim)
         '<g transform="scale(1,-1)">'
     ]
     if lines is not None and len(lines):
-        path = []
-        pen_down = False
-        for x, y in lines.tolist():
-            if x != x or y != y or abs(x) > 1e6 or abs(y) > 1e6:  # NaN or far away: lift the pen
-                pen_down = False
-                continue
-            path.append(("L" if pen_down else "M") + f"{x:.3f} {y:.3f}")
-            pen_down = True
+        # NaN or far away: the pen lifts, and the next point starts a new run with M. In whole
+        # thousandths of a unit (the path scaled back by 0.001): formatting integers takes a
+        # third of the time of decimals, and a strip formats these for every frame.
+        drawn = np.isfinite(lines).all(axis=1) & (np.abs(lines) <= 1e6).all(axis=1)
+        starts = (drawn & ~np.concatenate(([False], drawn[:-1])))[drawn]
+        thousandths = np.rint(lines[drawn] * 1000.0).astype(np.int64).tolist()
+        commands = np.where(starts, "M", "L").tolist()
+        path = "".join([f"{c}{x} {y}" for c, (x, y) in zip(commands, thousandths, strict=True)])
         parts.append(
-            f'<path d="{"".join(path)}" fill="none" stroke="{GRID_LINE_COLOUR}" stroke-width="1" '
-            'vector-effect="non-scaling-stroke"/>'
+            f'<path d="{path}" transform="scale(0.001)" fill="none" stroke="{GRID_LINE_COLOUR}" '
+            'stroke-width="1" vector-effect="non-scaling-stroke"/>'
         )
     if points is not None and len(points):
         radius = 0.006 * max(width, height)
