@@ -401,7 +401,10 @@ def test_a_killed_write_leaves_no_hidden_file_and_the_old_output_intact(tmp_path
     (tmp_path / "out.bin").write_bytes(b"the previous model")
     code = WRITER.replace(
         'sys.argv = ["x"]',
-        "import signal; from flowviz.cli import _terminated; signal.signal(signal.SIGTERM, _terminated)",
+        # SIGINT as an interactive shell delivers it (a shell that starts the tests in the
+        # background makes its children ignore SIGINT, and Python then keeps it ignored)
+        "import signal; from flowviz.cli import _terminated; signal.signal(signal.SIGTERM, _terminated); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler)",
     )
     child = subprocess.Popen(
         [sys.executable, "-c", code], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, text=True
