@@ -21,6 +21,9 @@ Three parts, one command:
 
     python bench/worst_case.py            # the full run (about 15 minutes on 2 cores)
     python bench/worst_case.py --quick    # a short run of every part (about 4 minutes)
+    python bench/worst_case.py --skip specs memory --others-elsewhere --interleave 5 --presses 30
+        # part 2 with the load switched on and off every 5 presses (about 2 minutes): the
+        # machine's speed drifts over minutes, so phases minutes apart compare two machines
 
 Prints a table per part and writes bench/results/worst_case.json. Timings on a shared
 machine are noisy: every figure is a median (or a p95) of repeats, each condition is
@@ -30,6 +33,7 @@ measured in the same process as its baseline, and the load average is recorded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -311,6 +315,82 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     return out
 
 
+def interleaved(url: str, server_pid: int, presses: int, block: int, others_elsewhere: bool) -> dict:
+    """A's slider with and without the load, in alternating blocks of ``block`` presses.
+
+    The machine's speed drifts (by up to 2x over minutes here), so conditions measured in
+    phases minutes apart also compare two machines. Here the load is switched on and off
+    within seconds: C's training run is held (SIGSTOP) and let go (SIGCONT), and B opens
+    worst links only in the "loaded" blocks (a block starts once B's last page is done).
+    """
+    import signal
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    folder = Path(tempfile.mkdtemp(prefix="flowviz-bench-"))
+    other = niced_chromium(folder) if others_elsewhere else chromium_path()
+    specs = list(worst_valid_specs().values())
+    opened = [0]
+
+    def next_link() -> str:
+        opened[0] += 1
+        spec = nudged(specs[opened[0] % len(specs)], 9000 + opened[0])
+        return f"{url}/explore?spec={encode_token(parse_spec(spec))}"
+
+    def hold(training: bool) -> None:
+        for pid in concurrency.training_pids(server_pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT if training else signal.SIGSTOP)
+
+    times: dict[str, list[float]] = {"alone": [], "loaded": []}
+    with sync_playwright() as playwright:
+        browsers = [
+            playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+            for path in (chromium_path(), other, other)
+        ]
+        viewer, opener, trainer = (b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers)
+        for page in (viewer, opener, trainer):
+            page.set_default_timeout(120_000)
+        concurrency.open_app(viewer, url)
+        concurrency.open_app(opener, url)
+        concurrency.open_app(trainer, url, "train")
+        slider = viewer.get_by_role("slider", name="Planar direction w₁")
+        slider.focus()
+        concurrency.measure(viewer, slider, 3)
+        concurrency.start_training(trainer)
+        trainer.wait_for_timeout(2000)
+        key = "ArrowLeft"
+        blocks = 0
+        while min(len(v) for v in times.values()) < presses:
+            loaded = blocks % 2 == 1
+            blocks += 1
+            hold(training=loaded)
+            if loaded:
+                open_without_waiting(opener, next_link())
+            else:
+                concurrency.wait_idle(opener, 120_000)
+            viewer.wait_for_timeout(300)
+            for _ in range(block):
+                if loaded and not busy(opener):
+                    open_without_waiting(opener, next_link())
+                times["loaded" if loaded else "alone"].append(concurrency.timed_press(viewer, slider, key))
+                viewer.wait_for_timeout(600)
+            if blocks % 4 == 0:  # back and forth: every press a new flow
+                key = "ArrowRight" if key == "ArrowLeft" else "ArrowLeft"
+        hold(training=True)
+        concurrency.stop_training_processes(server_pid)
+        for browser in browsers:
+            browser.close()
+    out = {name: concurrency.summary(values) for name, values in times.items()}
+    out["p95_ratio"] = out["loaded"]["p95_ms"] / out["alone"]["p95_ms"]
+    out["p50_ratio"] = out["loaded"]["p50_ms"] / out["alone"]["p50_ms"]
+    out["block"] = block
+    out["worst_links_opened"] = opened[0]
+    out["other_browsers"] = "idle class (elsewhere)" if others_elsewhere else "same priority as A's"
+    return out
+
+
 # --------------------------------------------------------------------------- part 3
 
 
@@ -382,6 +462,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="B's and C's browsers in the idle scheduling class, as if on their own computers (figures under starvation_elsewhere)",
     )
+    parser.add_argument(
+        "--interleave",
+        type=int,
+        metavar="K",
+        help="instead of the phases: alone and loaded (training and worst links) in alternating blocks of K presses",
+    )
     parser.add_argument("--loop", type=int, help="specs opened in the memory loop (40 quick, 300 full)")
     args = parser.parse_args(argv)
     repeats, presses, blocks, loop = (1, 10, 1, 40) if args.quick else (3, 20, 2, 300)
@@ -420,7 +506,20 @@ def main(argv=None) -> int:
     if "starvation" not in args.skip or "memory" not in args.skip:
         proc, url = start_app()
         try:
-            if "starvation" not in args.skip:
+            if "starvation" not in args.skip and args.interleave:
+                key = "starvation_interleaved" + ("_elsewhere" if args.others_elsewhere else "")
+                report[key] = s = interleaved(url, proc.pid, presses, args.interleave, args.others_elsewhere)
+                for kept in ("starvation", "starvation_elsewhere"):
+                    if kept in previous:
+                        report[kept] = previous[kept]
+                print(f"other visitors' browsers: {s['other_browsers']}; blocks of {s['block']} presses")
+                for name in ("alone", "loaded"):
+                    row = s[name]
+                    print(f"{name:<10}{row['p50_ms']:>8.0f}{row['p95_ms']:>8.0f}{row['n']:>5}")
+                print(
+                    f"target: p95 loaded within 2x alone: {s['p95_ratio']:.2f} ({s['worst_links_opened']} worst links)"
+                )
+            elif "starvation" not in args.skip:
                 key = "starvation_elsewhere" if args.others_elsewhere else "starvation"
                 report[key] = s = starvation(url, proc.pid, presses, blocks, args.others_elsewhere)
                 print(f"other visitors' browsers: {s['other_browsers']}")
