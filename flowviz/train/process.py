@@ -97,21 +97,17 @@ def training_processes() -> int:
 
 
 def _lower_priority(pid: int, nice: int | None) -> None:
-    """Give process ``pid`` (0: this one) the nice value ``nice`` and, on Linux, the idle
-    scheduling class; ``None`` leaves it as it is.
+    """Give process ``pid`` (0: this one) the nice value ``nice`` (``None``: leave it as it is).
 
-    A nice value alone still takes a share of a busy core: with another visitor's costly
-    grid running too, a slider's run then waits for both. A process in the idle class runs
-    only on a core nothing else wants, and gives it up the moment a page's thread wakes:
-    training takes all the time the visitors leave, and none they need. The server lowers
-    the process the moment it starts, before it spends seconds importing torch.
+    The operating system then prefers every page and browser. The server lowers the process
+    the moment it starts, before it spends seconds importing torch. (Not the idle scheduling
+    class: measured, it did not make other visitors' sliders faster, and on a busy machine it
+    can hold a run back indefinitely, even its exit.)
     """
     if nice is None:
         return
     with contextlib.suppress(OSError, AttributeError):  # gone already, or not allowed
         os.setpriority(os.PRIO_PROCESS, pid, nice)
-    with contextlib.suppress(OSError, AttributeError):  # not Linux
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _child_main(
@@ -404,7 +400,8 @@ class TrainingProcess:
 
     def _ended(self) -> str:
         """Why a process that was still training or paused is gone."""
-        self._process.join(timeout=0.5)
+        # it has closed its end of the pipe: its exit code follows, later on a busy machine
+        self._process.join(timeout=2.0)
         if self._closed_because:
             return self._closed_because
         if self._process.exitcode == EXIT_UNTENDED:
