@@ -234,6 +234,46 @@ def niced_chromium(folder: Path) -> str:
     return str(wrapper)
 
 
+def worst_link_source(url: str, seed: int):
+    """A function giving the address of the next worst valid link (each nudged, so no cache
+    answers), and the list whose one entry counts the links given."""
+    specs = list(worst_valid_specs().values())
+    opened = [0]
+
+    def next_link() -> str:
+        opened[0] += 1
+        spec = nudged(specs[opened[0] % len(specs)], seed + opened[0])
+        return f"{url}/explore?spec={encode_token(parse_spec(spec))}"
+
+    return next_link, opened
+
+
+def three_sessions(playwright, url: str, others_elsewhere: bool):
+    """A's, B's and C's browsers (B's and C's in the idle class when ``others_elsewhere``), their
+    pages open on the Explorer, the Explorer and the Train page, and A's slider focused and warm."""
+    import tempfile
+
+    other = (
+        niced_chromium(Path(tempfile.mkdtemp(prefix="flowviz-bench-")))
+        if others_elsewhere
+        else chromium_path()
+    )
+    browsers = [
+        playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        for path in (chromium_path(), other, other)  # A (the viewer), B (worst links), C (training)
+    ]
+    viewer, opener, trainer = (b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers)
+    for page in (viewer, opener, trainer):
+        page.set_default_timeout(120_000)
+    concurrency.open_app(viewer, url)
+    concurrency.open_app(opener, url)
+    concurrency.open_app(trainer, url, "train")
+    slider = viewer.get_by_role("slider", name="Planar direction w₁")
+    slider.focus()
+    concurrency.measure(viewer, slider, 3)  # warm-up
+    return browsers, viewer, opener, trainer, slider
+
+
 def starvation(url: str, server_pid: int, presses: int, blocks: int, others_elsewhere: bool = False) -> dict:
     """A's slider latency alone, while C trains, while C trains and B opens worst links, and
     while B alone opens them; the target is the third against the first.
@@ -242,37 +282,14 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     three visitors of a real server each draw their pages on their own machine; here all three
     browsers share the server's two cores). A's browser and the server keep their priority.
     """
-    import tempfile
-
     from playwright.sync_api import sync_playwright
 
-    folder = Path(tempfile.mkdtemp(prefix="flowviz-bench-"))
-    other = niced_chromium(folder) if others_elsewhere else chromium_path()
-
-    specs = list(worst_valid_specs().values())
-    opened = [0]
-
-    def next_link() -> str:
-        opened[0] += 1
-        spec = nudged(specs[opened[0] % len(specs)], 5000 + opened[0])
-        return f"{url}/explore?spec={encode_token(parse_spec(spec))}"
-
+    next_link, opened = worst_link_source(url, 5000)
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     cpu: dict[str, list[dict]] = {phase: [] for phase in PHASES}
     links: dict[str, list[int]] = {phase: [] for phase in PHASES}
     with sync_playwright() as playwright:
-        browsers = [
-            playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-            for path in (chromium_path(), other, other)  # A (the viewer), B (worst links), C (training)
-        ]
-        viewer, opener, trainer = (b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers)
-        for page in (viewer, opener, trainer):
-            page.set_default_timeout(120_000)
-        concurrency.open_app(viewer, url)
-        concurrency.open_app(trainer, url, "train")
-        slider = viewer.get_by_role("slider", name="Planar direction w₁")
-        slider.focus()
-        concurrency.measure(viewer, slider, 3)  # warm-up
+        browsers, viewer, opener, trainer, slider = three_sessions(playwright, url, others_elsewhere)
 
         def phase(name: str, worst_links: bool) -> None:
             meter = concurrency.CpuMeter(server_pid)
@@ -324,19 +341,10 @@ def interleaved(url: str, server_pid: int, presses: int, block: int, others_else
     worst links only in the "loaded" blocks (a block starts once B's last page is done).
     """
     import signal
-    import tempfile
 
     from playwright.sync_api import sync_playwright
 
-    folder = Path(tempfile.mkdtemp(prefix="flowviz-bench-"))
-    other = niced_chromium(folder) if others_elsewhere else chromium_path()
-    specs = list(worst_valid_specs().values())
-    opened = [0]
-
-    def next_link() -> str:
-        opened[0] += 1
-        spec = nudged(specs[opened[0] % len(specs)], 9000 + opened[0])
-        return f"{url}/explore?spec={encode_token(parse_spec(spec))}"
+    next_link, opened = worst_link_source(url, 9000)
 
     def hold(training: bool) -> None:
         for pid in concurrency.training_pids(server_pid):
@@ -345,19 +353,7 @@ def interleaved(url: str, server_pid: int, presses: int, block: int, others_else
 
     times: dict[str, list[float]] = {"alone": [], "loaded": []}
     with sync_playwright() as playwright:
-        browsers = [
-            playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-            for path in (chromium_path(), other, other)
-        ]
-        viewer, opener, trainer = (b.new_page(viewport={"width": 1400, "height": 1000}) for b in browsers)
-        for page in (viewer, opener, trainer):
-            page.set_default_timeout(120_000)
-        concurrency.open_app(viewer, url)
-        concurrency.open_app(opener, url)
-        concurrency.open_app(trainer, url, "train")
-        slider = viewer.get_by_role("slider", name="Planar direction w₁")
-        slider.focus()
-        concurrency.measure(viewer, slider, 3)
+        browsers, viewer, opener, trainer, slider = three_sessions(playwright, url, others_elsewhere)
         concurrency.start_training(trainer)
         trainer.wait_for_timeout(2000)
         key = "ArrowLeft"
