@@ -440,9 +440,12 @@ def live_section(data: np.ndarray | None, data_problem: str | None) -> None:
             _live_pictures(job.figures)
         else:
             columns = st.columns(3)
-            columns[0].plotly_chart(
-                plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
-            )
+            try:
+                columns[0].plotly_chart(
+                    plots.loss_figure(history, job.best_step or None), width="stretch", key="tr_loss"
+                )
+            except Exception as error:  # never an exception box: the run's result is below either way
+                st.error(f"Could not draw the loss curves: {error}")
             columns[1].info(_finished_text(job))
         if not job.active and ss.get("tr_live_was_active", False):
             ss.tr_live_was_active = False
