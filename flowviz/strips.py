@@ -38,14 +38,20 @@ from flowviz.spec import MAX_GRID_WORK, parse_spec, point_cost
 PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs about 2 ms
 # A strip holds up to STRIP_FRAMES values along a slider's range (its ends included). It is
 # sent in chunks, each short enough that letting go never waits long for one, and each
-# made of the values the thumb is about to pass: the first has the values nearest where
-# the thumb was grabbed and a few spread over the whole range (for a jump); each next one,
-# asked for while the thumb moves, the values nearest where it is then, ahead of it first.
+# made of the values the thumb is about to pass when the chunk reaches the page: the
+# first, asked for when the slider is grabbed (or the pointer rests on it), has the values
+# nearest the thumb; each next one, asked for while the thumb moves, the values nearest
+# where the thumb will be once the chunk arrives (its speed times the last chunk's round
+# trip), ahead of that point first. Small chunks first: a chunk's round trip is its frames'
+# cost plus a fixed cost of about 0.1 s, and the thumb passes about 30 values a second. While
+# the thumb moves, the page asks for a chunk only when the frames it holds ahead of the thumb
+# run out within two round trips, so the values it is not heading for cost nothing then.
 STRIP_FRAMES = 161  # every step of a slider over [-4, 4] in steps of 0.05
-STRIP_SPREAD = 5  # values over the whole range in the first chunk
-STRIP_CHUNKS = (10, 30, 50)  # values near the thumb in each chunk; one more chunk holds the rest
+STRIP_CHUNKS = (6, 12, 18, 24, 24, 32, 32, 40)  # values near the thumb in each chunk; one more holds the rest
 STRIP_LEVELS = len(STRIP_CHUNKS) + 1  # chunks in a whole strip
 BEHIND = 3.0  # a value behind the moving thumb counts as this many times as far as one ahead
+MAX_LEAD = 0.1  # the farthest ahead a chunk is aimed, as a fraction of the slider's range
+ROUND_TRIP_FRAMES = 10  # a chunk's fixed cost (a run, the transfer), in frames' worth of time
 PREVIEW_LINE_POINTS = 32  # points per grid line in a frame's overlay (the exact figure has 120)
 ALIASES = {"panel3-overlay": "panel1-overlay"}  # images a frame shows twice, sent once
 
@@ -80,6 +86,17 @@ def strip_values(low: float, high: float, step: float, count: int = STRIP_FRAMES
     return tuple(float(round(low + k * step, 10)) for k in indices)
 
 
+def chunk_lead(level: int, speed: float, lag: float) -> float:
+    """How far (slider units) a thumb moving at ``speed`` units a second goes before chunk
+    ``level`` arrives, where the last chunk took ``lag`` seconds: that time, scaled by the two
+    chunks' sizes (each costs its frames and a fixed ``ROUND_TRIP_FRAMES`` more)."""
+    if level <= 0 or level > len(STRIP_CHUNKS) or not (math.isfinite(speed) and math.isfinite(lag)):
+        return 0.0
+    size = STRIP_CHUNKS[level] if level < len(STRIP_CHUNKS) else STRIP_CHUNKS[-1]
+    scale = (ROUND_TRIP_FRAMES + size) / (ROUND_TRIP_FRAMES + STRIP_CHUNKS[level - 1])
+    return abs(speed) * min(max(lag, 0.0), 2.0) * scale
+
+
 def strip_chunk(
     low: float,
     high: float,
@@ -88,28 +105,30 @@ def strip_chunk(
     at: float,
     heading: int = 0,
     have: Iterable[float] = (),
+    lead: float = 0.0,
 ) -> tuple[float, ...]:
     """The values of chunk ``level`` of a strip, for a thumb at ``at`` moving toward ``heading``
-    (+1 up, -1 down, 0 still), in a page that holds the strip's values ``have`` already.
+    (+1 up, -1 down, 0 still) that is expected ``lead`` further on (in the slider's units, in
+    the direction it moves) when the chunk arrives, in a page that holds the values ``have``.
 
-    The first chunk: ``STRIP_SPREAD`` values over the whole range and the ``STRIP_CHUNKS[0]``
-    nearest ``at``; each next one: the ``STRIP_CHUNKS[level]`` values not held that are
-    nearest ``at``, those behind the thumb counted ``BEHIND`` times as far; the last: every
-    value not held. The values are those of ``strip_values``, in increasing order.
+    Chunk ``level`` < ``len(STRIP_CHUNKS)``: the ``STRIP_CHUNKS[level]`` values not held that
+    are nearest the point ``lead`` ahead of ``at`` (at most ``MAX_LEAD`` of the range), those
+    behind that point counted ``BEHIND`` times as far. The last: every value not held. The
+    values are those of ``strip_values``, in increasing order.
     """
     values = strip_values(low, high, step)
     held = {round(float(v), 10) for v in have}
     missing = [v for v in values if v not in held]
     if level >= len(STRIP_CHUNKS):
         return tuple(missing)
+    reach = min(max(float(lead), 0.0), MAX_LEAD * (high - low)) if heading else 0.0
+    aim = min(max(at + heading * reach, low), high)
 
     def distance(v: float) -> float:
-        ahead = heading == 0 or (v - at) * heading >= 0
-        return abs(v - at) * (1.0 if ahead else BEHIND)
+        ahead = heading == 0 or (v - aim) * heading >= 0
+        return abs(v - aim) * (1.0 if ahead else BEHIND)
 
     chosen = set(sorted(missing, key=lambda v: (distance(v), v))[: STRIP_CHUNKS[level]])
-    if level == 0:
-        chosen |= set(strip_values(low, high, step, STRIP_SPREAD)) - held
     return tuple(v for v in missing if v in chosen)
 
 

@@ -508,6 +508,9 @@ def test_opening_the_base_editor_changes_no_digit_of_a_link():
         {"level": "two", "at": "x", "heading": 7, "have": "all"},
         {"level": -3, "at": float("nan"), "have": [float("inf"), "a", None]},
         {"level": 99, "at": 1e300, "heading": -1, "have": list(range(10_000))},
+        {"level": 1, "at": 0.5, "heading": 1, "speed": "fast", "lag": None},
+        {"level": 2, "at": 0.5, "heading": -1, "speed": -1e308, "lag": float("inf")},
+        {"level": 3, "at": 0.5, "heading": 1, "speed": True, "lag": -5},
     ],
 )
 def test_a_malformed_request_for_a_drag_strip_gets_a_strip_not_an_error(request_sent, monkeypatch):

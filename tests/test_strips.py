@@ -16,12 +16,15 @@ from flowviz.plots.explore import density_panels, volume_panels
 from flowviz.spec import parse_spec
 from flowviz.strips import (
     ALIASES,
+    BEHIND,
+    MAX_LEAD,
     NOT_INVERTIBLE_IMAGE,
     PREVIEW_RESOLUTION,
+    ROUND_TRIP_FRAMES,
     STRIP_CHUNKS,
     STRIP_LEVELS,
-    STRIP_SPREAD,
     _strip_cached,
+    chunk_lead,
     explorer_strip,
     preview_fields,
     spec_with,
@@ -77,9 +80,7 @@ def test_the_chunks_of_a_strip_hold_each_value_once_those_the_thumb_meets_next_f
         chunk = strip_chunk(low, high, step, level, at, heading if level else 0, have)
         assert not set(chunk) & set(have)  # nothing the page holds is sent again
         assert list(chunk) == sorted(chunk)
-        if level == 0:
-            assert set(strip_values(low, high, step, STRIP_SPREAD)) <= set(chunk)
-        if level < len(STRIP_CHUNKS) and level > 0:
+        if level < len(STRIP_CHUNKS):
             assert len(chunk) == min(STRIP_CHUNKS[level], len(everything) - len(have))
             # nothing left out lies ahead of the thumb and nearer to it than a value sent
             left = set(everything) - set(have) - set(chunk)
@@ -90,6 +91,34 @@ def test_the_chunks_of_a_strip_hold_each_value_once_those_the_thumb_meets_next_f
         at += heading * 8 * spacing  # the thumb moves on between two chunks
         at = min(max(at, low), high)
     assert sorted(have) == list(everything)  # the whole strip, each value once
+
+
+@pytest.mark.parametrize(("heading", "lead"), [(-1, 0.5), (1, 0.3), (-1, 0.0), (1, 5.0)])
+def test_a_chunk_is_aimed_where_the_thumb_will_be_when_it_arrives(heading, lead):
+    low, high, step, at = -4.0, 4.0, 0.05, 1.0
+    have = list(strip_chunk(low, high, step, 0, at))  # what the grab brought
+    chunk = strip_chunk(low, high, step, 1, at, heading, have, lead)
+    aim = at + heading * min(lead, MAX_LEAD * (high - low))  # a lead is capped at a tenth of the range
+    left = [v for v in strip_values(low, high, step) if v not in have and v not in chunk]
+
+    def cost(v):  # distance from the aim, behind it (the thumb passes it before the chunk is there) 3×
+        return abs(v - aim) * (1.0 if (v - aim) * heading >= 0 else BEHIND)
+
+    assert len(chunk) == STRIP_CHUNKS[1]
+    assert max(map(cost, chunk)) <= min(map(cost, left)) + 1e-12
+    ahead = [v for v in chunk if (v - aim) * heading >= 0]
+    assert len(ahead) >= len(chunk) * 3 // 4  # mostly ahead of where the thumb will be
+    if lead > 0:
+        assert min(abs(v - at) for v in chunk) >= min(lead, 0.8) / 2  # none wasted on the thumb's next steps
+
+
+def test_the_lead_is_the_speed_times_the_round_trip_scaled_by_the_chunks_sizes():
+    # the last chunk (STRIP_CHUNKS[1] frames) took 0.3 s; the next has STRIP_CHUNKS[2]
+    scale = (ROUND_TRIP_FRAMES + STRIP_CHUNKS[2]) / (ROUND_TRIP_FRAMES + STRIP_CHUNKS[1])
+    assert chunk_lead(2, -1.5, 0.3) == pytest.approx(1.5 * 0.3 * scale)
+    assert chunk_lead(0, 1.5, 0.3) == 0.0  # the first chunk: nothing measured yet
+    assert chunk_lead(2, 1.5, 99.0) == pytest.approx(1.5 * 2.0 * scale)  # a round trip counts 2 s at most
+    assert chunk_lead(2, math.nan, 0.3) == 0.0
 
 
 def test_a_chunk_leaves_out_values_the_page_holds_whatever_it_sent():

@@ -261,10 +261,43 @@ function ask(state) {
   const known = best(id);
   const level = known ? known.level + 1 : 0;
   if (level >= state.data.levels || state.requested === id + "/" + level) return;
-  state.requested = id + "/" + level;
   const at = Number(state.input.value);
-  const heading = state.dragging && state.committed !== null ? Math.sign(at - state.committed) : 0;
-  state.send("grab", { id, level, at, heading, have: known ? known.values : [] });  // comes with the next run
+  const speed = state.dragging ? thumbSpeed(state) : 0;
+  if (state.dragging && known && !shortAhead(state, known.values, at, speed)) return;
+  state.requested = id + "/" + level;
+  const moved = state.dragging && state.committed !== null ? Math.sign(at - state.committed) : 0;
+  const heading = speed !== 0 ? Math.sign(speed) : moved;
+  state.askedAt = performance.now();
+  // comes with the next run; the chunk is aimed where the thumb will be when it arrives
+  state.send("grab", { id, level, at, heading, speed, lag: state.lag, have: known ? known.values : [] });
+}
+
+// While dragged: whether the frames held ahead of the thumb, without a gap, end before where it
+// will be in two chunks' round trips (and a bit): then the next chunk is asked for; else the
+// server is left alone (values the thumb is not heading for come when it rests on the slider).
+function shortAhead(state, values, at, speed) {
+  if (speed === 0) return false;  // still: nothing to show but the frame it has
+  const spacing = (state.data.high - state.data.low) / Math.max(state.data.count - 1, 1);
+  const heading = Math.sign(speed);
+  const horizon = Math.abs(speed) * (2 * state.lag + 0.1);
+  const ahead = values.filter((v) => (v - at) * heading > -spacing / 2)
+    .sort((a, b) => heading * (a - b));
+  let edge = at;
+  for (const v of ahead) {
+    if (Math.abs(v - edge) > 1.5 * spacing) break;
+    edge = v;
+  }
+  return Math.abs(edge - at) < horizon && (heading > 0 ? edge < state.data.high : edge > state.data.low);
+}
+
+// The thumb's speed (slider units a second) over its last SPEED_WINDOW ms of moves (0 if it rests).
+const SPEED_WINDOW = 250;
+function thumbSpeed(state) {
+  const now = performance.now();
+  const recent = state.track.filter(([t]) => now - t <= SPEED_WINDOW);
+  if (recent.length < 2) return 0;
+  const [t0, v0] = recent[0], [t1, v1] = recent[recent.length - 1];
+  return t1 - t0 >= 30 ? (v1 - v0) / ((t1 - t0) / 1000) : 0;
 }
 
 function restore(state) {
@@ -327,20 +360,28 @@ function companion(parentElement) {
     },
     dragging: false, pending: 0, frame: -1, strip: null, hover: 0, hovered: false, originals: null, host: null,
     committed: null, requested: null, data: null, send: null, box: null, shown: null,
+    track: [], askedAt: 0, lag: 0.25,  // the thumb's recent moves; a chunk's round trip (s), as measured
   };
   root.__fv = state;
   const follow = () => {  // every animation frame while the button is down
     if (!state.dragging) return;
     const value = Number(state.input.value);
-    if (value !== state.shown) { state.shown = value; preview(state); }
+    if (value !== state.shown) {
+      state.shown = value;
+      const now = performance.now();
+      state.track.push([now, value]);
+      while (state.track.length > 2 && now - state.track[0][0] > SPEED_WINDOW) state.track.shift();
+      ask(state);  // the first move says which way the thumb goes (a chunk is asked for once)
+      preview(state);
+    }
     requestAnimationFrame(follow);
   };
   state.grab = () => {
     state.dragging = true;
     state.committed = Number(state.input.value);
     state.shown = state.committed;
+    state.track = [[performance.now(), state.committed]];
     window.__flowvizDragging = true;
-    ask(state);
     requestAnimationFrame(follow);
   };
   state.letGo = () => {
@@ -384,6 +425,10 @@ export default function (component) {
   setTimeout(() => hook(state), 0);  // Streamlit's slider may be drawn just after this
   if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
   if (data.strip) {
+    if (state.askedAt && data.strip.id === data.strip_id) {  // how long this chunk took to arrive
+      state.lag = 0.5 * state.lag + 0.5 * Math.min((performance.now() - state.askedAt) / 1000, 2);
+      state.askedAt = 0;
+    }
     remember(data.strip);
     if (state.dragging || state.hovered) ask(state);  // the next chunk, while the thumb is near
     if (state.dragging) { state.frame = -1; preview(state); }  // and the frame under the thumb now

@@ -8,7 +8,7 @@ its label, its keyboard and everything else it does):
 - when the pointer rests on the slider, or grabs it, the component asks Python for
   a *frame strip* of the slider's parameter (``flowviz.strips``: the flow evaluated
   by the core at a preview resolution for values along the whole range, drawn by the
-  figure's own code), in chunks, coarse first;
+  figure's own code), in chunks, the values the thumb is about to pass first;
 - while the thumb moves, it shows the frame nearest the thumb's value in the chart
   (the Explorer's live chart images, or the 1D figure's curves), with no round trip;
 - when the thumb is let go, Streamlit sends the value, the page reruns and the exact
@@ -24,6 +24,7 @@ import functools
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,12 @@ from flowviz.strips import (
     PREVIEW_RESOLUTION,
     STRIP_FRAMES,
     STRIP_LEVELS,
+    chunk_lead,
     explorer_strip,
     line_strip,
     spec_with,
     strip_chunk,
+    strip_values,
 )
 from flowviz.ui.live_chart import LOAD_PLOTLY_JS, ensure_plotly_asset
 
@@ -125,6 +128,13 @@ def _number(value, low: float, high: float) -> float:
     return min(max(number, low), high) if math.isfinite(number) else (low + high) / 2
 
 
+def _finite(value) -> float:
+    """A finite number the browser sent (0 where it sent none)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0.0
+    return float(value)
+
+
 def _numbers(values, limit: int) -> list[float]:
     """The finite numbers of a list the browser sent (none where it is not a short list)."""
     if not isinstance(values, list) or len(values) > limit:
@@ -144,7 +154,30 @@ def drag_preview(
 
     A fragment: asking for the next chunk of a strip reruns this component alone, not the page.
     """
+    _warm(type(frames).__name__, frames, _number(st.session_state.get(widget_key), low, high))
     _companion(label, low, high, step, widget_key, frames)
+
+
+_WARMED: set[str] = set()
+_WARMING = threading.Lock()
+
+
+def _warm(kind: str, frames: FrameSource | LineFrameSource, value: float) -> None:
+    """Once per server process and kind of frames: one frame made in the background, so that
+    the first strip anybody asks for does not also pay the core's first-call costs (about
+    0.4 s: torch's first calls of each operation, the PNG encoder)."""
+    with _WARMING:
+        if kind in _WARMED:
+            return
+        _WARMED.add(kind)
+
+    def one_frame() -> None:
+        try:
+            frames.strip((value,))
+        except Exception:  # a warm-up: the strip asked for later says what is wrong
+            return
+
+    threading.Thread(target=one_frame, name=f"flowviz-warm-{kind}", daemon=True).start()
 
 
 @st.fragment
@@ -154,7 +187,15 @@ def _companion(
     ss = st.session_state
     drag_key, want_key = widget_key + ".drag", widget_key + ".want"
     strip_id = frames.strip_id((low, high, step))
-    data = {"attach": label, "target": frames.target, "strip_id": strip_id, "levels": STRIP_LEVELS}
+    data = {
+        "attach": label,
+        "target": frames.target,
+        "strip_id": strip_id,
+        "levels": STRIP_LEVELS,
+        "low": low,
+        "high": high,
+        "count": len(strip_values(low, high, step)),
+    }
     wanted = ss.pop(want_key, None)
     if isinstance(wanted, dict) and wanted.get("id") == strip_id:
         level = wanted.get("level")
@@ -162,7 +203,11 @@ def _companion(
         at = _number(wanted.get("at"), low, high)
         heading = wanted.get("heading") if wanted.get("heading") in (-1, 0, 1) else 0
         have = _numbers(wanted.get("have"), limit=2 * STRIP_FRAMES)
-        values = strip_chunk(low, high, step, level, at, heading, have)
+        # aimed where the thumb will be when the chunk arrives: the page measured its speed
+        # (units a second) and the last chunk's round trip (seconds)
+        speed = _finite(wanted.get("speed"))
+        lead = chunk_lead(level, speed, _finite(wanted.get("lag"))) if speed * heading > 0 else 0.0
+        values = strip_chunk(low, high, step, level, at, heading, have, lead)
         data["strip"] = {
             "id": strip_id,
             "level": level,
