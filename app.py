@@ -3,6 +3,8 @@
 import streamlit as st
 import torch
 
+from flowviz.ui import fairness
+
 # Display formulas at text size (the layer formulas sit in a narrow column beside the sliders);
 # one too wide for a phone scrolls sideways inside its own box instead of being cut off.
 FORMULA_STYLE = (
@@ -50,7 +52,8 @@ def main() -> None:
             "app_pages/train.py", title="Train a flow", icon=":material/model_training:", url_path="train"
         ),
     ]
-    st.navigation(pages, position="top").run()
+    with fairness.quick_run():  # while a page runs, training waits (flowviz.ui.fairness)
+        st.navigation(pages, position="top").run()
 
 
 # A training process (multiprocessing, "spawn") re-reads the main script as "__mp_main__":

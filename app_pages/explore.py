@@ -142,6 +142,7 @@ def show_views(spec: dict) -> None:
 
 
 @st.fragment
+@fairness.quick
 def explorer() -> None:
     """What a slider of the flow changes: only this part reruns when one moves."""
     share.absorb_json_edit()

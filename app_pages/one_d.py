@@ -35,6 +35,7 @@ from flowviz.line.spec import (
     shape_json,
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
+from flowviz.ui import fairness
 from flowviz.ui.drag_slider import LineFrameSource, drag_preview
 from flowviz.ui.path import next_idea
 from flowviz.ui.share import link_box
@@ -327,6 +328,7 @@ def fmt(value: float, digits: int = 12) -> str:
 
 
 @st.fragment
+@fairness.quick
 def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
     """The figure, its interval, probe and sample controls, and the numbers: the part a slider of
     the interval or the probe reruns. The spec drawn is kept as the page's state and shared by link."""

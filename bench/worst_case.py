@@ -33,7 +33,6 @@ measured in the same process as its baseline, and the load average is recorded.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -337,23 +336,27 @@ def interleaved(url: str, server_pid: int, presses: int, block: int, others_else
 
     The machine's speed drifts (by up to 2x over minutes here), so conditions measured in
     phases minutes apart also compare two machines. Here the load is switched on and off
-    within seconds: C's training run is held (SIGSTOP) and let go (SIGCONT), and B opens
-    worst links only in the "loaded" blocks (a block starts once B's last page is done).
+    within seconds: C pauses and resumes its training run with the Train page's buttons
+    (the server itself holds and lets go of training processes, so a signal from here
+    would be undone), and B opens worst links only in the "loaded" blocks (a block starts
+    once B's last page is done).
     """
-    import signal
-
     from playwright.sync_api import sync_playwright
 
     next_link, opened = worst_link_source(url, 9000)
+    trainer_page = []
 
     def hold(training: bool) -> None:
-        for pid in concurrency.training_pids(server_pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT if training else signal.SIGSTOP)
+        page = trainer_page[0]
+        button = page.get_by_role("button", name="Resume" if training else "Pause", exact=True)
+        if button.is_enabled():
+            button.click()
+            concurrency.wait_idle(page, 120_000)
 
     times: dict[str, list[float]] = {"alone": [], "loaded": []}
     with sync_playwright() as playwright:
         browsers, viewer, opener, trainer, slider = three_sessions(playwright, url, others_elsewhere)
+        trainer_page.append(trainer)
         concurrency.start_training(trainer)
         trainer.wait_for_timeout(2000)
         key = "ArrowLeft"

@@ -219,3 +219,49 @@ def test_the_training_process_runs_at_nice_10_from_its_start():
         assert os.getpriority(os.PRIO_PROCESS, pid) == expected
     finally:
         job.close()
+
+
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_held_run_takes_no_step_and_its_clock_leaves_the_held_time_out():
+    """Held by the server while other visitors' pages run: stopped (no processor at all),
+    the step count frozen, and the training time reported afterwards is wall time minus the hold."""
+    job = TrainingProcess(POINTS, SMALL, TrainConfig(seconds=600.0, val_every=20, seed=3))
+    job.start()
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        began = time.monotonic()
+        job.poll(timeout=2.0)
+        seconds_before = job.history[-1].seconds
+        flowviz.train.process.hold_training(True)
+        assert job.held
+        time.sleep(0.2)
+        assert _process_state(job._process.pid) == "T"  # stopped
+        held_steps = job.step_count
+        job.poll(timeout=0.5)  # no answer from a stopped process
+        assert job.step_count == held_steps
+        time.sleep(1.0)
+        flowviz.train.process.hold_training(False)
+        assert not job.held and _process_state(job._process.pid) != "T"
+        wait_for(job, lambda j: j.step_count > held_steps and j.history[-1].seconds > seconds_before)
+        wall = time.monotonic() - began
+        trained = job.history[-1].seconds - seconds_before
+        assert trained <= wall - 1.5 + 0.3, (trained, wall)  # the 1.7 s held are no training time
+        assert trained > 0
+    finally:
+        job.close()
+    assert not job._process.is_alive()  # a run held or not, closing ends it
+
+
+def test_closing_a_held_run_ends_it():
+    job = started(100_000)
+    try:
+        wait_for(job, lambda j: j.step_count > 0)
+        job.hold(True)
+        assert _process_state(job._process.pid) == "T"
+    finally:
+        job.close()
+    assert not job._process.is_alive() and not job.held

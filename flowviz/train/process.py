@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -87,8 +89,28 @@ class _Supervisor:
                     self._thread = None
                     return
 
+    def hold(self, held: bool) -> None:
+        """Hold every training process (``held``), or let them all go on."""
+        with self._lock:
+            jobs = list(self._jobs)
+        for job in jobs:
+            job.hold(held)
+
 
 _SUPERVISOR = _Supervisor()
+
+
+def hold_training(held: bool) -> None:
+    """Hold this server's training processes while ``held`` (SIGSTOP), or let them go on (SIGCONT).
+
+    A held process uses no processor at all, whatever its priority; its training clock
+    leaves the held time out, so a run given seconds still gets them. The server holds
+    training while other visitors' pages run (flowviz.ui.fairness), a few hundred ms at a time.
+    """
+    _SUPERVISOR.hold(held)
+
+
+atexit.register(hold_training, False)  # a held process left behind could never end itself
 
 
 def training_processes() -> int:
@@ -120,6 +142,7 @@ def _child_main(
     abandon_after: float,
     heartbeat_timeout: float = math.inf,
     figures: bool = False,
+    held_seconds=None,
 ) -> None:
     """The training process: runs the Trainer in slices and answers the parent's requests between them.
 
@@ -135,6 +158,8 @@ def _child_main(
     seconds the process ends in any state, running too: its server or its page is gone.
     With ``figures``, each answer while the model can still change also holds the live
     pictures (:func:`flowviz.trained_views.live_figures`), made here rather than in the server.
+    ``held_seconds``: a shared number, the seconds the server has held this process so far
+    (:meth:`TrainingProcess.hold`), left out of the training clock.
     """
     _lower_priority(0, nice)  # done by the server already; again in case it could not
     torch.set_num_threads(1)
@@ -143,6 +168,8 @@ def _child_main(
     trainer = None
     try:
         trainer = Trainer(points, model, train)
+        if held_seconds is not None:
+            trainer.clock = lambda: time.perf_counter() - held_seconds.value
     except Exception as problem:  # reported to the page, never raised there
         state, error = "failed", f"{type(problem).__name__}: {problem}"
     last_request = last_signal = time.monotonic()
@@ -257,6 +284,10 @@ class TrainingProcess:
         self.nice = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness) if niceness > 0 else None
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
+        # seconds this process has been held (SIGSTOP) by the server: its clock leaves them out
+        self._held_seconds = context.Value("d", 0.0, lock=False)
+        self._held_since: float | None = None
+        self._hold_lock = threading.Lock()  # not the reading lock: a read may wait on a held process
         self.owner_alive = owner_alive
         self.owner_grace = float(owner_grace)
         self._owner_gone_since: float | None = None
@@ -273,6 +304,7 @@ class TrainingProcess:
                 abandon_after,
                 heartbeat_timeout,
                 figures,
+                self._held_seconds,
             ),
             name="flowviz-training",
             daemon=True,
@@ -337,6 +369,28 @@ class TrainingProcess:
             return False
         return True
 
+    def hold(self, held: bool) -> None:
+        """Hold the process where it is (SIGSTOP), or let it go on (SIGCONT); the held time is
+        added to its shared count before it goes on, so its training clock never sees it."""
+        with self._hold_lock:
+            pid = self._process.pid
+            if pid is None or (held == (self._held_since is not None)):
+                return
+            try:
+                if held:
+                    os.kill(pid, signal.SIGSTOP)
+                    self._held_since = time.monotonic()
+                else:
+                    self._held_seconds.value += time.monotonic() - self._held_since
+                    self._held_since = None
+                    os.kill(pid, signal.SIGCONT)
+            except (ProcessLookupError, PermissionError):  # ended already
+                self._held_since = None
+
+    @property
+    def held(self) -> bool:
+        return self._held_since is not None
+
     def pause(self) -> None:
         self._send("pause")
         if self.state == "running":
@@ -355,6 +409,7 @@ class TrainingProcess:
         """End the process (after a last snapshot, if the model is wanted)."""
         if self._process.pid is None:  # never started
             return
+        self.hold(False)  # a held process could not end
         self._send("close")
         self._process.join(timeout=2.0)
         if self._process.is_alive():

@@ -42,6 +42,7 @@ from flowviz.strips import (
     strip_chunk,
     strip_values,
 )
+from flowviz.ui import fairness
 from flowviz.ui.live_chart import LOAD_PLOTLY_JS, ensure_plotly_asset
 
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
@@ -181,6 +182,7 @@ def _warm(kind: str, frames: FrameSource | LineFrameSource, value: float) -> Non
 
 
 @st.fragment
+@fairness.quick
 def _companion(
     label: str, low: float, high: float, step: float, widget_key: str, frames: FrameSource | LineFrameSource
 ) -> None:

@@ -16,6 +16,7 @@ from flowviz.flow import Flow
 from flowviz.playback import TRAINED_PREVIEW_RESOLUTION, trained_strip
 from flowviz.plots.train import data_window
 from flowviz.train import layer_name
+from flowviz.ui import fairness
 from flowviz.ui import views as ui_views
 from flowviz.ui.editor import init
 
@@ -58,6 +59,7 @@ def learned_explorer() -> None:
 
 
 @st.fragment
+@fairness.quick
 def _explorer_body(flow: Flow, data) -> None:
     controls, views = st.columns([1, 2.3], gap="medium")
     with controls:

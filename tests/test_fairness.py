@@ -1,0 +1,110 @@
+"""Quick runs first: training is held while visitors' pages run, within bounds (flowviz.ui.fairness)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from flowviz.ui.fairness import QuickRuns
+
+
+class Recorder:
+    """A stand-in for the training processes: the times it was held and let go."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, bool]] = []
+        self.start = time.monotonic()
+
+    def __call__(self, held: bool) -> None:
+        self.calls.append((time.monotonic() - self.start, held))
+
+    @property
+    def held(self) -> bool:
+        return bool(self.calls) and self.calls[-1][1]
+
+
+def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.005)
+
+
+def test_a_run_holds_the_work_until_its_tail_has_passed():
+    work = Recorder()
+    runs = QuickRuns(work, tail=0.15, max_hold=5.0, free=0.5)
+    with runs.run():
+        wait_until(lambda: work.held)
+        assert runs.running == 1
+        time.sleep(0.1)
+        ended = time.monotonic() - work.start
+    assert runs.running == 0 and work.held  # its page is being drawn: still held
+    wait_until(lambda: not work.held)
+    released = work.calls[-1][0]
+    assert released == pytest.approx(ended + 0.15, abs=0.08)
+    assert [held for _, held in work.calls] == [True, False]
+
+
+def test_runs_inside_runs_count_once_and_an_error_ends_them_too():
+    work = Recorder()
+    runs = QuickRuns(work, tail=0.01)
+    with pytest.raises(RuntimeError), runs.run():
+        with runs.run():  # a part of the page that reruns alone, inside the app's run
+            assert runs.running == 1
+        assert runs.running == 1
+        raise RuntimeError("a run that stops half-way (Streamlit's rerun, or a bug)")
+    assert runs.running == 0
+    wait_until(lambda: not work.held)
+
+
+def test_a_costly_run_says_so_and_nothing_waits_for_it():
+    work = Recorder()
+    runs = QuickRuns(work, tail=0.05)
+    with runs.run():
+        wait_until(lambda: work.held)
+        runs.not_quick()  # a link to the finest grid: training goes on meanwhile
+        assert runs.running == 0
+        wait_until(lambda: not work.held)
+        time.sleep(0.1)
+        assert not work.held
+    assert runs.running == 0 and not work.held
+
+
+def test_runs_in_many_threads_hold_until_the_last_has_ended():
+    work = Recorder()
+    runs = QuickRuns(work, tail=0.05)
+    gate = threading.Barrier(4)
+
+    def visitor(seconds: float) -> None:
+        with runs.run():
+            gate.wait()
+            time.sleep(seconds)
+
+    threads = [threading.Thread(target=visitor, args=(0.1 * (k + 1),)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    assert runs.running == 3
+    time.sleep(0.15)  # the first visitor's run has ended
+    assert work.held and runs.running == 2
+    for thread in threads:
+        thread.join()
+    wait_until(lambda: not work.held)
+    assert [held for _, held in work.calls] == [True, False]  # held once, across all three
+
+
+def test_work_is_never_held_longer_than_max_hold_then_goes_on_for_free():
+    work = Recorder()
+    runs = QuickRuns(work, tail=0.05, max_hold=0.3, free=0.2)
+    with runs.run():  # a visitor whose runs never end
+        time.sleep(1.3)
+    wait_until(lambda: not work.held)
+    times = [t for t, _ in work.calls]
+    kinds = [held for _, held in work.calls]
+    assert kinds[:4] == [True, False, True, False]
+    assert times[1] - times[0] == pytest.approx(0.3, abs=0.08)  # held at most max_hold
+    assert times[2] - times[1] == pytest.approx(0.2, abs=0.08)  # then free for `free`
+    assert runs.holds >= 3
