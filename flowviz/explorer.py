@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from flowviz.flow import Flow
-from flowviz.grid import as_float64, deformed_grid, evaluate_flow, flow_key, grid_points, view_key
+from flowviz.grid import (
+    as_float64,
+    deformed_grid,
+    evaluate_flow,
+    flow_key,
+    grid_points,
+    map_in_chunks,
+    view_key,
+)
 from flowviz.memo import array_cache
 from flowviz.spec import MAX_GRID_WORK, base_cost, layer_cost
 
@@ -31,7 +39,8 @@ def base_density_on_grid(flow: Flow, view: Mapping) -> np.ndarray:
     """p_Z at the grid points read as z: the base density before any layer."""
     xs, _, points = grid_points(view)
     n = len(xs)
-    return torch.exp(flow.base(torch.float64).log_prob(points)).reshape(n, n).numpy()
+    base = flow.base(torch.float64)
+    return torch.exp(map_in_chunks(base.log_prob, points)).reshape(n, n).numpy()
 
 
 def fields_of_flow(flow: Flow, view: Mapping, arrays: Mapping | None = None) -> dict[str, np.ndarray]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ from flowviz.errors import SpecError
 from flowviz.flow import Flow
 from flowviz.memo import array_cache, digest
 from flowviz.spec import parse_spec
+
+# A costly grid is evaluated in chunks of this many points when the caller's context has a hook
+# ``between_chunks``, called between two chunks: a server lets such a grid wait there while other
+# visitors' quick runs go first (flowviz.ui.fairness). Without a hook, one piece, as always.
+CHUNK_POINTS = 1 << 16
+between_chunks: ContextVar[Callable[[], None] | None] = ContextVar("between_chunks", default=None)
+
+
+def map_in_chunks(function: Callable[[torch.Tensor], Any], points: torch.Tensor) -> Any:
+    """``function(points)`` (a tensor, or a tuple of tensors, one row per point), computed in
+    chunks of ``CHUNK_POINTS`` with the context's ``between_chunks`` hook called between them."""
+    hook = between_chunks.get()
+    if hook is None or len(points) <= CHUNK_POINTS:
+        return function(points)
+    parts = []
+    for k, chunk in enumerate(points.split(CHUNK_POINTS)):
+        if k:
+            hook()
+        parts.append(function(chunk))
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+    return torch.cat(parts)
 
 
 def grid_points(view: Mapping) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -46,9 +69,12 @@ def evaluate_flow(flow: Flow, view: Mapping) -> dict[str, np.ndarray]:
     flow = as_float64(flow)
     xs, ys, points = grid_points(view)
     n = len(xs)
-    terms = flow.density_terms(points)
-    log_density = terms.log_prob
-    _, log_det_forward = flow.forward_and_log_det(points)
+
+    def terms_at(chunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        terms = flow.density_terms(chunk)
+        return terms.log_prob, terms.base_log_prob, terms.log_det_inverse, flow.forward_and_log_det(chunk)[1]
+
+    log_density, base_log_prob, log_det_inverse, log_det_forward = map_in_chunks(terms_at, points)
     # A NaN can only come from a forward value that was not finite at the first
     # layer it entered; such a point has stretched beyond float64: +inf.
     log_det_forward = torch.nan_to_num(log_det_forward, nan=torch.inf)
@@ -58,8 +84,8 @@ def evaluate_flow(flow: Flow, view: Mapping) -> dict[str, np.ndarray]:
         "y": ys,
         "density": density.reshape(n, n).numpy(),
         "log_density": log_density.reshape(n, n).numpy(),
-        "base_log_prob": terms.base_log_prob.reshape(n, n).numpy(),
-        "log_det_inverse": terms.log_det_inverse.reshape(n, n).numpy(),
+        "base_log_prob": base_log_prob.reshape(n, n).numpy(),
+        "log_det_inverse": log_det_inverse.reshape(n, n).numpy(),
         "log_det_forward": log_det_forward.reshape(n, n).numpy(),
     }
     out["mass"] = np.asarray(out["density"].sum() * cell_area(view))

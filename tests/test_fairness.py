@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from flowviz.ui.fairness import QuickRuns
@@ -108,3 +109,65 @@ def test_work_is_never_held_longer_than_max_hold_then_goes_on_for_free():
     assert times[1] - times[0] == pytest.approx(0.3, abs=0.08)  # held at most max_hold
     assert times[2] - times[1] == pytest.approx(0.2, abs=0.08)  # then free for `free`
     assert runs.holds >= 3
+
+
+def test_costly_work_waits_its_turn_between_pieces_while_a_quick_run_is_in_progress():
+    runs = QuickRuns(lambda held: None, tail=0.0)
+    started = time.monotonic()
+    runs.wait_turn(limit=1.0)  # nothing running: no wait
+    assert time.monotonic() - started < 0.05
+
+    def quick_visitor() -> None:
+        with runs.run():
+            time.sleep(0.3)
+
+    visitor = threading.Thread(target=quick_visitor)
+    visitor.start()
+    wait_until(lambda: runs.running == 1)
+    started = time.monotonic()
+    runs.wait_turn(limit=2.0)  # until the quick run has ended
+    assert time.monotonic() - started == pytest.approx(0.3, abs=0.1)
+    assert runs.running == 0
+    visitor.join()
+
+    with runs.run():  # a quick run that does not end while the costly work waits
+        started = time.monotonic()
+        runs.wait_turn(limit=0.2)  # never longer than the limit
+        assert time.monotonic() - started == pytest.approx(0.2, abs=0.1)
+
+
+def test_a_costly_grid_in_pieces_with_a_hook_is_the_grid_in_one_piece():
+    import flowviz
+    from flowviz.explorer import base_density_on_grid
+    from flowviz.flow import Flow
+    from flowviz.grid import CHUNK_POINTS, between_chunks, evaluate_flow
+    from flowviz.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "base": {
+                "type": "mixture",
+                "components": [{"mean": [-1, 0]}, {"mean": [1, 1]}],
+                "weights": [0.3, 0.7],
+            },
+            "layers": [
+                {"type": "planar", "w": [2.0, 0.5], "u": [0.8, 0.1]},
+                {"type": "rotation", "degrees": 25.0},
+            ],
+            "view": {"resolution": 300},
+        }
+    )
+    whole = flowviz.evaluate(spec)
+    flow = Flow.from_spec(spec)
+    calls = []
+    token = between_chunks.set(lambda: calls.append(1))
+    try:
+        pieces = evaluate_flow(flow, spec["view"])
+        base = base_density_on_grid(flow, spec["view"])
+    finally:
+        between_chunks.reset(token)
+    pieces_expected = -(-(300 * 300) // CHUNK_POINTS)
+    assert len(calls) == 2 * (pieces_expected - 1)  # the grid's terms, then the base density
+    for name in ("density", "log_density", "base_log_prob", "log_det_inverse", "log_det_forward"):
+        np.testing.assert_allclose(pieces[name], whole[name], rtol=1e-12, atol=1e-300, err_msg=name)
+    assert base.shape == (300, 300)

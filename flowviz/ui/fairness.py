@@ -11,12 +11,15 @@ it holds the interpreter lock for a few milliseconds twice a second, not a hundr
 (Lowering that page's thread instead would make things worse: a thread that holds the
 lock and waits for a core makes every other visitor's script wait with it.)
 
-Quick runs first: while any visitor's page runs (a slider pressed, a page opened: every
-run of the app's script but those of a costly grid, which say so), the server holds its
-training processes (SIGSTOP: no processor at all, whatever their priority), and lets them
-go on ``TAIL`` seconds after the last such run ends (the browser is drawing its answer
-then). A training run is never held more than ``MAX_HOLD`` seconds at a time: it then
-goes on for ``FREE`` seconds at least. Its training clock leaves the held time out.
+Quick runs first. While any visitor's page runs (a slider pressed, a page opened: every
+run of the app's script and of a part of a page that reruns alone, but those of a costly
+grid, which say so), the server holds its training processes (SIGSTOP: no processor at
+all, whatever their priority), and lets them go on ``TAIL`` seconds after the last such
+run ends (the browser is drawing its answer then). A training run is never held more
+than ``MAX_HOLD`` seconds at a time: it then goes on for ``FREE`` seconds at least; its
+training clock leaves the held time out. A costly grid is evaluated in pieces of
+``flowviz.grid.CHUNK_POINTS`` points, and between two pieces it waits (at most 1 s at a
+time) while any quick run is in progress.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
+from flowviz.grid import between_chunks
 from flowviz.spec import MAX_GRID_WORK, point_cost
 
 HEAVY_WORK = MAX_GRID_WORK / 4  # beyond the plainest flows on a 512² grid, the live range
@@ -57,6 +61,8 @@ def yield_if_heavy(spec: Mapping) -> bool:
     now yields to the others."""
     heavy = grid_work(spec) > HEAVY_WORK
     _set_priority(HEAVY_NICE if heavy else 0)
+    # a costly grid is evaluated in pieces, and waits between them while quick runs go first
+    between_chunks.set(QUICK_RUNS.wait_turn if heavy else None)
     if heavy:
         QUICK_RUNS.not_quick()  # nobody's training waits for this one
     return heavy
@@ -119,6 +125,17 @@ class QuickRuns:
     @property
     def running(self) -> int:
         return self._running
+
+    def wait_turn(self, limit: float = 1.0) -> None:
+        """For costly work, between two of its pieces: wait while quick runs are in progress
+        (at most ``limit`` seconds), holding no lock the quick runs need."""
+        deadline = self._clock() + limit
+        with self._changed:
+            while self._running > 0:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
 
     def _govern(self) -> None:
         held_since: float | None = None
