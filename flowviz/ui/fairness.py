@@ -179,6 +179,13 @@ def _hold_training(held: bool) -> None:
 QUICK_RUNS = QuickRuns(_hold_training)
 
 
+def between_pieces() -> None:
+    """Between two pieces of a costly run's work: its turn, as between two chunks of its grid."""
+    hook = between_chunks.get()
+    if hook is not None:
+        hook()
+
+
 def quick_run() -> contextlib.AbstractContextManager[None]:
     """Wrap a run of the app's script: while it runs, training waits."""
     return QUICK_RUNS.run()

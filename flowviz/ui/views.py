@@ -8,6 +8,7 @@ import streamlit as st
 from flowviz.explorer import MASS_TOLERANCE, ProbeThroughLayers, inside_fraction, mass_notes, probe_point
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
+from flowviz.ui import fairness
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
@@ -265,7 +266,9 @@ def render_views(
             chosen.append(column.slider(label, lo, hi, key=k, step=0.01))
         px, py = chosen
         probe = probe_point(flow_factory(), (px, py), names)
+    fairness.between_pieces()  # a costly grid lets other visitors' quick runs go first
     main_figure(fields, log_scale, samples(int(n_samples)) if show_samples else None, probe)
+    fairness.between_pieces()
     if probe is not None:
         st.markdown("**Probe:** the point walked back from x to z₀, layer by layer")
         probe_table(probe)
