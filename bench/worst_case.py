@@ -331,7 +331,9 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     return out
 
 
-def interleaved(url: str, server_pid: int, presses: int, block: int, others_elsewhere: bool) -> dict:
+def interleaved(
+    url: str, server_pid: int, presses: int, block: int, others_elsewhere: bool, load: str = "both"
+) -> dict:
     """A's slider with and without the load, in alternating blocks of ``block`` presses.
 
     The machine's speed drifts (by up to 2x over minutes here), so conditions measured in
@@ -364,14 +366,15 @@ def interleaved(url: str, server_pid: int, presses: int, block: int, others_else
         while min(len(v) for v in times.values()) < presses:
             loaded = blocks % 2 == 1
             blocks += 1
-            hold(training=loaded)
-            if loaded:
+            hold(training=loaded and load != "links")
+            links = loaded and load != "training"
+            if links:
                 open_without_waiting(opener, next_link())
             else:
                 concurrency.wait_idle(opener, 120_000)
             viewer.wait_for_timeout(300)
             for _ in range(block):
-                if loaded and not busy(opener):
+                if links and not busy(opener):
                     open_without_waiting(opener, next_link())
                 times["loaded" if loaded else "alone"].append(concurrency.timed_press(viewer, slider, key))
                 viewer.wait_for_timeout(600)
@@ -385,6 +388,7 @@ def interleaved(url: str, server_pid: int, presses: int, block: int, others_else
     out["p95_ratio"] = out["loaded"]["p95_ms"] / out["alone"]["p95_ms"]
     out["p50_ratio"] = out["loaded"]["p50_ms"] / out["alone"]["p50_ms"]
     out["block"] = block
+    out["load"] = load
     out["worst_links_opened"] = opened[0]
     out["other_browsers"] = "idle class (elsewhere)" if others_elsewhere else "same priority as A's"
     return out
@@ -467,6 +471,12 @@ def main(argv=None) -> int:
         metavar="K",
         help="instead of the phases: alone and loaded (training and worst links) in alternating blocks of K presses",
     )
+    parser.add_argument(
+        "--load",
+        choices=["both", "training", "links"],
+        default="both",
+        help="with --interleave, what the loaded blocks hold (a diagnosis: the target is for both)",
+    )
     parser.add_argument("--loop", type=int, help="specs opened in the memory loop (40 quick, 300 full)")
     args = parser.parse_args(argv)
     repeats, presses, blocks, loop = (1, 10, 1, 40) if args.quick else (3, 20, 2, 300)
@@ -507,7 +517,11 @@ def main(argv=None) -> int:
         try:
             if "starvation" not in args.skip and args.interleave:
                 key = "starvation_interleaved" + ("_elsewhere" if args.others_elsewhere else "")
-                report[key] = s = interleaved(url, proc.pid, presses, args.interleave, args.others_elsewhere)
+                if args.load != "both":
+                    key += "_" + args.load + "_only"
+                report[key] = s = interleaved(
+                    url, proc.pid, presses, args.interleave, args.others_elsewhere, args.load
+                )
                 for kept in ("starvation", "starvation_elsewhere"):
                     if kept in previous:
                         report[kept] = previous[kept]

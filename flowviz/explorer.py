@@ -24,7 +24,7 @@ from flowviz.grid import (
     evaluate_flow,
     flow_key,
     grid_points,
-    map_in_chunks,
+    map_in_pieces,
     view_key,
 )
 from flowviz.memo import array_cache
@@ -40,7 +40,7 @@ def base_density_on_grid(flow: Flow, view: Mapping) -> np.ndarray:
     xs, _, points = grid_points(view)
     n = len(xs)
     base = flow.base(torch.float64)
-    return torch.exp(map_in_chunks(base.log_prob, points)).reshape(n, n).numpy()
+    return torch.exp(map_in_pieces(base.log_prob, points)).reshape(n, n).numpy()
 
 
 def fields_of_flow(flow: Flow, view: Mapping, arrays: Mapping | None = None) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +24,32 @@ from flowviz.flow import Flow
 from flowviz.memo import array_cache, digest
 from flowviz.spec import parse_spec
 
-# A costly grid is evaluated in chunks of this many points when the caller's context has a hook
-# ``between_chunks``, called between two chunks: a server lets such a grid wait there while other
-# visitors' quick runs go first (flowviz.ui.fairness). Without a hook, one piece, as always.
-CHUNK_POINTS = 1 << 16
-between_chunks: ContextVar[Callable[[], None] | None] = ContextVar("between_chunks", default=None)
+
+@dataclass(frozen=True)
+class Pieces:
+    """How to evaluate a costly grid: ``points`` at a time, calling ``between()`` between two pieces."""
+
+    points: int
+    between: Callable[[], None]
 
 
-def map_in_chunks(function: Callable[[torch.Tensor], Any], points: torch.Tensor) -> Any:
+# Where the caller's context holds Pieces, a grid is evaluated in pieces: a server lets a costly
+# grid wait between them while other visitors' quick runs go first (flowviz.ui.fairness).
+# Without, in one piece, as always.
+in_pieces: ContextVar[Pieces | None] = ContextVar("in_pieces", default=None)
+
+
+def map_in_pieces(function: Callable[[torch.Tensor], Any], points: torch.Tensor) -> Any:
     """``function(points)`` (a tensor, or a tuple of tensors, one row per point), computed in
-    chunks of ``CHUNK_POINTS`` with the context's ``between_chunks`` hook called between them."""
-    hook = between_chunks.get()
-    if hook is None or len(points) <= CHUNK_POINTS:
+    the pieces the context's ``in_pieces`` asks for."""
+    pieces = in_pieces.get()
+    if pieces is None or len(points) <= pieces.points:
         return function(points)
     parts = []
-    for k, chunk in enumerate(points.split(CHUNK_POINTS)):
+    for k, piece in enumerate(points.split(max(1, pieces.points))):
         if k:
-            hook()
-        parts.append(function(chunk))
+            pieces.between()
+        parts.append(function(piece))
     if isinstance(parts[0], tuple):
         return tuple(torch.cat(column) for column in zip(*parts, strict=True))
     return torch.cat(parts)
@@ -74,7 +83,7 @@ def evaluate_flow(flow: Flow, view: Mapping) -> dict[str, np.ndarray]:
         terms = flow.density_terms(chunk)
         return terms.log_prob, terms.base_log_prob, terms.log_det_inverse, flow.forward_and_log_det(chunk)[1]
 
-    log_density, base_log_prob, log_det_inverse, log_det_forward = map_in_chunks(terms_at, points)
+    log_density, base_log_prob, log_det_inverse, log_det_forward = map_in_pieces(terms_at, points)
     # A NaN can only come from a forward value that was not finite at the first
     # layer it entered; such a point has stretched beyond float64: +inf.
     log_det_forward = torch.nan_to_num(log_det_forward, nan=torch.inf)

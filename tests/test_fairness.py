@@ -140,7 +140,7 @@ def test_a_costly_grid_in_pieces_with_a_hook_is_the_grid_in_one_piece():
     import flowviz
     from flowviz.explorer import base_density_on_grid
     from flowviz.flow import Flow
-    from flowviz.grid import CHUNK_POINTS, between_chunks, evaluate_flow
+    from flowviz.grid import Pieces, evaluate_flow, in_pieces
     from flowviz.spec import parse_spec
 
     spec = parse_spec(
@@ -160,13 +160,13 @@ def test_a_costly_grid_in_pieces_with_a_hook_is_the_grid_in_one_piece():
     whole = flowviz.evaluate(spec)
     flow = Flow.from_spec(spec)
     calls = []
-    token = between_chunks.set(lambda: calls.append(1))
+    token = in_pieces.set(Pieces(10_000, lambda: calls.append(1)))
     try:
         pieces = evaluate_flow(flow, spec["view"])
         base = base_density_on_grid(flow, spec["view"])
     finally:
-        between_chunks.reset(token)
-    pieces_expected = -(-(300 * 300) // CHUNK_POINTS)
+        in_pieces.reset(token)
+    pieces_expected = -(-(300 * 300) // 10_000)
     assert len(calls) == 2 * (pieces_expected - 1)  # the grid's terms, then the base density
     for name in ("density", "log_density", "base_log_prob", "log_det_inverse", "log_det_forward"):
         np.testing.assert_allclose(pieces[name], whole[name], rtol=1e-12, atol=1e-300, err_msg=name)

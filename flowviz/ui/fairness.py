@@ -17,9 +17,9 @@ grid, which say so), the server holds its training processes (SIGSTOP: no proces
 all, whatever their priority), and lets them go on ``TAIL`` seconds after the last such
 run ends (the browser is drawing its answer then). A training run is never held more
 than ``MAX_HOLD`` seconds at a time: it then goes on for ``FREE`` seconds at least; its
-training clock leaves the held time out. A costly grid is evaluated in pieces of
-``flowviz.grid.CHUNK_POINTS`` points, and between two pieces it waits (at most 1 s at a
-time) while any quick run is in progress.
+training clock leaves the held time out. A costly grid is evaluated in pieces of about
+``PIECE_WORK`` (about a 30th of the largest grid's work: some 60 ms), and between two
+pieces it waits (at most 1 s at a time) while any quick run is in progress.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from flowviz.grid import between_chunks
+from flowviz.grid import Pieces, in_pieces
 from flowviz.spec import MAX_GRID_WORK, point_cost
 
 HEAVY_WORK = MAX_GRID_WORK / 4  # beyond the plainest flows on a 512² grid, the live range
+PIECE_WORK = MAX_GRID_WORK / 32  # a costly grid's piece: about 60 ms of the 2 s budget
 HEAVY_NICE = 10  # as training runs: a person at a slider (nice 0) still comes well first
 TAIL = 0.2  # s: training stays held this long after the last quick run (its page is being drawn)
 MAX_HOLD = 2.0  # s: the longest training is held at a time
@@ -62,7 +63,9 @@ def yield_if_heavy(spec: Mapping) -> bool:
     heavy = grid_work(spec) > HEAVY_WORK
     _set_priority(HEAVY_NICE if heavy else 0)
     # a costly grid is evaluated in pieces, and waits between them while quick runs go first
-    between_chunks.set(QUICK_RUNS.wait_turn if heavy else None)
+    in_pieces.set(
+        Pieces(max(256, int(PIECE_WORK / point_cost(spec))), QUICK_RUNS.wait_turn) if heavy else None
+    )
     if heavy:
         QUICK_RUNS.not_quick()  # nobody's training waits for this one
     return heavy
@@ -181,9 +184,9 @@ QUICK_RUNS = QuickRuns(_hold_training)
 
 def between_pieces() -> None:
     """Between two pieces of a costly run's work: its turn, as between two chunks of its grid."""
-    hook = between_chunks.get()
-    if hook is not None:
-        hook()
+    pieces = in_pieces.get()
+    if pieces is not None:
+        pieces.between()
 
 
 def quick_run() -> contextlib.AbstractContextManager[None]:
