@@ -19,7 +19,8 @@ run ends (the browser is drawing its answer then). A training run is never held 
 than ``MAX_HOLD`` seconds at a time: it then goes on for ``FREE`` seconds at least; its
 training clock leaves the held time out. A costly grid is evaluated in pieces of about
 ``PIECE_WORK`` (about a 30th of the largest grid's work: some 60 ms), and between two
-pieces it waits (at most 1 s at a time) while any quick run is in progress.
+pieces it waits (at most 1 s at a time) while any quick run is in progress, and ``TAIL``
+seconds after.
 """
 
 from __future__ import annotations
@@ -131,14 +132,20 @@ class QuickRuns:
 
     def wait_turn(self, limit: float = 1.0) -> None:
         """For costly work, between two of its pieces: wait while quick runs are in progress
-        (at most ``limit`` seconds), holding no lock the quick runs need."""
+        and ``tail`` seconds after (their pages are being drawn), at most ``limit`` seconds,
+        holding no lock the quick runs need."""
         deadline = self._clock() + limit
         with self._changed:
-            while self._running > 0:
-                remaining = deadline - self._clock()
-                if remaining <= 0:
+            while True:
+                now = self._clock()
+                if now >= deadline:
                     return
-                self._changed.wait(remaining)
+                if self._running > 0:
+                    self._changed.wait(deadline - now)
+                elif now < self._quiet_at + self.tail:
+                    self._changed.wait(min(deadline, self._quiet_at + self.tail) - now)
+                else:
+                    return
 
     def _govern(self) -> None:
         held_since: float | None = None
