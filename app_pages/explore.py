@@ -185,6 +185,7 @@ def explorer() -> None:
 
 
 state.init_state()
+fairness.yield_if_heavy(state.current_spec())  # a costly grid's whole run lets quick runs go first
 view_link_problem = ui_views.adopt_view_query()
 start_pointer()
 if view_link_problem:
