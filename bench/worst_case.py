@@ -560,7 +560,7 @@ def main(argv=None) -> int:
     report["load_average_after"] = os.getloadavg()
     for part, keys in (
         ("specs", ("worst_valid_specs", "refused")),
-        ("starvation", ("starvation", "starvation_elsewhere")),
+        ("starvation", tuple(key for key in previous if key.startswith("starvation"))),
         ("memory", ("memory",)),
     ):
         if part in args.skip:  # a part not run this time keeps its earlier figures
