@@ -1,5 +1,7 @@
 """flowviz: the Streamlit shell. Navigation only; each page lives in app_pages/."""
 
+import contextlib
+
 import streamlit as st
 import torch
 
@@ -52,8 +54,11 @@ def main() -> None:
             "app_pages/train.py", title="Train a flow", icon=":material/model_training:", url_path="train"
         ),
     ]
-    with fairness.quick_run():  # while a page runs, training waits (flowviz.ui.fairness)
-        st.navigation(pages, position="top").run()
+    page = st.navigation(pages, position="top")
+    # While a page runs, training waits (flowviz.ui.fairness); not for the Train page, whose
+    # visitor is watching the training.
+    with fairness.quick_run() if page.url_path != "train" else contextlib.nullcontext():
+        page.run()
 
 
 # A training process (multiprocessing, "spawn") re-reads the main script as "__mp_main__":

@@ -30,7 +30,6 @@ from flowviz.train import (
     layer_name,
 )
 from flowviz.trained_views import finished_views
-from flowviz.ui import fairness
 from flowviz.ui.editor import init
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.path import next_idea
@@ -590,8 +589,6 @@ def load_section() -> None:
 
 # --------------------------------------------------------------------------- the page
 
-# A person here is watching training: this page's own runs do not hold it (those of other pages do)
-fairness.not_a_quick_run()
 st.title("Train a flow on your own data")
 st.caption(
     "Draw points, pick a toy set or upload a CSV; a normalizing flow learns their density by maximum "

@@ -39,8 +39,8 @@ PREVIEW_RESOLUTION = 64  # grid points per axis of a frame: a 64² picture costs
 # A strip holds up to STRIP_FRAMES values along a slider's range (its ends included). It is
 # sent in chunks, each short enough that letting go never waits long for one, and each
 # made of the values the thumb is about to pass when the chunk reaches the page: the
-# first, asked for when the slider is grabbed (or the pointer rests on it), has the values
-# nearest the thumb; each next one, asked for while the thumb moves, the values nearest
+# first, asked for when the thumb first moves (or the pointer rests on the slider), has the
+# values nearest the thumb; each next one, asked for while the thumb moves, the values nearest
 # where the thumb will be once the chunk arrives (its speed times the last chunk's round
 # trip), ahead of that point first. Small chunks first: a chunk's round trip is its frames'
 # cost plus a fixed cost of about 0.1 s, and the thumb passes about 30 values a second. While

@@ -288,3 +288,34 @@ def test_a_full_server_says_so_and_keeps_the_page(monkeypatch):
         errors
     )
     assert not _button(at, "Start training").disabled
+
+
+def test_the_train_page_holds_no_training_while_other_pages_do(monkeypatch):
+    """A run of another page holds training until it ends; the Train page's own runs (its visitor is
+    watching the training) let it go at once."""
+    from flowviz.ui import fairness
+
+    held: list[tuple[float, bool]] = []
+    runs = fairness.QuickRuns(lambda h: held.append((time.monotonic(), h)), tail=0.0)
+    monkeypatch.setattr(fairness, "QUICK_RUNS", runs)
+
+    def held_share(at: AppTest) -> float:
+        """The share of one whole run of the app during which training was held."""
+        held.clear()
+        started = time.monotonic()
+        at.run()
+        ended = time.monotonic()
+        deadline = ended + 5.0
+        while held and held[-1][1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not held:
+            return 0.0
+        assert held[0][1] and not held[-1][1], held
+        return (held[-1][0] - held[0][0]) / (ended - started)
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/one_d.py").run()
+    assert held_share(at) > 0.5  # another page: held for (nearly) the whole run
+    at.switch_page("app_pages/train.py").run()
+    assert held_share(at) == 0.0  # the Train page: never held
+    assert not at.exception

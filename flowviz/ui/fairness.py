@@ -13,7 +13,7 @@ lock and waits for a core makes every other visitor's script wait with it.)
 
 Quick runs first. While any visitor's page runs (a slider pressed, a page opened: every
 run of the app's script and of a part of a page that reruns alone, but those of a costly
-grid and of the Train page, which say so), the server holds its training processes (SIGSTOP: no processor at
+grid, which say so, and of the Train page, whose visitor watches the training), the server holds its training processes (SIGSTOP: no processor at
 all, whatever their priority), and lets them go on ``TAIL`` seconds after the last such
 run ends (the browser is drawing its answer then). A training run is never held more
 than ``MAX_HOLD`` seconds at a time: it then goes on for ``FREE`` seconds at least; its
@@ -187,11 +187,6 @@ def _hold_training(held: bool) -> None:
 
 
 QUICK_RUNS = QuickRuns(_hold_training)
-
-
-def not_a_quick_run() -> None:
-    """This run holds nothing (the Train page: its visitor is watching the training)."""
-    QUICK_RUNS.not_quick()
 
 
 def between_pieces() -> None:
