@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import functools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,7 +76,6 @@ def strip_resolution(spec: Mapping, resolution: int = PREVIEW_RESOLUTION) -> int
     return max(8, min(resolution, math.isqrt(int(per_strip))))
 
 
-@functools.lru_cache(maxsize=256)  # asked for on every run, by every slider's companion
 def strip_values(low: float, high: float, step: float, count: int = STRIP_FRAMES) -> tuple[float, ...]:
     """``count`` values spread evenly over [low, high], each on the slider's own steps.
 
