@@ -1,0 +1,450 @@
+"""Two-dimensional data sets whose density is known exactly (or by converged quadrature), for bench/train.py.
+
+Every set is given in *user coordinates*: the shape is drawn in a unit frame and
+then mapped by x_user = A x + b with a diagonal A, as canvas pixels (y pointing
+down) or spreadsheet units would put it. The density follows exactly:
+log p_user(x_user) = log p(x) - log|det A|.
+
+The sets were split once, before any run, into a **tuning** half (defaults are
+chosen on it) and a **held-out** half (it only judges them). Both halves hold
+Gaussian mixtures, noisy curves, rings and a sharp-edged uniform shape; only the
+tuning half has a swirl (pinwheel), and only the held-out half has heavy tails
+(Student t) and a skewed shape with very different scales per axis (banana).
+
+Densities:
+- Gaussian mixtures: closed form, log-sum-exp over components.
+- A curve plus Gaussian noise (spirals, moons): p(x) = int p(t) N(x; c(t), s^2 I) dt,
+  composite Gauss-Legendre quadrature in t; the benchmark checks that doubling the
+  panels changes log p by less than 1e-6.
+- Strokes (line segments plus noise, as a person draws a letter): the integral along
+  each segment is closed form, a normal in the perpendicular distance times a
+  difference of normal CDFs along it.
+- Rings: the radius is a normal truncated to r > 0 and the angle uniform, so
+  p(x) = N(r; R, s) / Phi(R / s) / (2 pi r).
+- Pinwheel: blades (Gaussians) turned by an angle that grows with the radius,
+  x = Rot(c |y|) y, a map of Jacobian determinant 1, so p(x) = p_y(Rot(-c |x|) x).
+- Banana: x2 = a y2 + b (y1^2 - 1), x1 = y1, a shear of determinant a.
+- Uniform shapes (checkerboard, an L): 1 / area inside.
+- Student t (4 degrees of freedom): closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammaln, log_ndtr, ndtr
+
+LOG_2PI = math.log(2.0 * math.pi)
+TUNING = "tuning"
+HELD_OUT = "held-out"
+
+
+@dataclass
+class BenchSet:
+    name: str
+    half: str
+    sample: Callable[[int, np.random.Generator], np.ndarray]
+    log_density: Callable[[np.ndarray], np.ndarray]
+    note: str
+    quadrature_check: Callable[[np.ndarray], float] | None = None
+
+
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
+
+
+def _rotation(angle: float) -> np.ndarray:
+    return np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+
+
+def _covariance(std_major: float, std_minor: float, degrees: float) -> np.ndarray:
+    r = _rotation(math.radians(degrees))
+    return r @ np.diag([std_major**2, std_minor**2]) @ r.T
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def gaussian_mixture(weights, means, covariances):
+    weights = np.asarray(weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    means = np.asarray(means, dtype=np.float64)
+    covariances = np.asarray(covariances, dtype=np.float64)
+    cholesky = np.linalg.cholesky(covariances)
+    inverse = np.linalg.inv(covariances)
+    log_norm = -LOG_2PI - 0.5 * np.log(np.linalg.det(covariances))
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        k = rng.choice(len(weights), size=n, p=weights)
+        return means[k] + np.einsum("nij,nj->ni", cholesky[k], rng.standard_normal((n, 2)))
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        d = x[:, None, :] - means[None]
+        mahalanobis = np.einsum("nki,kij,nkj->nk", d, inverse, d)
+        return logsumexp(np.log(weights) + log_norm - 0.5 * mahalanobis, axis=1)
+
+    return sample, log_density
+
+
+def _gauss_legendre(panels: int, order: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of composite Gauss-Legendre quadrature on [0, 1]."""
+    nodes, weights = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(0.0, 1.0, panels + 1)
+    half = (edges[1:] - edges[:-1])[:, None] / 2.0
+    centres = ((edges[1:] + edges[:-1]) / 2.0)[:, None]
+    return (centres + half * nodes).ravel(), (half * weights).ravel()
+
+
+def noisy_curves(curves, sigma: float, panels: int):
+    """x = c_j(t) + N(0, sigma^2 I), j uniform among the curves, t ~ U(0, 1)."""
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        j = rng.integers(0, len(curves), n)
+        t = rng.random(n)
+        points = np.zeros((n, 2))
+        for index, curve in enumerate(curves):
+            mine = j == index
+            points[mine] = curve(t[mine])
+        return points + sigma * rng.standard_normal((n, 2))
+
+    def log_density(x: np.ndarray, panels: int = panels) -> np.ndarray:
+        t, w = _gauss_legendre(panels)
+        centres = np.concatenate([curve(t) for curve in curves])
+        log_w = np.log(np.tile(w, len(curves)) / len(curves))
+        out = np.empty(len(x))
+        for start in range(0, len(x), 500):
+            chunk = x[start : start + 500]
+            d2 = ((chunk[:, None, :] - centres[None]) ** 2).sum(-1)
+            terms = log_w - d2 / (2 * sigma**2) - LOG_2PI - 2 * math.log(sigma)
+            out[start : start + 500] = logsumexp(terms, axis=1)
+        return out
+
+    def check(x: np.ndarray) -> float:
+        return float(np.max(np.abs(log_density(x, panels) - log_density(x, 2 * panels))))
+
+    return sample, log_density, check
+
+
+def strokes(polylines: list[np.ndarray], sigma: float):
+    """Points uniform along the strokes (by length), plus N(0, sigma^2 I): closed-form density."""
+    starts = np.concatenate([p[:-1] for p in polylines])
+    ends = np.concatenate([p[1:] for p in polylines])
+    lengths = np.linalg.norm(ends - starts, axis=1)
+    total = lengths.sum()
+    along = (ends - starts) / lengths[:, None]
+    normal = np.stack([-along[:, 1], along[:, 0]], -1)
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        k = rng.choice(len(lengths), size=n, p=lengths / total)
+        t = rng.random(n)[:, None] * lengths[k, None]
+        return starts[k] + t * along[k] + sigma * rng.standard_normal((n, 2))
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        d = x[:, None, :] - starts[None]
+        s = np.einsum("nkj,kj->nk", d, along)
+        h = np.einsum("nkj,kj->nk", d, normal)
+        upper, lower = (lengths[None] - s) / sigma, -s / sigma
+        # log(Phi(upper) - Phi(lower)), stable on either tail
+        with np.errstate(divide="ignore"):
+            mass = np.where(
+                lower > 0,
+                log_ndtr(-lower)
+                + np.log1p(-np.exp(np.minimum(log_ndtr(-upper) - log_ndtr(-lower), -1e-300))),
+                np.log(np.maximum(ndtr(upper) - ndtr(lower), 1e-300)),
+            )
+        terms = -(h**2) / (2 * sigma**2) - 0.5 * LOG_2PI - math.log(sigma) + mass - math.log(total)
+        return logsumexp(terms, axis=1)
+
+    return sample, log_density
+
+
+def rings(weights, radii, sigmas):
+    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    radii, sigmas = np.asarray(radii, dtype=np.float64), np.asarray(sigmas, dtype=np.float64)
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        k = rng.choice(len(weights), size=n, p=weights)
+        r = radii[k] + sigmas[k] * rng.standard_normal(n)
+        while np.any(r <= 0):  # the truncated normal, by rejection
+            bad = r <= 0
+            r[bad] = radii[k[bad]] + sigmas[k[bad]] * rng.standard_normal(bad.sum())
+        angle = 2 * math.pi * rng.random(n)
+        return r[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        r = np.linalg.norm(x, axis=1)[:, None]
+        z = (r - radii[None]) / sigmas[None]
+        terms = (
+            np.log(weights)
+            - 0.5 * z**2
+            - 0.5 * LOG_2PI
+            - np.log(sigmas)
+            - log_ndtr(radii / sigmas)
+            - math.log(2 * math.pi)
+            - np.log(r)
+        )
+        return logsumexp(terms, axis=1)
+
+    return sample, log_density
+
+
+def swirled(sample_y, log_density_y, rate: float):
+    """x = Rot(rate |y|) y: volume-preserving, |x| = |y|."""
+
+    def turn(points: np.ndarray, sign: float) -> np.ndarray:
+        angle = sign * rate * np.linalg.norm(points, axis=1)
+        c, s = np.cos(angle), np.sin(angle)
+        return np.stack([c * points[:, 0] - s * points[:, 1], s * points[:, 0] + c * points[:, 1]], -1)
+
+    return (lambda n, rng: turn(sample_y(n, rng), 1.0)), (lambda x: log_density_y(turn(x, -1.0)))
+
+
+def uniform_boxes(boxes):
+    """Uniform on a union of disjoint axis-aligned boxes [(x0, x1, y0, y1), ...]."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    areas = (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])
+    log_p = -math.log(areas.sum())
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        k = rng.choice(len(boxes), size=n, p=areas / areas.sum())
+        u = rng.random((n, 2))
+        b = boxes[k]
+        return np.stack(
+            [b[:, 0] + u[:, 0] * (b[:, 1] - b[:, 0]), b[:, 2] + u[:, 1] * (b[:, 3] - b[:, 2])], -1
+        )
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        inside = np.zeros(len(x), dtype=bool)
+        for x0, x1, y0, y1 in boxes:
+            inside |= (x[:, 0] >= x0) & (x[:, 0] <= x1) & (x[:, 1] >= y0) & (x[:, 1] <= y1)
+        return np.where(inside, log_p, -np.inf)
+
+    return sample, log_density
+
+
+def student_t(dof: float, covariance):
+    covariance = np.asarray(covariance, dtype=np.float64)
+    cholesky = np.linalg.cholesky(covariance)
+    inverse = np.linalg.inv(covariance)
+    log_norm = (
+        gammaln((dof + 2) / 2)
+        - gammaln(dof / 2)
+        - math.log(dof * math.pi)
+        - 0.5 * math.log(np.linalg.det(covariance))
+    )
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        z = rng.standard_normal((n, 2)) @ cholesky.T
+        return z / np.sqrt(rng.chisquare(dof, n) / dof)[:, None]
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        m = np.einsum("ni,ij,nj->n", x, inverse, x)
+        return log_norm - (dof + 2) / 2 * np.log1p(m / dof)
+
+    return sample, log_density
+
+
+def banana(a: float, b: float):
+    """y ~ N(0, I); x = (y1, a y2 + b (y1^2 - 1))."""
+
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        y = rng.standard_normal((n, 2))
+        return np.stack([y[:, 0], a * y[:, 1] + b * (y[:, 0] ** 2 - 1)], -1)
+
+    def log_density(x: np.ndarray) -> np.ndarray:
+        y2 = (x[:, 1] - b * (x[:, 0] ** 2 - 1)) / a
+        return -LOG_2PI - 0.5 * (x[:, 0] ** 2 + y2**2) - math.log(a)
+
+    return sample, log_density
+
+
+def in_frame(sample, log_density, scale, offset):
+    """The same shape in user coordinates x_user = diag(scale) x + offset."""
+    scale, offset = np.asarray(scale, dtype=np.float64), np.asarray(offset, dtype=np.float64)
+    log_det = float(np.log(np.abs(scale)).sum())
+    return (
+        lambda n, rng: sample(n, rng) * scale + offset,
+        lambda x: log_density((x - offset) / scale) - log_det,
+    )
+
+
+# --------------------------------------------------------------------------- the sets
+
+CANVAS = ([80.0, -80.0], [350.0, 250.0])  # pixels, y down, origin at the canvas' centre
+
+
+def _spiral_arm(t: np.ndarray) -> np.ndarray:
+    angle = 1.0 + 3.0 * math.pi * t
+    radius = 0.5 + 2.5 * t
+    return radius[..., None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+
+
+def _double_spiral(turns: float, phase: float):
+    def arm(t: np.ndarray) -> np.ndarray:
+        angle = phase + 2 * math.pi * turns * t
+        radius = 0.3 + 2.7 * t
+        return radius[..., None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+
+    return arm
+
+
+def _moons():
+    def upper(t):
+        a = math.pi * t
+        return 1.5 * np.stack([np.cos(a) - 0.5, np.sin(a) - 0.25], -1)
+
+    def lower(t):
+        a = math.pi * t
+        return 1.5 * np.stack([1.0 - np.cos(a) - 0.5, 0.5 - np.sin(a) - 0.25], -1)
+
+    return [upper, lower]
+
+
+def _letters() -> list[np.ndarray]:
+    """An 'A' of three strokes and an 'S' drawn as one curve, side by side."""
+    a_left = np.array([[-2.6, -1.5], [-1.6, 1.5]])
+    a_right = np.array([[-1.6, 1.5], [-0.6, -1.5]])
+    a_bar = np.array([[-2.2, 0.0], [-1.0, 0.0]])
+    t = np.linspace(0.0, 1.0, 41)
+    angle = math.pi * (0.25 + 2.5 * t)  # an S: two half turns of opposite sense
+    upper = t < 0.5
+    s_x = np.where(upper, 1.4 + 0.8 * np.cos(angle + 0.3), 1.4 - 0.8 * np.cos(angle + 0.3))
+    s_y = np.where(upper, 0.75 + 0.75 * np.sin(angle + 0.3), -0.75 - 0.75 * np.sin(angle + 0.3))
+    s_curve = np.stack([s_x, s_y], -1)
+    return [a_left, a_right, a_bar, s_curve]
+
+
+def bench_sets() -> dict[str, BenchSet]:
+    sets: dict[str, BenchSet] = {}
+
+    def add(name, half, sample, log_density, note, frame, check=None):
+        sample, log_density = in_frame(sample, log_density, *frame)
+        scale, offset = np.asarray(frame[0]), np.asarray(frame[1])
+        framed_check = None if check is None else (lambda x: check((x - offset) / scale))
+        sets[name] = BenchSet(name, half, sample, log_density, note, framed_check)
+
+    # ---- tuning half
+    angles = 2 * np.pi * np.arange(8) / 8
+    means = 2.5 * np.stack([np.cos(angles), np.sin(angles)], -1)
+    add(
+        "8_gaussians",
+        TUNING,
+        *gaussian_mixture(np.full(8, 1 / 8), means, np.tile(0.15**2 * np.eye(2), (8, 1, 1))),
+        "8 x N(m_k, 0.15^2 I), |m_k| = 2.5",
+        CANVAS,
+    )
+    add(
+        "anisotropic_2",
+        TUNING,
+        *gaussian_mixture(
+            [0.35, 0.65],
+            [[-1.2, 0.8], [1.0, -0.6]],
+            [_covariance(1.5, 0.12, 35), _covariance(1.0, 0.25, -60)],
+        ),
+        "0.35 N(std 1.5 x 0.12, 35 deg) + 0.65 N(std 1 x 0.25, -60 deg)",
+        ([1.0, 1.0], [0.0, 0.0]),
+    )
+    sample, log_density, check = noisy_curves([_spiral_arm], 0.1, panels=400)
+    add("spiral", TUNING, sample, log_density, "a spiral arm of 1.5 turns + N(0, 0.1^2 I)", CANVAS, check)
+    sample, log_density, check = noisy_curves(_moons(), 0.1, panels=100)
+    add(
+        "two_moons",
+        TUNING,
+        sample,
+        log_density,
+        "two moon arcs + N(0, 0.1^2 I)",
+        ([12.0, 12.0], [50.0, 40.0]),
+        check,
+    )
+    cells = [(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0]
+    add(
+        "checkerboard",
+        TUNING,
+        *uniform_boxes([(i - 2.0, i - 1.0, j - 2.0, j - 1.0) for i, j in cells]),
+        "uniform on 8 of the 16 unit squares of [-2, 2]^2",
+        CANVAS,
+    )
+    add("ring", TUNING, *rings([1.0], [2.0], [0.15]), "a ring: radius N(2, 0.15^2), angle uniform", CANVAS)
+    blade_angles = 2 * math.pi * np.arange(5) / 5
+    blade_means = 1.3 * np.stack([np.cos(blade_angles), np.sin(blade_angles)], -1)
+    blade_covariances = np.stack([_covariance(0.45, 0.08, math.degrees(a)) for a in blade_angles])
+    add(
+        "pinwheel",
+        TUNING,
+        *swirled(*gaussian_mixture(np.full(5, 0.2), blade_means, blade_covariances), rate=0.9),
+        "5 blades N(1.3 e_k, std 0.45 x 0.08) turned by 0.9 |y| rad",
+        ([1.0, 1.0], [5.0, -3.0]),
+    )
+
+    # ---- held-out half
+    add(
+        "thin_unequal_6",
+        HELD_OUT,
+        *gaussian_mixture(
+            [0.4, 0.25, 0.15, 0.1, 0.06, 0.04],
+            [[0.0, 0.0], [2.2, 1.5], [-2.0, 1.8], [-1.5, -2.2], [2.4, -1.8], [0.2, 2.8]],
+            [
+                _covariance(1.0, 0.6, 20),
+                _covariance(0.9, 0.05, -30),
+                _covariance(0.3, 0.3, 0),
+                _covariance(1.2, 0.04, 70),
+                _covariance(0.1, 0.1, 0),
+                _covariance(0.5, 0.03, 0),
+            ],
+        ),
+        "6 Gaussians, weights 0.4 to 0.04, minor std down to 0.03",
+        CANVAS,
+    )
+    add(
+        "heavy_tails",
+        HELD_OUT,
+        *student_t(4.0, _covariance(1.0, 0.4, 30)),
+        "Student t, 4 degrees of freedom, scale std 1 x 0.4 at 30 deg",
+        ([10.0, 10.0], [100.0, 100.0]),
+    )
+    sample, log_density, check = noisy_curves(
+        [_double_spiral(2.0, 0.0), _double_spiral(2.0, math.pi)], 0.06, panels=800
+    )
+    add(
+        "double_spiral",
+        HELD_OUT,
+        sample,
+        log_density,
+        "two spiral arms of 2 turns + N(0, 0.06^2 I)",
+        CANVAS,
+        check,
+    )
+    add(
+        "letters",
+        HELD_OUT,
+        *strokes(_letters(), 0.07),
+        "the strokes of an 'A' and an 'S', points uniform along them + N(0, 0.07^2 I)",
+        CANVAS,
+    )
+    add(
+        "uniform_l",
+        HELD_OUT,
+        *uniform_boxes([(0.0, 2.0, 0.0, 0.6), (0.0, 0.6, 0.6, 2.0)]),
+        "uniform on an L of two rectangles (sharp edges)",
+        ([3.0, 3.0], [-1.0, 2.0]),
+    )
+    add(
+        "nested_rings",
+        HELD_OUT,
+        *rings([0.35, 0.65], [1.0, 2.5], [0.08, 0.12]),
+        "two rings: radius N(1, 0.08^2) (0.35) and N(2.5, 0.12^2) (0.65)",
+        CANVAS,
+    )
+    add(
+        "banana_scales",
+        HELD_OUT,
+        *banana(0.5, 0.6),
+        "banana x2 = 0.5 y2 + 0.6 (y1^2 - 1), axes in units 2500 and 0.004 apart",
+        ([2500.0, 0.004], [40000.0, 1.2]),
+    )
+    return sets
