@@ -229,7 +229,8 @@ def settings_section() -> tuple[ModelConfig, TrainConfig]:
         "Early stopping on the validation NLL",
         key=init("tr_early", True),
         help="10% of the points are held out; when their NLL has not improved for a quarter of the "
-        "steps, training stops. The model with the best validation NLL is kept either way.",
+        "steps, training stops. Either way, the kept model is the running average of the weights "
+        "at its best validation NLL.",
     )
     lr = left.select_slider(
         "Learning rate (peak of the schedule)",
@@ -400,9 +401,11 @@ def _finished_text(job: TrainingProcess) -> str:
         )
     best = job.summary.get("best_val_nll")
     kept = (
-        f"The model kept is the one with the best validation NLL, {best:.3f}, from step {job.best_step}."
+        f"The model kept is the one with the best validation NLL, {best:.3f}, from step {job.best_step}: "
+        "the running average of the weights up to then, which wobbles less than the weights of any one step."
         if best is not None
-        else "The model kept is the last one (too few points to hold some out for validation)."
+        else "The model kept is the running average of the weights (too few points to hold some out "
+        "for validation)."
     )
     return f"{how}. {kept} Its pictures are below, in section 4."
 

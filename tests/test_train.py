@@ -108,7 +108,7 @@ def test_nan_in_the_gradient_is_caught_too():
 
 def test_the_best_validation_model_is_kept():
     points, _ = _correlated_gaussian(1000, seed=5)
-    trainer = Trainer(points, SMALL, TrainConfig(steps=1000, val_every=10**6))
+    trainer = Trainer(points, SMALL, TrainConfig(steps=1000, val_every=10**6, ema=None))
     trainer.step(40)
     best = trainer.validate()
     with torch.no_grad():
@@ -213,3 +213,39 @@ def test_data_whose_standardisation_leaves_float32_is_refused(scale, message):
     with pytest.raises(SpecError, match=message):
         Trainer(points, ModelConfig(layers=1, hidden=4), TrainConfig(steps=1))
     assert check_trainable(points, torch.float64) is not None  # float64 holds them
+
+
+def test_the_kept_model_is_the_running_average_of_the_weights():
+    """With ``ema``, the weights validated and kept are a_t = d_t a_{t-1} + (1 - d_t) w_t,
+    d_t = min(ema, (1 + t) / (10 + t)), recomputed here from the weights after every step."""
+    points, _ = _correlated_gaussian(600)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=40, lr=1e-2, ema=0.9, val_fraction=0.0))
+    names = [name for name, p in trainer.flow.named_parameters() if p.requires_grad]
+    average = {name: p.detach().clone() for name, p in trainer.flow.named_parameters() if p.requires_grad}
+    for t in range(1, 41):
+        trainer.step(1)
+        decay = min(0.9, (1.0 + t) / (10.0 + t))
+        weights = dict(trainer.flow.named_parameters())
+        for name in names:
+            average[name] = decay * average[name] + (1 - decay) * weights[name].detach()
+    kept = dict(trainer.best_flow().named_parameters())
+    now = dict(trainer.flow.named_parameters())
+    for name in names:
+        torch.testing.assert_close(kept[name], average[name], rtol=1e-5, atol=1e-6)
+    # the training weights themselves are not the average (and were not replaced by it)
+    assert any(not torch.allclose(now[name], average[name]) for name in names)
+
+
+def test_validation_scores_the_running_average():
+    points, _ = _correlated_gaussian(2000)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=60, lr=1e-2, ema=0.95, val_every=60))
+    trainer.step(60)
+    kept = trainer.best_flow()
+    val = torch.as_tensor(trainer.val_points, dtype=torch.float32)
+    with torch.no_grad():
+        expected = float(-kept.log_prob(val).mean())
+    assert trainer.val_nll == pytest.approx(expected, rel=1e-5)
+    assert trainer.best_step == 60
+    with torch.no_grad():
+        raw = float(-trainer.flow.eval().log_prob(val).mean())
+    assert abs(raw - expected) > 1e-3  # the average is not the last weights: the check can tell

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -45,6 +46,8 @@ class TrainConfig:
     max_val_points: int = 4096
     val_every: int = 100
     patience: int | None = None  # stop after this many validations without a new best (None: never)
+    # decay of the running average of the weights (Polyak), which is what is validated and kept
+    ema: float | None = 0.998
     seed: int = 0
 
     def check(self) -> TrainConfig:
@@ -58,6 +61,8 @@ class TrainConfig:
             raise SpecError("steps", f"{self.steps}, but it must be at least 1")
         if self.seconds is not None and not self.seconds > 0:
             raise SpecError("seconds", f"{self.seconds}, but it must be positive")
+        if self.ema is not None and not 0.0 <= self.ema < 1.0:
+            raise SpecError("ema", f"{self.ema!r}, but it must be a number from 0 to 1 (1 excluded), or none")
         if self.schedule not in ("cosine", "constant"):
             raise SpecError("schedule", f"{self.schedule!r}, but it must be 'cosine' or 'constant'")
         return self
@@ -135,6 +140,7 @@ class Trainer:
         self._params = [p for p in self.flow.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self._params, lr=train.lr, fused=True)
         self._last_good = [p.detach().clone() for p in self._params]
+        self._average = [p.detach().clone() for p in self._params] if train.ema is not None else None
         self._lr_factor = 1.0
         self.step_count = 0
         # the training time's clock (seconds); a server's training process leaves out the time
@@ -234,6 +240,11 @@ class Trainer:
         self.optimizer.step()
         self.step_count += 1
         self._slice_losses.append(value)
+        if self._average is not None:
+            # Polyak averaging, the decay ramped up over the first steps (1 + t) / (10 + t)
+            decay = min(self.config.ema, (1.0 + self.step_count) / (10.0 + self.step_count))
+            with torch.no_grad():
+                torch._foreach_lerp_(self._average, self._params, 1.0 - decay)
 
     def _nll(self, standardised: Tensor) -> Tensor:
         """-log p(x) in the data's coordinates, from the standardised points u."""
@@ -246,18 +257,34 @@ class Trainer:
         if len(self._x_val) == 0:
             self.val_nll = None
             return None
-        self.flow.eval()
-        value = float(self._nll(self._x_val).mean())
-        self.flow.train()
-        self.val_nll = value
-        if math.isfinite(value) and (self.best_val_nll is None or value < self.best_val_nll):
-            self.best_val_nll = value
-            self.best_step = self.step_count
-            self._best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
-            self._validations_since_best = 0
-        else:
-            self._validations_since_best += 1
+        with self._averaged_weights():
+            self.flow.eval()
+            value = float(self._nll(self._x_val).mean())
+            self.flow.train()
+            self.val_nll = value
+            if math.isfinite(value) and (self.best_val_nll is None or value < self.best_val_nll):
+                self.best_val_nll = value
+                self.best_step = self.step_count
+                self._best_state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+                self._validations_since_best = 0
+            else:
+                self._validations_since_best += 1
         return value
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """The flow holds the running average of its weights inside the block (when there is one)."""
+        if self._average is None:
+            yield
+            return
+        current = [p.detach().clone() for p in self._params]
+        with torch.no_grad():
+            torch._foreach_copy_(self._params, self._average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self._params, current)
 
     def step(self, n: int = 1) -> Progress:
         """Run up to n steps (fewer when the budget runs out); return the progress record."""
@@ -315,15 +342,19 @@ class Trainer:
         return [event for record in self.history for event in record.events]
 
     def best_flow(self) -> Flow:
-        """A copy of the flow with the weights of the best validation NLL (the latest without validation)."""
-        flow = copy.deepcopy(self.flow)
+        """A copy of the flow with the weights of the best validation NLL (the latest without validation).
+
+        With ``ema``, the weights are the running average's: those are what is validated."""
+        with self._averaged_weights():
+            flow = copy.deepcopy(self.flow)
         if self._best_state is not None:
             flow.load_state_dict(self._best_state)
         return flow.eval()
 
     def current_flow(self) -> Flow:
-        """A copy of the flow as it is now (for live pictures while training goes on)."""
-        return copy.deepcopy(self.flow).eval()
+        """A copy of the flow as it is now (for live pictures while training goes on); with ``ema``, the average."""
+        with self._averaged_weights():
+            return copy.deepcopy(self.flow).eval()
 
     def architecture(self) -> dict:
         """The model as plain JSON-able data: its config and the data's standardisation."""
@@ -345,6 +376,14 @@ class Trainer:
     def result(self, title: str = "") -> TrainedModel:
         """The best model so far, ready to save or to open in the Explorer."""
         return TrainedModel(self.best_flow(), self.architecture(), title, self.summary())
+
+
+def default_training(
+    seconds: float | None = 30.0, steps: int | None = None, seed: int = 0, kind: str = "nsf"
+) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training configs of ``python -m flowviz train`` (and of bench/train.py's flowviz):
+    the default architecture, a budget of ``seconds`` and/or ``steps``, the seed."""
+    return ModelConfig(kind=kind), TrainConfig(seconds=seconds, steps=steps, seed=seed)
 
 
 def with_overrides(config, **changes):
