@@ -181,6 +181,10 @@ def _seed(text: str) -> int:
     return value
 
 
+# Every core, as a command-line user expects; the app's training processes keep to one thread.
+DEFAULT_THREADS = os.cpu_count() or 1
+
+
 def _threads(text: str) -> int:
     """An argparse type: a thread count from 1 to the number of cores."""
     cores = os.cpu_count() or 1
@@ -202,16 +206,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from flowviz.data import read_csv
     from flowviz.model_io import model_bytes
-    from flowviz.train import ModelConfig, TrainConfig, Trainer, check_trainable
+    from flowviz.train import Trainer, check_trainable, default_training
 
     out = check_writable(args.out, inputs=[args.data])  # before anything is read or trained
     points = check_trainable(read_csv(check_readable(args.data)), place=args.data)
     torch.set_num_threads(args.threads)
-    trainer = Trainer(
-        points,
-        ModelConfig(kind=args.model),
-        TrainConfig(seconds=args.seconds, steps=args.steps, seed=args.seed),
-    )
+    trainer = Trainer(points, *default_training(args.seconds, args.steps, args.seed, args.model))
     print(
         f"training a {args.model} flow on {len(points)} points from {args.data} "
         f"({len(trainer.train_points)} to train, {len(trainer.val_points)} to validate)",
@@ -353,9 +353,9 @@ def _add_training_commands(commands) -> None:
     train.add_argument(
         "--threads",
         type=_threads,
-        default=1,
+        default=DEFAULT_THREADS,
         metavar="T",
-        help="torch threads, at most the machine's cores (default 1)",
+        help=f"torch threads, at most the machine's cores (default {DEFAULT_THREADS}: all of them)",
     )
 
     score = commands.add_parser(

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,8 @@ def trained(work) -> dict[str, Path]:
                         "600",
                         "--seed",
                         "3",
+                        "--threads",  # two runs side by side: one core each
+                        "1",
                         cwd=work,
                     ),
                     jobs.values(),
@@ -435,3 +438,31 @@ def test_a_folder_that_refuses_writing_is_found_before_reading_or_training(work,
     )
     status, line = _status_and_line(["train", "moons.csv", "--out", "m.safetensors"], capsys)
     assert status == 2 and line == "m.safetensors: cannot write: the folder '.' is not writable"
+
+
+def test_train_defaults_use_every_core_and_the_shared_training_defaults(monkeypatch):
+    """`train` without options: every core, 30 s, and the configs the Train page and bench/train.py use."""
+    from flowviz import cli
+    from flowviz.train import ModelConfig, TrainConfig
+
+    args = cli.build_parser().parse_args(["train", "data.csv", "--out", "m.safetensors"])
+    assert args.threads == (os.cpu_count() or 1)
+    assert args.seconds == 30.0 and args.steps is None
+    built = {}
+
+    class Recorder:
+        def __init__(self, points, model, train):
+            built.update(model=model, train=train)
+            raise SystemExit(0)
+
+    monkeypatch.setattr("flowviz.train.Trainer", Recorder)
+    monkeypatch.setattr(cli, "check_writable", lambda *a, **k: Path("m.safetensors"))
+    monkeypatch.setattr(cli, "check_readable", lambda text: text)
+    monkeypatch.setattr(
+        "flowviz.data.read_csv", lambda source: np.random.default_rng(0).standard_normal((50, 2))
+    )
+    with pytest.raises(SystemExit):
+        cli.cmd_train(args)
+    assert built["model"] == ModelConfig()
+    assert built["train"] == replace(TrainConfig(), seconds=30.0, steps=None, seed=0)
+    assert built["train"].ema == 0.998 and built["model"].bins == 12
