@@ -1,31 +1,38 @@
-"""How close does a 30-second flow get to the truth? flowviz's default model beside zuko's NSF.
+"""How close does a 30-second flow get to the truth? flowviz's default training beside zuko's NSF.
 
-On 2D data sets whose true density p is known, each learner trains for the same
-wall-clock budget on the same training points; then, on 20 000 fresh test points,
+On the 14 data sets of bench/train_sets.py (densities known exactly or by
+converged quadrature, given in user coordinates; a *tuning* half on which
+flowviz's defaults were chosen and a *held-out* half that only judges them),
+at several training-set sizes and seeds, each learner trains for the same
+wall-clock budget on the same training points. Then, on fresh test points,
 
     gap = mean(-log q(x)) - mean(-log p(x))   (nats per point)
 
-the test NLL minus the true entropy estimated on the *same* points, so the gap is
-a Monte-Carlo estimate of KL(p || q) >= 0 (its standard error is reported too).
+the test NLL minus the true entropy on the *same* points, a Monte-Carlo
+estimate of KL(p || q) >= 0 (its standard error is reported too).
 
-True densities:
-- mixtures of Gaussians (8 Gaussians on a ring; two anisotropic components):
-  closed form, log-sum-exp over components;
-- points along a curve plus Gaussian noise (a spiral arm; the two moons):
-  p(x) = int p(t) N(x; c(t), sigma^2 I) dt, a 1D integral done by composite
-  Gauss-Legendre quadrature; the script checks that doubling the nodes changes
-  log p by less than 1e-6 at every test point.
+The learners:
+- flowviz: exactly what ``python -m flowviz train DATA.csv`` does with its
+  defaults (ModelConfig(), TrainConfig(seconds=S, steps=None), the CLI's
+  default thread count), via :func:`flowviz.cli.default_training`;
+- zuko: ``zuko.flows.NSF(2, transforms=5, hidden_features=(64, 64))``, Adam
+  1e-3, batch 512, every point used for training, at the same thread count.
+  It is given standardised points (u = (x - m) / s from its training points,
+  log q(x) = log q_u(u) - sum log s), as anyone would feed a flow data in
+  pixels or thousands; on raw user coordinates it does far worse.
 
-The machine is shared and has 2 cores, so both learners run in alternating
-slices of ``--slice`` seconds (each gets ``--seconds`` of its own wall clock in
-total): load from other work hits both alike. Timings (steps done, the 256^2 grid
-density) are medians within this one process. Both use the same torch thread
-count (``--threads``, default 1: on 2 loaded cores a second intra-op thread
-mostly waits for the first).
+Both run in alternating slices of ``--slice`` seconds in one process (each gets
+``--seconds`` of its own wall clock in total), so load from other work hits both
+alike. ``--jobs N`` runs N such pairs side by side in separate processes (for
+quick looks while tuning: each pair then shares the machine with the others).
 
-Run: ``.venv/bin/python bench/train.py`` (about 4 x 2 x 30 s); writes
-bench/results/train.json and prints a table. ``--seconds 8 --sets spiral`` for a
-quick look; ``--model '{"bins": 16}'`` to try another flowviz architecture.
+The summary averages each (set, size) over seeds and gives the ratio of flowviz's
+mean gap to zuko's; the worst ratio of each half is the headline.
+
+Run: ``.venv/bin/python bench/train.py --half held-out`` (7 sets x 3 sizes x 2 seeds
+x 2 learners x 30 s: about 45 minutes); writes bench/results/train_<half>.json.
+``--seconds 8 --sets spiral --sizes 1000 --seeds 0`` for a quick look; ``--model
+'{"bins": 16}'`` to try another flowviz architecture.
 """
 
 from __future__ import annotations
@@ -33,13 +40,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,163 +54,24 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from flowviz.data import spiral_curve  # noqa: E402
-from flowviz.grid import evaluate_flow  # noqa: E402
-from flowviz.train import ModelConfig, TrainConfig, Trainer, with_overrides  # noqa: E402
+from train_sets import HELD_OUT, TUNING, BenchSet, bench_sets  # noqa: E402
 
-GRID_VIEW = {"xlim": [-4.0, 4.0], "ylim": [-4.0, 4.0], "resolution": 256}
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------- data sets with a known density
-
-
-@dataclass
-class BenchSet:
-    name: str
-    sample: Callable[[int, np.random.Generator], np.ndarray]
-    log_density: Callable[[np.ndarray], np.ndarray]
-    note: str
-    quadrature_check: Callable[[np.ndarray], float] | None = None
-
-
-def _gaussian_mixture(weights, means, covariances) -> tuple[Callable, Callable]:
-    weights = np.asarray(weights, dtype=np.float64)
-    means = np.asarray(means, dtype=np.float64)
-    covariances = np.asarray(covariances, dtype=np.float64)
-    cholesky = np.linalg.cholesky(covariances)
-    inverse = np.linalg.inv(covariances)
-    log_norm = -LOG_2PI - 0.5 * np.log(np.linalg.det(covariances))
-
-    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-        k = rng.choice(len(weights), size=n, p=weights)
-        noise = rng.standard_normal((n, 2))
-        return means[k] + np.einsum("nij,nj->ni", cholesky[k], noise)
-
-    def log_density(x: np.ndarray) -> np.ndarray:
-        d = x[:, None, :] - means[None]
-        mahalanobis = np.einsum("nki,kij,nkj->nk", d, inverse, d)
-        terms = np.log(weights) + log_norm - 0.5 * mahalanobis
-        return _logsumexp(terms, axis=1)
-
-    return sample, log_density
-
-
-def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    top = np.max(a, axis=axis, keepdims=True)
-    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
-
-
-def _gauss_legendre(panels: int, order: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of composite Gauss-Legendre quadrature on [0, 1]."""
-    nodes, weights = np.polynomial.legendre.leggauss(order)
-    edges = np.linspace(0.0, 1.0, panels + 1)
-    half = (edges[1:] - edges[:-1])[:, None] / 2.0
-    centres = ((edges[1:] + edges[:-1]) / 2.0)[:, None]
-    return (centres + half * nodes).ravel(), (half * weights).ravel()
-
-
-def _curve_density(curves: list[Callable[[np.ndarray], np.ndarray]], sigma: float, panels: int):
-    """log p(x) for x = c_j(t) + N(0, sigma^2 I), j uniform among the curves, t ~ U(0, 1)."""
-
-    def log_density(x: np.ndarray, panels: int = panels) -> np.ndarray:
-        t, w = _gauss_legendre(panels)
-        centres = np.concatenate([curve(t) for curve in curves])  # (J*M, 2)
-        log_w = np.log(np.tile(w, len(curves)) / len(curves))
-        out = np.empty(len(x))
-        for start in range(0, len(x), 1000):
-            chunk = x[start : start + 1000]
-            d2 = ((chunk[:, None, :] - centres[None]) ** 2).sum(-1)
-            terms = log_w - d2 / (2 * sigma**2) - LOG_2PI - 2 * math.log(sigma)
-            out[start : start + 1000] = _logsumexp(terms, axis=1)
-        return out
-
-    def check(x: np.ndarray) -> float:
-        return float(np.max(np.abs(log_density(x, panels) - log_density(x, 2 * panels))))
-
-    return log_density, check
-
-
-def _moon_curves() -> list[Callable[[np.ndarray], np.ndarray]]:
-    """The two arcs of :func:`flowviz.data.two_moons`, as functions of t in [0, 1]."""
-
-    def upper(t):
-        a = math.pi * t
-        return 1.5 * np.stack([np.cos(a) - 0.5, np.sin(a) - 0.25], -1)
-
-    def lower(t):
-        a = math.pi * t
-        return 1.5 * np.stack([1.0 - np.cos(a) - 0.5, 0.5 - np.sin(a) - 0.25], -1)
-
-    return [upper, lower]
-
-
-def bench_sets() -> dict[str, BenchSet]:
-    sets: dict[str, BenchSet] = {}
-
-    angles = 2 * np.pi * np.arange(8) / 8
-    means = 2.5 * np.stack([np.cos(angles), np.sin(angles)], -1)
-    sample, log_density = _gaussian_mixture(np.full(8, 1 / 8), means, np.tile(0.15**2 * np.eye(2), (8, 1, 1)))
-    sets["8_gaussians"] = BenchSet("8_gaussians", sample, log_density, "8 x N(m_k, 0.15^2 I), |m_k| = 2.5")
-
-    def rotated(std_major, std_minor, degrees):
-        theta = math.radians(degrees)
-        r = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-        return r @ np.diag([std_major**2, std_minor**2]) @ r.T
-
-    sample, log_density = _gaussian_mixture(
-        [0.35, 0.65], [[-1.2, 0.8], [1.0, -0.6]], [rotated(1.5, 0.12, 35), rotated(1.0, 0.25, -60)]
-    )
-    sets["anisotropic_2"] = BenchSet(
-        "anisotropic_2", sample, log_density, "0.35 N(std 1.5 x 0.12, 35 deg) + 0.65 N(std 1 x 0.25, -60 deg)"
-    )
-
-    sigma = 0.1
-    log_density, check = _curve_density([spiral_curve], sigma, panels=400)
-
-    def sample_spiral(n, rng):
-        return spiral_curve(rng.random(n)) + sigma * rng.standard_normal((n, 2))
-
-    sets["spiral"] = BenchSet("spiral", sample_spiral, log_density, "spiral arm c(t) + N(0, 0.1^2 I)", check)
-
-    curves = _moon_curves()
-    log_density, check = _curve_density(curves, sigma, panels=100)
-
-    def sample_moons(n, rng):
-        j = rng.integers(0, 2, n)
-        t = rng.random(n)
-        points = np.where(j[:, None] == 0, curves[0](t), curves[1](t))
-        return points + sigma * rng.standard_normal((n, 2))
-
-    sets["two_moons"] = BenchSet(
-        "two_moons", sample_moons, log_density, "two moon arcs + N(0, 0.1^2 I)", check
-    )
-    return sets
-
+from flowviz.cli import DEFAULT_THREADS  # noqa: E402
+from flowviz.train import Trainer, default_training, with_overrides  # noqa: E402
 
 # --------------------------------------------------------------------------- learners
-
-
-def _grid_points() -> np.ndarray:
-    xs = np.linspace(GRID_VIEW["xlim"][0], GRID_VIEW["xlim"][1], GRID_VIEW["resolution"])
-    gx, gy = np.meshgrid(xs, xs)
-    return np.stack([gx.ravel(), gy.ravel()], -1)
 
 
 class FlowvizLearner:
     name = "flowviz"
 
-    def __init__(
-        self,
-        train_x: np.ndarray,
-        seconds: float,
-        model: ModelConfig,
-        train: TrainConfig,
-        steps: int | None = None,
-    ) -> None:
-        budget = {"seconds": None, "steps": steps} if steps else {"seconds": seconds, "steps": None}
-        self.trainer = Trainer(train_x, model, replace(train, **budget))
+    def __init__(self, train_x: np.ndarray, seconds: float, seed: int, model: dict, train: dict) -> None:
+        model_config, train_config = default_training(seconds=seconds, steps=None, seed=seed)
+        model_config = replace(model_config, **model).check()
+        train_config = with_overrides(train_config, **train)
+        self.trainer = Trainer(train_x, model_config, train_config)
 
     @property
     def done(self) -> bool:
@@ -220,45 +88,34 @@ class FlowvizLearner:
     def run_for(self, seconds: float) -> None:
         self.trainer.run_for(seconds)
 
-    def finish(self):
+    def finish(self) -> dict:
         self.flow = self.trainer.best_flow()
+        return {"best_step": self.trainer.best_step, "stopped_early": self.trainer.stopped_early}
 
     @torch.no_grad()
     def nll(self, x: np.ndarray) -> np.ndarray:
-        flow = self.flow.double()
-        return -flow.log_prob(torch.from_numpy(x)).numpy()
-
-    def time_grid(self, repeats: int = 7) -> dict:
-        """evaluate_flow on 256^2 (float64, density and forward log-det: two passes), and,
-        like for like with zuko, log p alone in float32 (on the run's threads and on every core)."""
-        flow32 = self.flow.float()
-        points = torch.from_numpy(_grid_points()).float()
-        return {
-            "evaluate_flow_256_ms": _median_ms(lambda: evaluate_flow(flow32, GRID_VIEW), repeats),
-            **_log_prob_times(lambda: flow32.log_prob(points), repeats),
-        }
+        return -self.flow.double().log_prob(torch.from_numpy(x)).numpy()
 
 
 class ZukoLearner:
     name = "zuko"
 
-    def __init__(self, train_x: np.ndarray, seconds: float, seed: int, steps: int | None = None) -> None:
+    def __init__(self, train_x: np.ndarray, seconds: float, seed: int) -> None:
         import zuko
 
         torch.manual_seed(seed)
+        self.mean = train_x.mean(0)
+        self.scale = train_x.std(0)
         self.flow = zuko.flows.NSF(2, transforms=5, hidden_features=(64, 64))
         self.optimizer = torch.optim.Adam(self.flow.parameters(), lr=1e-3)
-        self.x = torch.as_tensor(train_x, dtype=torch.float32)
+        self.x = torch.as_tensor((train_x - self.mean) / self.scale, dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed)
         self.budget = seconds
-        self.step_budget = steps
         self.seconds = 0.0
         self.steps = 0
 
     @property
     def done(self) -> bool:
-        if self.step_budget:
-            return self.steps >= self.step_budget
         return self.seconds >= self.budget
 
     def run_for(self, seconds: float) -> None:
@@ -275,156 +132,197 @@ class ZukoLearner:
             self.seconds += now - started
             started = now
 
-    def finish(self):
+    def finish(self) -> dict:
         self.flow.eval()
+        return {}
 
     @torch.no_grad()
     def nll(self, x: np.ndarray) -> np.ndarray:
-        flow = self.flow.double()
-        out = -flow().log_prob(torch.from_numpy(x)).numpy()
-        self.flow.float()
-        return out
-
-    def time_grid(self, repeats: int = 7) -> dict:
-        points = torch.from_numpy(_grid_points()).float()
-        return _log_prob_times(lambda: self.flow().log_prob(points), repeats)
+        u = torch.from_numpy((x - self.mean) / self.scale)
+        return -self.flow.double()().log_prob(u).numpy() + float(np.log(self.scale).sum())
 
 
-@torch.no_grad()
-def _median_ms(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(times)
+# --------------------------------------------------------------------------- one run
 
 
-def _log_prob_times(run, repeats: int) -> dict:
-    """Median ms of ``run`` on the run's torch threads, then on every core of the machine."""
-    threads = torch.get_num_threads()
-    out = {"log_prob_256_ms": _median_ms(run, repeats)}
-    torch.set_num_threads(os.cpu_count() or 1)
-    try:
-        run()  # warm the new thread pool
-        out["log_prob_256_ms_all_cores"] = _median_ms(run, repeats)
-    finally:
-        torch.set_num_threads(threads)
-    return out
+_TEST: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, float | None]] = {}
 
 
-# --------------------------------------------------------------------------- the run
+def test_points(bench: BenchSet, seed: int, n_test: int):
+    """Test points of a set and seed with their true log-density (shared by every size)."""
+    key = (bench.name, seed)
+    if key not in _TEST:
+        x = bench.sample(n_test, np.random.default_rng([seed, 1]))
+        check = bench.quadrature_check(x[:500]) if bench.quadrature_check else None
+        _TEST[key] = (x, -bench.log_density(x), check)
+    return _TEST[key]
 
 
-def run_set(bench: BenchSet, args, model: ModelConfig, train: TrainConfig) -> dict:
-    rng = np.random.default_rng(args.seed)
-    train_x = bench.sample(args.n_train, rng)
-    test_x = bench.sample(args.n_test, rng)
-    true_nll = -bench.log_density(test_x)
-    result: dict = {"set": bench.name, "note": bench.note, "entropy": float(true_nll.mean())}
-    if bench.quadrature_check is not None:
-        result["quadrature_max_change_when_doubled"] = bench.quadrature_check(test_x[:2000])
-
-    learners = [FlowvizLearner(train_x, args.seconds, model, train, args.steps)]
+def run_one(task: tuple) -> dict:
+    name, size, seed, args = task
+    torch.set_num_threads(args.threads)
+    bench = bench_sets()[name]
+    train_x = bench.sample(size, np.random.default_rng([seed, 0]))
+    test_x, true_nll, check = test_points(bench, seed, args.n_test)
+    result: dict = {
+        "set": name,
+        "half": bench.half,
+        "size": size,
+        "seed": seed,
+        "entropy": float(true_nll.mean()),
+    }
+    if check is not None:
+        result["quadrature_max_change_when_doubled"] = check
+    learners = [FlowvizLearner(train_x, args.seconds, seed, json.loads(args.model), json.loads(args.train))]
     if not args.no_zuko:
-        learners.append(ZukoLearner(train_x, args.seconds, args.seed, args.steps))
+        learners.append(ZukoLearner(train_x, args.seconds, seed))
     while not all(learner.done for learner in learners):
         for learner in learners:
             if not learner.done:
                 learner.run_for(args.slice)
     for learner in learners:
-        learner.finish()
+        extra = learner.finish()
         difference = learner.nll(test_x) - true_nll
         result[learner.name] = {
             "gap": float(difference.mean()),
             "gap_standard_error": float(difference.std(ddof=1) / math.sqrt(len(difference))),
-            "test_nll": float(difference.mean() + true_nll.mean()),
             "steps": learner.steps,
-            "seconds": learner.seconds,
-            "steps_per_second": learner.steps / learner.seconds,
-            **learner.time_grid(),
+            "seconds": round(learner.seconds, 2),
+            "steps_per_second": learner.steps / max(learner.seconds, 1e-9),
+            **extra,
         }
+    zk = result.get("zuko", {}).get("gap")
+    print(
+        f"[{name} n={size} seed={seed}: flowviz {result['flowviz']['gap']:.4f}"
+        + (f", zuko {zk:.4f}" if zk is not None else "")
+        + "]",
+        file=sys.stderr,
+        flush=True,
+    )
     return result
 
 
-def print_table(results: list[dict]) -> None:
+# --------------------------------------------------------------------------- summary
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Per (set, size): the mean gap over seeds, its spread (min..max) and flowviz's mean over zuko's."""
+    rows = []
+    keys = sorted(
+        {(r["half"], r["set"], r["size"]) for r in runs}, key=lambda k: (k[0] != TUNING, k[1], k[2])
+    )
+    for half, name, size in keys:
+        mine = [r for r in runs if (r["half"], r["set"], r["size"]) == (half, name, size)]
+        row = {"half": half, "set": name, "size": size, "seeds": len(mine)}
+        for learner in ("flowviz", "zuko"):
+            gaps = [r[learner]["gap"] for r in mine if learner in r]
+            if gaps:
+                row[learner] = {
+                    "gap_mean": statistics.fmean(gaps),
+                    "gap_min": min(gaps),
+                    "gap_max": max(gaps),
+                    "steps_per_second": statistics.fmean(r[learner]["steps_per_second"] for r in mine),
+                }
+        if "zuko" in row:
+            row["ratio"] = row["flowviz"]["gap_mean"] / max(row["zuko"]["gap_mean"], 1e-9)
+            row["flowviz_wins"] = row["flowviz"]["gap_mean"] <= row["zuko"]["gap_mean"]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
     header = (
-        f"{'set':<14}{'entropy':>9}{'flowviz gap':>13}{'zuko gap':>11}"
-        f"{'fv steps':>10}{'zuko steps':>12}{'fv grid ms':>12}{'fv logp ms':>12}{'zuko logp ms':>14}"
-        f"{'fv logp all':>13}{'zuko logp all':>15}"
+        f"{'half':<9}{'set':<16}{'size':>6}{'flowviz gap (min..max)':>26}{'zuko gap (min..max)':>26}"
+        f"{'ratio':>7}{'fv st/s':>9}{'zk st/s':>9}"
     )
     print(header)
     print("-" * len(header))
-    for r in results:
-        fv, zk = r["flowviz"], r.get("zuko")
+    for row in rows:
+        fv, zk = row["flowviz"], row.get("zuko")
+
+        def cell(d):
+            return f"{d['gap_mean']:.4f} ({d['gap_min']:.3f}..{d['gap_max']:.3f})"
+
         print(
-            f"{r['set']:<14}{r['entropy']:>9.4f}"
-            f"{fv['gap']:>9.4f}±{fv['gap_standard_error']:.3f}"
-            + (f"{zk['gap']:>7.4f}±{zk['gap_standard_error']:.3f}" if zk else f"{'-':>11}")
-            + f"{fv['steps']:>10d}"
-            + (f"{zk['steps']:>12d}" if zk else f"{'-':>12}")
-            + f"{fv['evaluate_flow_256_ms']:>12.1f}"
-            + f"{fv['log_prob_256_ms']:>12.1f}"
-            + (f"{zk['log_prob_256_ms']:>14.1f}" if zk else f"{'-':>14}")
-            + f"{fv['log_prob_256_ms_all_cores']:>13.1f}"
-            + (f"{zk['log_prob_256_ms_all_cores']:>15.1f}" if zk else f"{'-':>15}")
+            f"{row['half']:<9}{row['set']:<16}{row['size']:>6}{cell(fv):>26}"
+            + (f"{cell(zk):>26}{row['ratio']:>7.2f}" if zk else f"{'-':>26}{'-':>7}")
+            + f"{fv['steps_per_second']:>9.0f}"
+            + (f"{zk['steps_per_second']:>9.0f}" if zk else f"{'-':>9}")
         )
+    for half in (TUNING, HELD_OUT):
+        ratios = [row["ratio"] for row in rows if row["half"] == half and "ratio" in row]
+        if ratios:
+            wins = sum(r <= 1.0 for r in ratios)
+            print(
+                f"{half}: flowviz's mean gap <= zuko's in {wins} of {len(ratios)}; worst ratio {max(ratios):.2f}"
+            )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="wall-clock training budget per learner")
-    parser.add_argument("--steps", type=int, help="a step budget instead of seconds (for tuning)")
-    parser.add_argument("--sets", default="all", help="comma-separated set names, or all")
+    parser.add_argument("--half", choices=[TUNING, HELD_OUT, "all"], default="all")
+    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set of --half)")
+    parser.add_argument("--sizes", default="200,1000,5000", help="training-set sizes")
+    parser.add_argument("--seeds", default="0,1", help="seeds: data draw and both learners' initialisation")
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per alternating slice")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for both learners")
-    parser.add_argument("--n-train", type=int, default=50_000)
-    parser.add_argument("--n-test", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default="{}", help="JSON overrides of flowviz's ModelConfig")
-    parser.add_argument("--train", default="{}", help="JSON overrides of flowviz's TrainConfig")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help="torch threads of both learners (default: the CLI's)",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="pairs run side by side (quick looks only)")
+    parser.add_argument("--n-test", type=int, default=10_000)
+    parser.add_argument("--model", default="{}", help="JSON overrides of flowviz's default ModelConfig")
+    parser.add_argument("--train", default="{}", help="JSON overrides of flowviz's default TrainConfig")
     parser.add_argument("--no-zuko", action="store_true", help="train flowviz only")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
+    parser.add_argument("--out", help="where to write the JSON (default bench/results/train_<half>.json)")
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    model = ModelConfig(**json.loads(args.model)).check()
-    train = with_overrides(TrainConfig(), **json.loads(args.train))
     sets = bench_sets()
-    names = list(sets) if args.sets == "all" else args.sets.split(",")
-    load_before = os.getloadavg()
-    results = []
-    for name in names:
-        started = time.perf_counter()
-        results.append(run_set(sets[name], args, model, train))
-        print(f"[{name}: {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
-    print_table(results)
-    print(
-        "fv grid: evaluate_flow on 256² (float64, density + forward log-det); "
-        "logp: log p(x) alone on the 256² points, float32, as for zuko, on the run's threads; "
-        "logp all: the same on every core"
+    names = (
+        args.sets.split(",") if args.sets else [n for n, s in sets.items() if args.half in ("all", s.half)]
     )
+    unknown = [n for n in names if n not in sets]
+    if unknown:
+        parser.error(f"unknown sets {unknown}; known: {', '.join(sets)}")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    tasks = [(name, size, seed, args) for seed in seeds for name in names for size in sizes]
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            runs = pool.map(run_one, tasks, chunksize=1)
+    else:
+        runs = [run_one(task) for task in tasks]
+    rows = summarise(runs)
+    print_table(rows)
+    model_config, train_config = default_training(seconds=args.seconds, steps=None, seed=0)
     report = {
-        "what": "test NLL minus true entropy (nats) after a fixed wall-clock budget; see bench/train.py",
+        "what": "test NLL minus true entropy (nats per point) after a fixed wall-clock budget; see bench/train.py",
         "seconds": args.seconds,
-        "steps": args.steps,
         "slice": args.slice,
         "threads": args.threads,
-        "n_train": args.n_train,
+        "jobs": args.jobs,
         "n_test": args.n_test,
-        "flowviz_model": asdict(model),
-        "flowviz_train": asdict(train),
-        "zuko": "zuko.flows.NSF(2, transforms=5, hidden_features=(64, 64)), Adam 1e-3, batch 512",
+        "flowviz_model": {**asdict(model_config), **json.loads(args.model)},
+        "flowviz_train": {**asdict(train_config), **json.loads(args.train)},
+        "zuko": "zuko.flows.NSF(2, transforms=5, hidden_features=(64, 64)), Adam 1e-3, batch 512, standardised points",
+        "sets": {name: {"half": sets[name].half, "note": sets[name].note} for name in names},
         "machine": {
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "python": platform.python_version(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
+            "wall_seconds": round(time.perf_counter() - started, 1),
         },
-        "results": results,
+        "summary": rows,
+        "runs": runs,
     }
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "bench" / "results" / f"train_{args.half}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}", file=sys.stderr)
