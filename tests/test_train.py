@@ -249,3 +249,21 @@ def test_validation_scores_the_running_average():
     with torch.no_grad():
         raw = float(-trainer.flow.eval().log_prob(val).mean())
     assert abs(raw - expected) > 1e-3  # the average is not the last weights: the check can tell
+
+
+def test_a_step_that_breaks_the_weights_does_not_poison_their_average():
+    """An update that makes a weight NaN enters the average at once; the guard restores both."""
+    points, _ = _correlated_gaussian(500, seed=6)
+    trainer = Trainer(points, SMALL, TrainConfig(steps=100, val_every=1000, ema=0.9))
+    trainer.step(5)
+    first = next(trainer.flow.parameters())
+    hook = trainer.optimizer.register_step_post_hook(lambda *_: first.data.fill_(float("nan")))
+    trainer.step(1)  # finite loss, then the update breaks a weight
+    hook.remove()
+    record = trainer.step(1)  # its loss is NaN: restored
+    assert "restored the last good weights" in record.events[0]
+    trainer.step(5)
+    kept = trainer.best_flow()
+    assert all(torch.isfinite(p).all() for p in kept.parameters())
+    with torch.no_grad():
+        assert math.isfinite(float(kept.log_prob(torch.as_tensor(points[:50], dtype=torch.float32)).mean()))

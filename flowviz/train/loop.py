@@ -211,6 +211,9 @@ class Trainer:
         """Undo a step that produced NaN or infinity: the last good weights, fresh Adam moments, half the lr."""
         with torch.no_grad():
             torch._foreach_copy_(self._params, self._last_good)
+            # the step that went wrong may already be in the average: start it again from the good state
+            if self._average is not None and not all(bool(torch.isfinite(a).all()) for a in self._average):
+                torch._foreach_copy_(self._average, self._last_good)
         self.optimizer.state.clear()
         self._lr_factor *= 0.5
         self._pending_events.append(
