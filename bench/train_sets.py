@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln, log_ndtr, ndtr
+from scipy.special import gammaln, log_ndtr, logsumexp, ndtr
 
 LOG_2PI = math.log(2.0 * math.pi)
 TUNING = "tuning"
@@ -50,12 +50,6 @@ class BenchSet:
     log_density: Callable[[np.ndarray], np.ndarray]
     note: str
     quadrature_check: Callable[[np.ndarray], float] | None = None
-
-
-def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
-    top = np.max(a, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
 
 
 def _rotation(angle: float) -> np.ndarray:
