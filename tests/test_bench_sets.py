@@ -16,10 +16,10 @@ from bench.train_sets import HELD_OUT, TUNING, bench_sets
 SETS = bench_sets()
 
 
-def test_the_halves_are_even_and_large_enough():
+def test_both_halves_are_large_enough():
     halves = [s.half for s in SETS.values()]
     assert len(SETS) >= 12
-    assert halves.count(TUNING) == halves.count(HELD_OUT)
+    assert halves.count(TUNING) >= 7 and halves.count(HELD_OUT) >= 7
 
 
 @pytest.mark.parametrize("name", sorted(SETS))
