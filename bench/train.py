@@ -90,7 +90,11 @@ class FlowvizLearner:
 
     def finish(self) -> dict:
         self.flow = self.trainer.best_flow()
-        return {"best_step": self.trainer.best_step, "stopped_early": self.trainer.stopped_early}
+        return {
+            "best_step": self.trainer.best_step,
+            "stopped_early": self.trainer.stopped_early,
+            "spline_bound": self.trainer.model_config.bound,  # chosen from the training points
+        }
 
     @torch.no_grad()
     def nll(self, x: np.ndarray) -> np.ndarray:

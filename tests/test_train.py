@@ -10,7 +10,15 @@ import torch
 
 from flowviz.errors import SpecError
 from flowviz.grid import evaluate_flow
-from flowviz.train import ModelConfig, TrainConfig, Trainer, build_model, mean_nll
+from flowviz.train import (
+    DEFAULT_BOUND,
+    ModelConfig,
+    TrainConfig,
+    Trainer,
+    build_model,
+    mean_nll,
+    spline_bound,
+)
 
 SMALL = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6, bound=4.0)
 
@@ -267,3 +275,42 @@ def test_a_step_that_breaks_the_weights_does_not_poison_their_average():
     assert all(torch.isfinite(p).all() for p in kept.parameters())
     with torch.no_grad():
         assert math.isfinite(float(kept.log_prob(torch.as_tensor(points[:50], dtype=torch.float32)).mean()))
+
+
+def test_the_spline_bound_covers_heavy_tailed_data_and_stays_4_for_compact_data():
+    rng = np.random.default_rng(5)
+    compact = rng.uniform(-1.0, 1.0, size=(2000, 2)) * [300.0, 0.02]  # |u| <= sqrt(3)
+    heavy = rng.standard_t(3.0, size=(2000, 2)) * [5.0, 1e3]
+    reaching = rng.normal(size=(2000, 2))
+    reaching[:20] = [4.8, 0.0]  # a few points about 4.8 standard deviations out
+    for points, expected in ((compact, 4.0), (heavy, 6.0)):
+        trainer = Trainer(points, ModelConfig(layers=2, hidden=8), TrainConfig(steps=1))
+        assert trainer.model_config.bound == expected
+        assert trainer.architecture()["model"]["bound"] == expected
+    # in between: the farthest standardised training point plus 10%, rounded up to 0.1
+    trainer = Trainer(reaching, ModelConfig(layers=2, hidden=8), TrainConfig(steps=1))
+    u = (trainer.train_points - trainer.train_points.mean(0)) / trainer.train_points.std(0)
+    reach = 1.1 * np.abs(u).max()
+    assert 4.0 < reach < 6.0
+    assert trainer.model_config.bound == pytest.approx(np.ceil(10 * reach) / 10)
+    # every spline of the built flow uses it; a bound given explicitly is kept
+    assert {layer.bound for layer in trainer.flow.layers if hasattr(layer, "bins")} == {
+        trainer.model_config.bound
+    }
+    assert Trainer(heavy, SMALL, TrainConfig(steps=1)).model_config.bound == 4.0
+    assert spline_bound(np.zeros((0, 2))) == DEFAULT_BOUND == 4.0
+
+
+def test_a_flow_built_from_the_saved_architecture_is_the_trained_flow_for_heavy_tails():
+    points = np.random.default_rng(6).standard_t(2.5, size=(800, 2)) * [3.0, 0.1]
+    trainer = Trainer(points, ModelConfig(layers=3, hidden=16), TrainConfig(steps=30, seed=2))
+    list(trainer.progress(slice_seconds=10.0))
+    assert trainer.model_config.bound > 4.0
+    architecture = trainer.architecture()
+    rebuilt = build_model(
+        ModelConfig.from_dict(architecture["model"]), architecture["mean"], architecture["scale"]
+    )
+    rebuilt.load_state_dict(trainer.best_flow().state_dict())
+    x = torch.as_tensor(points[:200] * 1.5)  # some points beyond the training range: the identity tails
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.double().log_prob(x), trainer.best_flow().double().log_prob(x))

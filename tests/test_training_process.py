@@ -50,6 +50,28 @@ def test_a_run_ends_with_the_same_model_as_training_here():
         job.close()
 
 
+def test_the_process_builds_its_flow_with_the_spline_bound_chosen_from_the_data():
+    heavy = np.random.default_rng(4).standard_t(2.5, size=(600, 2)) * [3.0, 0.1]
+    model = ModelConfig(kind="nsf", layers=2, hidden=16, depth=1, bins=6)  # bound None: from the data
+    config = TrainConfig(steps=40, val_every=20, seed=3)
+    job = TrainingProcess(heavy, model, config)
+    job.start()
+    try:
+        wait_for(job, lambda j: j.state == "done")
+        result = job.result("heavy")
+        here = Trainer(heavy, model, config)
+        list(here.progress(slice_seconds=10.0))
+        assert here.model_config.bound > 4.0
+        assert result.architecture["model"]["bound"] == here.model_config.bound
+        x = torch.as_tensor(heavy * 1.3)  # beyond the data too, where the bound decides
+        with torch.no_grad():
+            torch.testing.assert_close(
+                result.flow.double().log_prob(x), here.best_flow().double().log_prob(x), rtol=1e-4, atol=1e-4
+            )
+    finally:
+        job.close()
+
+
 def test_pause_holds_the_step_count_and_resume_goes_on():
     job = started(100_000)
     try:

@@ -62,6 +62,7 @@ In three modules: :mod:`flowviz.train.model` (the config, the flow it builds, th
 
 from flowviz.train.loop import Progress, TrainConfig, Trainer, default_training, with_overrides
 from flowviz.train.model import (
+    DEFAULT_BOUND,
     KINDS,
     LOG_2PI,
     MIXINGS,
@@ -73,6 +74,7 @@ from flowviz.train.model import (
     mean_nll,
     mixing_angle,
     negative_log_likelihood,
+    spline_bound,
     standardisation,
 )
 from flowviz.train.process import (
@@ -84,6 +86,7 @@ from flowviz.train.process import (
 )
 
 __all__ = [
+    "DEFAULT_BOUND",
     "EXIT_UNTENDED",
     "KINDS",
     "LOG_2PI",
@@ -103,6 +106,7 @@ __all__ = [
     "mean_nll",
     "mixing_angle",
     "negative_log_likelihood",
+    "spline_bound",
     "standardisation",
     "training_processes",
     "with_overrides",

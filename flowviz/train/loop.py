@@ -21,6 +21,7 @@ from flowviz.train.model import (
     build_model,
     check_trainable,
     negative_log_likelihood,
+    spline_bound,
     standardisation,
 )
 
@@ -123,16 +124,19 @@ class Trainer:
             raise SpecError(
                 "data", "the training points are too large to standardise in float64: rescale them"
             )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(train.seed)
-            self.flow = build_model(model, self.mean, self.scale).to(dtype)
-        self.flow.train()
         # The couplings are trained on u = (x - mu) / sigma, standardised in float64 before
         # the cast, plus the constant log(sigma_1 sigma_2): the same likelihood as the whole
         # flow's, and data given in other units (x * 50 + 400) give the very same u, so
         # the very same training, to the last bit of float32.
         mean_, scale_ = np.asarray(self.mean), np.asarray(self.scale)
-        self._x_train = torch.as_tensor((self.train_points - mean_) / scale_, dtype=dtype)
+        u_train = (self.train_points - mean_) / scale_
+        if model.bound is None:
+            self.model_config = replace(self.model_config, bound=spline_bound(u_train))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            self.flow = build_model(self.model_config, self.mean, self.scale).to(dtype)
+        self.flow.train()
+        self._x_train = torch.as_tensor(u_train, dtype=dtype)
         self._x_val = torch.as_tensor((self.val_points[: train.max_val_points] - mean_) / scale_, dtype=dtype)
         self._inner = self.flow.prefix(len(self.flow.layers) - 1)
         self._log_scale = float(np.log(scale_).sum())

@@ -495,7 +495,9 @@ class TrainingProcess:
         if self._built is not None and self._built[0] is weights:  # no new weights since the last call
             return self._built[1]
         architecture = self.architecture
-        flow = build_model(self.model_config, architecture["mean"], architecture["scale"]).float()
+        # the architecture's config, whose spline bound the trainer chose from the data
+        config = ModelConfig.from_dict(architecture["model"])
+        flow = build_model(config, architecture["mean"], architecture["scale"]).float()
         flow.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
         self._built = (weights, flow.eval())
         return self._built[1]
