@@ -247,3 +247,31 @@ def test_big_batches_without_autograd_give_the_same_map(depth):
     assert torch.max(torch.abs(z_fast - z)) <= 1e-9
     assert torch.max(torch.abs(z_fast - z_direct.detach())) <= 1e-9
     assert torch.max(torch.abs(log_det_inverse_fast - log_det_inverse_direct.detach())) <= 1e-10
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_the_piecewise_linear_evaluation_is_the_network_at_every_depth(depth):
+    """Grids (many points, no autograd) evaluate a conditioner as its table of linear pieces:
+    the same numbers as the layers' matrix products, on and between the breakpoints."""
+    from flowviz.layers.learned import MLP, PIECEWISE_FROM
+
+    torch.manual_seed(depth)
+    network = MLP(35, 64, depth).double()
+    for parameter in network.parameters():
+        torch.nn.init.normal_(parameter, std=0.5)
+    pieces = network.pieces()
+    assert pieces is not None
+    breakpoints, table = pieces
+    assert len(breakpoints) >= 64 and table.shape == (len(breakpoints) + 1, 70)
+    t = torch.cat(
+        [
+            torch.linspace(-40.0, 40.0, 20_001, dtype=torch.float64),
+            breakpoints,
+            torch.randn(3000, dtype=torch.float64),
+        ]
+    )
+    assert len(t) >= PIECEWISE_FROM
+    with torch.no_grad():
+        fast = network(t)
+        direct = network.net(t.unsqueeze(-1))
+    torch.testing.assert_close(fast, direct, rtol=1e-12, atol=1e-10)

@@ -43,9 +43,10 @@ ACTNORM_REFERENCE = (
 # this many points: the per-point tables of a 256^2 grid would otherwise be tens of
 # MB per tensor, which the allocator maps fresh (page faults) at every operation.
 EVALUATION_CHUNK = 8192
-# From this many points on, a one-hidden-layer network is evaluated as the
-# piecewise-linear function it is (see MLP.piecewise_linear).
+# From this many points on, the network is evaluated as the piecewise-linear
+# function it is (see MLP.pieces), with at most this many breakpoints.
 PIECEWISE_FROM = 2048
+MAX_PIECES = 65536
 
 
 class MLP(torch.nn.Module):
@@ -54,12 +55,13 @@ class MLP(torch.nn.Module):
     The last layer starts at zero, so every coupling starts as the identity map
     and training begins from the base density, standardised to the data.
 
-    With one hidden layer the network of a scalar is piecewise linear,
-    theta(t) = sum_i W2[:, i] relu(w_i t + b_i) + b2: between consecutive
+    The network of a scalar is piecewise linear: with one hidden layer,
+    theta(t) = sum_i W2[:, i] relu(w_i t + b_i) + b2, and between consecutive
     breakpoints t_i = -b_i / w_i the same units are on, so theta(t) = a_j t + c_j
-    on interval j. Without autograd and for many points (a 256^2 grid) it is
-    evaluated that way, one lookup and one multiply-add per output instead of a
-    matrix product: the same function, a few times faster.
+    on interval j; a second layer splits those intervals further where its
+    units turn on or off (:meth:`pieces`). Without autograd and for many points
+    (a 256^2 grid) it is evaluated that way, one lookup and one multiply-add per
+    output instead of the matrix products: the same function, a few times faster.
     """
 
     def __init__(self, out_features: int, hidden: int = 64, depth: int = 2) -> None:
@@ -78,36 +80,65 @@ class MLP(torch.nn.Module):
         """theta(t) for every t; ``pieces`` (from :meth:`pieces`) may be passed in when evaluating in chunks."""
         if pieces is None and (t.numel() < PIECEWISE_FROM or torch.is_grad_enabled()):
             return self.net(t.unsqueeze(-1))
-        if self.depth == 1:
+        if pieces is None:
+            pieces = self.pieces()
+        if pieces is not None:
             return self.piecewise_linear(t, pieces)
         flat = t.reshape(-1, 1)
         out = torch.cat([self.net(chunk) for chunk in flat.split(EVALUATION_CHUNK)])
         return out.reshape(*t.shape, -1)
 
     def pieces(self) -> tuple[Tensor, Tensor] | None:
-        """Breakpoints (m,), sorted, and the table [a_j | c_j] (m + 1, 2 out) of a one-hidden-layer net.
+        """Breakpoints (m,), sorted, and the table [a_j | c_j] (m + 1, 2 out) of the network, exact.
 
-        None for deeper networks, which are not piecewise linear in so few pieces.
+        A ReLU network of a scalar is piecewise linear at any depth. Layer by layer:
+        on each interval between the breakpoints found so far, every unit of the
+        next layer has a linear pre-activation p t + q (its on/off pattern read at
+        a point inside the interval), which adds the breakpoint -q / p where that
+        lies inside the interval. One hidden layer of 64 units has at most 64
+        breakpoints, two at most 64 + 64 x 65. None (evaluate the layers instead)
+        past :data:`MAX_PIECES` breakpoints, which only deeper networks reach.
         """
-        if self.depth != 1:
-            return None
-        first, last = self.net[0], self.net[-1]
-        w, b = first.weight[:, 0], first.bias
-        moving = w != 0
-        breakpoints = torch.sort(-b[moving] / w[moving]).values
-        # A point inside each interval (and beyond both ends) tells which units are on there.
+        linears = [m for m in self.net if isinstance(m, torch.nn.Linear)]
+        hidden, last = linears[:-1], linears[-1]
+        breakpoints = last.weight.new_zeros(0)
+        for k, layer in enumerate(hidden):
+            slope, intercept = self._affine_pieces(breakpoints, hidden[:k])
+            p, q = slope @ layer.weight.T, intercept @ layer.weight.T + layer.bias  # (m + 1, units)
+            moving = p != 0
+            crossing = -q / torch.where(moving, p, torch.ones_like(p))
+            infinity = crossing.new_full((1,), math.inf)
+            left, right = torch.cat([-infinity, breakpoints]), torch.cat([breakpoints, infinity])
+            inside = moving & (crossing > left[:, None]) & (crossing < right[:, None])
+            breakpoints = torch.sort(torch.cat([breakpoints, crossing[inside]])).values
+            if len(breakpoints) > MAX_PIECES:
+                return None
+        slope, intercept = self._affine_pieces(breakpoints, hidden)
+        table = torch.cat([slope @ last.weight.T, intercept @ last.weight.T + last.bias], -1)
+        return breakpoints, table
+
+    @staticmethod
+    def _affine_pieces(breakpoints: Tensor, layers: list[torch.nn.Linear]) -> tuple[Tensor, Tensor]:
+        """The hidden activations after ``layers`` as S_j t + I_j on each interval j (rows of S and I).
+
+        The on/off pattern of each layer on an interval is read at a point inside it
+        (the midpoint, or 1 beyond an outer breakpoint); composing the affine maps
+        gives S_j and I_j exactly (no value minus slope times point).
+        """
         inner = (breakpoints[1:] + breakpoints[:-1]) / 2
         if len(breakpoints):
             probes = torch.cat([breakpoints[:1] - 1.0, inner, breakpoints[-1:] + 1.0])
         else:
-            probes = torch.zeros(1, dtype=w.dtype)
-        on = (probes[:, None] * w + b > 0).to(w.dtype)  # (m + 1, hidden)
-        slopes = (on * w) @ last.weight.T
-        intercepts = (on * b) @ last.weight.T + last.bias
-        return breakpoints, torch.cat([slopes, intercepts], -1)
+            probes = breakpoints.new_zeros(1)
+        slope, intercept = torch.ones_like(probes)[:, None], torch.zeros_like(probes)[:, None]
+        for layer in layers:
+            slope, intercept = slope @ layer.weight.T, intercept @ layer.weight.T + layer.bias
+            on = (slope * probes[:, None] + intercept > 0).to(slope.dtype)
+            slope, intercept = on * slope, on * intercept
+        return slope, intercept
 
     def piecewise_linear(self, t: Tensor, pieces: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """The one-hidden-layer network evaluated as a_j t + c_j, j the interval of t."""
+        """The network evaluated as a_j t + c_j, j the interval of t."""
         breakpoints, table = self.pieces() if pieces is None else pieces
         flat = t.reshape(-1).contiguous()
         rows = torch.nn.functional.embedding(torch.searchsorted(breakpoints, flat), table)
