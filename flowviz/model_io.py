@@ -37,8 +37,8 @@ from flowviz.train import ModelConfig, TrainedModel, build_model
 
 FORMAT = "flowviz-model"
 FORMAT_VERSION = "1"
-# A model this page or the CLI trains has at most a few hundred thousand weights (12 couplings of
-# 256 hidden units: 299,124). The architecture alone may ask for far more within ModelConfig's
+# A model the Train page or the CLI trains has at most about a million weights (12 couplings of
+# two hidden layers of 256 units, 32 bins and ActNorm: 1,088,676). The architecture alone may ask for far more within ModelConfig's
 # limits (64 couplings of 8 x 1024 units: half a billion, 2 GB to build), so a file is measured
 # against this budget, from its header, before anything is built: loading one costs at most a few
 # times MAX_WEIGHTS x 8 bytes (the file, its tensors and the flow in float64).
