@@ -1,6 +1,6 @@
 """How close does a 30-second flow get to the truth? flowviz's default training beside zuko's NSF.
 
-On the 14 data sets of bench/train_sets.py (densities known exactly or by
+On the 21 data sets of bench/train_sets.py (densities known exactly or by
 converged quadrature, given in user coordinates; a *tuning* half on which
 flowviz's defaults were chosen and a *held-out* half that only judges them),
 at several training-set sizes and seeds, each learner trains for the same
