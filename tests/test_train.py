@@ -189,6 +189,10 @@ def test_bad_data_and_settings_are_refused_with_a_reason():
         Trainer(np.array([[1.0, 2.0], [3.0, 2.0], [4.0, 2.0]]))
     with pytest.raises(SpecError, match=r"model\.bins"):
         ModelConfig(bins=1).check()
+    for bound in (True, 0.0, "4", float("nan")):  # null is allowed: chosen from the data
+        with pytest.raises(SpecError, match=r"model\.bound"):
+            ModelConfig(bound=bound).check()
+    assert ModelConfig(bound=None).check().bound is None
     with pytest.raises(SpecError, match=r"model\.kind"):
         ModelConfig(kind="maf").check()
     with pytest.raises(SpecError, match="learning rate"):
