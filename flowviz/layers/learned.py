@@ -74,7 +74,6 @@ class MLP(torch.nn.Module):
         torch.nn.init.zeros_(last.weight)
         torch.nn.init.zeros_(last.bias)
         self.net = torch.nn.Sequential(*blocks, last)
-        self.depth = depth
 
     def forward(self, t: Tensor, pieces: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """theta(t) for every t; ``pieces`` (from :meth:`pieces`) may be passed in when evaluating in chunks."""
@@ -137,9 +136,9 @@ class MLP(torch.nn.Module):
             slope, intercept = on * slope, on * intercept
         return slope, intercept
 
-    def piecewise_linear(self, t: Tensor, pieces: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """The network evaluated as a_j t + c_j, j the interval of t."""
-        breakpoints, table = self.pieces() if pieces is None else pieces
+    def piecewise_linear(self, t: Tensor, pieces: tuple[Tensor, Tensor]) -> Tensor:
+        """The network evaluated as a_j t + c_j, j the interval of t (``pieces`` from :meth:`pieces`)."""
+        breakpoints, table = pieces
         flat = t.reshape(-1).contiguous()
         rows = torch.nn.functional.embedding(torch.searchsorted(breakpoints, flat), table)
         size = table.shape[-1] // 2
