@@ -534,3 +534,31 @@ def test_a_malformed_request_for_a_drag_strip_gets_a_strip_not_an_error(request_
     strips = [call["data"]["strip"] for call in sent if "strip" in call["data"]]
     assert len(strips) == 1
     assert strips[0]["frames"] and all("images" in frame for frame in strips[0]["frames"])
+
+
+def test_a_control_of_a_layer_that_is_gone_changes_nothing():
+    """A layer's buttons and switch still on the page after a preset replaced the stack (the
+    browser sends their events with its next run) ask for nothing, and raise nothing."""
+
+    def script():
+        import json as json_
+
+        import streamlit as st
+
+        from flowviz.presets import FLOW_PRESETS
+        from flowviz.ui import state
+
+        state.init_state()
+        old = state.uids()[0]
+        state.replace_spec(FLOW_PRESETS["banana"][1])
+        before = json_.dumps(state.current_spec(), sort_keys=True)
+        state.set_enabled(old, False)
+        state.move(old, 1)
+        state.duplicate(old)
+        state.remove(old)
+        st.text(f"unchanged: {json_.dumps(state.current_spec(), sort_keys=True) == before}")
+
+    at = AppTest.from_function(script, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.text[0].value == "unchanged: True"

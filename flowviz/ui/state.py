@@ -112,6 +112,12 @@ def _index(uid: str) -> int:
     return uids().index(uid)
 
 
+def _gone(uid: str) -> bool:
+    """Whether the layer is no longer in the stack: a control of it still on the page (its run
+    not yet drawn over, as after a preset was loaded) asks for nothing then."""
+    return uid not in uids()
+
+
 def _edit(mutate) -> bool:
     """Apply a stack edit; one the spec refuses (a layer beyond the limit) is shown, not made."""
     ss = st.session_state
@@ -128,6 +134,8 @@ def _edit(mutate) -> bool:
 
 
 def move(uid: str, offset: int) -> None:
+    if _gone(uid):
+        return
     def mutate(layers, ids):
         i = ids.index(uid)
         j = min(max(i + offset, 0), len(ids) - 1)
@@ -138,6 +146,8 @@ def move(uid: str, offset: int) -> None:
 
 
 def duplicate(uid: str) -> None:
+    if _gone(uid):
+        return
     new = _uid()
 
     def mutate(layers, ids):
@@ -150,6 +160,8 @@ def duplicate(uid: str) -> None:
 
 
 def remove(uid: str) -> None:
+    if _gone(uid):
+        return
     def mutate(layers, ids):
         i = ids.index(uid)
         del layers[i]
@@ -173,6 +185,8 @@ def add(kind: str) -> None:
 
 
 def set_enabled(uid: str, enabled: bool) -> None:
+    if _gone(uid):
+        return
     def mutate(layers, ids):
         layer = layers[ids.index(uid)]
         if enabled:
