@@ -136,6 +136,7 @@ def _edit(mutate) -> bool:
 def move(uid: str, offset: int) -> None:
     if _gone(uid):
         return
+
     def mutate(layers, ids):
         i = ids.index(uid)
         j = min(max(i + offset, 0), len(ids) - 1)
@@ -162,6 +163,7 @@ def duplicate(uid: str) -> None:
 def remove(uid: str) -> None:
     if _gone(uid):
         return
+
     def mutate(layers, ids):
         i = ids.index(uid)
         del layers[i]
@@ -187,6 +189,7 @@ def add(kind: str) -> None:
 def set_enabled(uid: str, enabled: bool) -> None:
     if _gone(uid):
         return
+
     def mutate(layers, ids):
         layer = layers[ids.index(uid)]
         if enabled:
