@@ -212,6 +212,13 @@ const __fvTrack = (label) => {
   const thumb = input.parentElement.parentElement.getBoundingClientRect();
   return { left: bar.x, width: bar.width, y: thumb.y + thumb.height / 2 };
 };
+// The strips the page holds for a slider (those of its drag companion; every strip where it has none).
+const __fvStrips = (label) => {
+  const all = Array.from((window.__flowvizStrips || new Map()).values());
+  const root = Array.from(document.querySelectorAll('div.flowviz-slider-companion'))
+    .find(r => r.__fv && r.__fv.data && r.__fv.data.attach === label);
+  return root ? all.filter(s => s.id === root.__fv.data.strip_id) : all;
+};
 const __fvTraceKey = (x) => x ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
   + ':' + Array.from(x).reduce((a, b) => a + Number(b), 0).toPrecision(12) : '';
 const __fvFrameKey = (target, frame) => target.kind === 'image' ? frame.images[target.name]
@@ -227,7 +234,7 @@ _MOTION_RECORDER_JS = (
   const picture = __fvPicture(target);
   if (!picture || !__fvInput(slider)) return false;
   if (window.__fvMotion) window.__fvMotion.stop = true;
-  const rec = { painted: [], passed: [], down: null, up: null, stop: false, target };
+  const rec = { painted: [], passed: [], down: null, up: null, stop: false, target, slider };
   window.__fvMotion = rec;
   let last = picture.shown();
   rec.painted.push({ t: performance.now(), href: last, spacing: 0 });
@@ -266,7 +273,7 @@ _MOTION_SETTLED_JS = (
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
   const frames = new Set();
-  (window.__flowvizStrips || new Map()).forEach(s => s.frames.forEach(f => frames.add(__fvFrameKey(rec.target, f))));
+  __fvStrips(rec.slider).forEach(s => s.frames.forEach(f => frames.add(__fvFrameKey(rec.target, f))));
   const last = rec.painted[rec.painted.length - 1];
   const previewed = rec.painted.some(p => p.t >= rec.down && frames.has(p.href));
   // the exact picture, painted after the button went up (or no preview to replace)
@@ -280,7 +287,7 @@ _MOTION_RESULT_JS = (
     + """
   const rec = window.__fvMotion;
   const frames = new Map();  // a strip frame's picture -> its value
-  (window.__flowvizStrips || new Map()).forEach(strip => strip.frames.forEach(f => {
+  __fvStrips(rec.slider).forEach(strip => strip.frames.forEach(f => {
     const key = __fvFrameKey(rec.target, f);
     if (key !== undefined) frames.set(key, f.value);
   }));
@@ -298,6 +305,12 @@ _MOTION_RESULT_JS = (
 
 
 APPROACH_PX = 60  # from above a slider's label down to its track
+
+
+def strip_held(page, slider_label: str) -> list[float]:
+    """The values whose frames the page holds for the slider's strip, in order."""
+    script = "(label) => {" + _PICTURE_JS + " return __fvStrips(label).flatMap(s => s.values); }"
+    return sorted(page.evaluate(script, slider_label))
 
 
 def drag_slider(

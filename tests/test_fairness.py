@@ -171,3 +171,28 @@ def test_a_costly_grid_in_pieces_with_a_hook_is_the_grid_in_one_piece():
     for name in ("density", "log_density", "base_log_prob", "log_det_inverse", "log_det_forward"):
         np.testing.assert_allclose(pieces[name], whole[name], rtol=1e-12, atol=1e-300, err_msg=name)
     assert base.shape == (300, 300)
+
+
+def test_lowered_runs_its_work_at_trainings_priority_and_then_goes_back():
+    import os
+
+    from flowviz.ui.fairness import HEAVY_NICE, lowered
+
+    seen = {}
+
+    def work() -> None:
+        thread = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, thread)
+        with lowered(False):
+            seen["not lowered"] = os.getpriority(os.PRIO_PROCESS, thread)
+        with lowered():
+            seen["inside"] = os.getpriority(os.PRIO_PROCESS, thread)
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, thread)
+
+    worker = threading.Thread(target=work)  # a thread of its own: the test's keeps its priority
+    worker.start()
+    worker.join()
+    assert seen["before"] == 0 and seen["not lowered"] == 0
+    assert seen["inside"] == HEAVY_NICE
+    if os.geteuid() == 0:  # only a privileged process may raise a priority again
+        assert seen["after"] == 0

@@ -255,12 +255,15 @@ function preview(state) {
 
 // Ask Python for the next chunk of this slider's strip, once each: the values nearest the thumb
 // now, ahead of it first (it sends which values the page holds), until the strip is whole.
-function ask(state) {
+// ``ready``: asked before anybody touched the slider (see readyNext), at low priority.
+function ask(state, ready = false) {
   const id = state.data.strip_id;
   if (!id) return;
   const known = best(id);
   const level = known ? known.level + 1 : 0;
-  if (level >= state.data.levels || state.requested === id + "/" + level) return;
+  if (level >= state.data.levels) return;
+  // once each (a request whose run never came, as one a key press cut short, is asked again)
+  if (state.requested === id + "/" + level && performance.now() - state.askedAt < ASK_AGAIN) return;
   const at = Number(state.input.value);
   const speed = state.dragging ? thumbSpeed(state) : 0;
   if (state.dragging && known && !shortAhead(state, known.values, at, speed)) return;
@@ -268,8 +271,60 @@ function ask(state) {
   const moved = state.dragging && state.committed !== null ? Math.sign(at - state.committed) : 0;
   const heading = speed !== 0 ? Math.sign(speed) : moved;
   state.askedAt = performance.now();
+  state.askedReady = ready;
   // comes with the next run; the chunk is aimed where the thumb will be when it arrives
-  state.send("grab", { id, level, at, heading, speed, lag: state.lag, have: known ? known.values : [] });
+  state.send("grab", { id, level, at, heading, speed, lag: state.lag, have: known ? known.values : [], ready });
+}
+const ASK_AGAIN = 3000;  // ms
+
+// Before any drag: once the page has been still for READY_AFTER ms (no run, no drag, no new
+// picture), the first chunk of each slider's strip (the values nearest its thumb), one slider
+// at a time, the one nearest the pointer first. A first drag then shows a picture at its first move, and the
+// thumb's own chunks follow. The server makes them at low priority, after its quick runs.
+const READY = window.__flowvizReady || (window.__flowvizReady = { states: new Set(), timer: 0 });
+const READY_AFTER = 600;  // ms
+
+function readyLater() {
+  clearTimeout(READY.timer);
+  READY.timer = setTimeout(readyNext, READY_AFTER);
+}
+
+function readyNext() {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (window.__flowvizDragging || !app || app.getAttribute("data-test-script-state") !== "notRunning" ||
+      document.hidden) {
+    readyLater();
+    return;
+  }
+  const now = performance.now();
+  let busy = false;
+  const waiting = [];
+  READY.states.forEach((state) => {
+    if (!state.root.isConnected) { READY.states.delete(state); return; }  // its slider is gone
+    if (!state.box || !state.box.isConnected) return;
+    const id = state.data && state.data.strip_id;
+    if (!id || best(id)) return;
+    if (state.requested === id + "/0" && now - state.askedAt < ASK_AGAIN) busy = true;
+    else waiting.push(state);
+  });
+  if (busy || !waiting.length) return;  // the chunk asked for comes with a run, which asks again
+  // the slider nearest the pointer first (where it is known), else the topmost
+  const away = (state) => {
+    const r = state.box.getBoundingClientRect();
+    if (!READY.pointer) return r.top;
+    const dx = Math.max(r.left - READY.pointer.x, 0, READY.pointer.x - r.right);
+    const dy = Math.max(r.top - READY.pointer.y, 0, READY.pointer.y - r.bottom);
+    return Math.hypot(dx, dy);
+  };
+  const distances = new Map(waiting.map((state) => [state, away(state)]));
+  waiting.sort((a, b) => distances.get(a) - distances.get(b));
+  ask(waiting[0], true);
+}
+
+if (!READY.listening) {
+  READY.listening = true;
+  window.addEventListener("pointermove", (event) => { READY.pointer = { x: event.clientX, y: event.clientY }; },
+    { passive: true, capture: true });
 }
 
 // While dragged: whether the frames held ahead of the thumb, without a gap, end before where it
@@ -343,19 +398,23 @@ function forget(state) {
 // Beside one of Streamlit's own sliders (found by its label): no control of its own. Streamlit's
 // slider moves its thumb while dragged but sends the value only when let go; this follows the
 // thumb in every animation frame and shows the frames, and Streamlit sends the value itself.
+function labelOf(box) {
+  const text = box.querySelector('[data-testid="stWidgetLabel"]');
+  return text ? text.textContent.trim() : null;
+}
+
 function streamlitSlider(label) {
-  return Array.from(document.querySelectorAll('[data-testid="stSlider"]')).find((box) => {
-    const text = box.querySelector('[data-testid="stWidgetLabel"]');
-    return text && text.textContent.trim() === label;
-  }) || null;
+  return Array.from(document.querySelectorAll('[data-testid="stSlider"]')).find((box) => labelOf(box) === label) ||
+    null;
 }
 
 function companion(parentElement) {
   const root = document.createElement("div");
   root.className = "flowviz-slider-companion";
   const state = {
-    get input() {
-      const box = streamlitSlider(state.data.attach);
+    get input() {  // (read every animation frame of a drag: the slider hooked, while it is the one)
+      const box = state.box && state.box.isConnected && labelOf(state.box) === state.data.attach
+        ? state.box : streamlitSlider(state.data.attach);
       return (box && box.querySelector('input[type="range"]')) || { value: String(state.committed) };
     },
     dragging: false, pending: 0, frame: -1, strip: null, hover: 0, hovered: false, originals: null, host: null,
@@ -363,6 +422,7 @@ function companion(parentElement) {
     track: [], askedAt: 0, lag: 0.25,  // the thumb's recent moves; a chunk's round trip (s), as measured
   };
   root.__fv = state;
+  state.root = root;
   const follow = () => {  // every animation frame while the button is down
     if (!state.dragging) return;
     const value = Number(state.input.value);
@@ -422,11 +482,15 @@ export default function (component) {
   state.data = data;
   state.send = setTriggerValue;
   hook(state);
+  READY.states.add(state);
+  readyLater();
   setTimeout(() => hook(state), 0);  // Streamlit's slider may be drawn just after this
   if (data.target && data.target.script) loadPlotly(data.target.script).catch(() => {});
   if (data.strip) {
     if (state.askedAt && data.strip.id === data.strip_id) {  // how long this chunk took to arrive
-      state.lag = 0.5 * state.lag + 0.5 * Math.min((performance.now() - state.askedAt) / 1000, 2);
+      if (!state.askedReady) {  // (one made at low priority says nothing of a drag's)
+        state.lag = 0.5 * state.lag + 0.5 * Math.min((performance.now() - state.askedAt) / 1000, 2);
+      }
       state.askedAt = 0;
     }
     remember(data.strip);

@@ -5,7 +5,9 @@ is let go, so until then the pictures stand still. Beside each slider of a flow'
 parameters sits this component (invisible, no control of its own: the slider keeps
 its label, its keyboard and everything else it does):
 
-- when the pointer rests on the slider, or grabs it, the component asks Python for
+- once the page has been still for a moment, each slider's component in turn asks for
+  the first chunk of its strip (the values nearest its thumb), at low priority; when the
+  pointer rests on the slider, or grabs it, the component asks Python for
   a *frame strip* of the slider's parameter (``flowviz.strips``: the flow evaluated
   by the core at a preview resolution for values along the whole range, drawn by the
   figure's own code), in chunks, the values the thumb is about to pass first;
@@ -210,10 +212,12 @@ def _companion(
         speed = _finite(wanted.get("speed"))
         lead = chunk_lead(level, speed, _finite(wanted.get("lag"))) if speed * heading > 0 else 0.0
         values = strip_chunk(low, high, step, level, at, heading, have, lead)
-        data["strip"] = {
-            "id": strip_id,
-            "level": level,
-            "aliases": ALIASES,
-            "frames": frames.strip(values),
-        }
+        # made ready before any drag (the page was still): nobody waits for it, so it is no
+        # quick run and its thread yields to everybody else's
+        ready = wanted.get("ready") is True
+        if ready:
+            fairness.QUICK_RUNS.not_quick()
+        with fairness.lowered(ready):
+            made = frames.strip(values)
+        data["strip"] = {"id": strip_id, "level": level, "aliases": ALIASES, "frames": made}
     _component(key=drag_key, data=data, on_grab_change=functools.partial(_want, drag_key, want_key))

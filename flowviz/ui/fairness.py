@@ -57,6 +57,19 @@ def _set_priority(nice: int) -> None:
         pass
 
 
+@contextlib.contextmanager
+def lowered(low: bool = True) -> Iterator[None]:
+    """This thread at training's priority for the work inside (where ``low``), then back."""
+    if not low:
+        yield
+        return
+    _set_priority(HEAVY_NICE)
+    try:
+        yield
+    finally:
+        _set_priority(0)
+
+
 def yield_if_heavy(spec: Mapping) -> bool:
     """Lower this script thread's priority for a costly grid (and raise it back for a light
     one where the system allows), and count the run as no quick one; returns whether the run

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 
-from bench.support import drag_slider
+from bench.support import drag_slider, strip_held
 from flowviz.presets import default_spec
 from flowviz.spec import encode_token, parse_spec
+from flowviz.strips import STRIP_CHUNKS
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from tests.browser.test_explorer import shown_images, spec_in_address, wait_for_spec
 from tests.conftest import exception_boxes, open_page, wait_idle
@@ -24,7 +25,7 @@ def warm_up(page, label: str, picture: dict, start: float, end: float) -> None:
     before the first chunk arrives), as a person's second drag finds it."""
     for _ in range(3):
         drag_slider(page, label, picture, start, end, duration_ms=1500)
-        if page.evaluate("() => (window.__flowvizStrips || new Map()).size") > 0:
+        if len(strip_held(page, label)) > STRIP_CHUNKS[0]:  # more than the chunk made ready before any drag
             return
         start, end = end, start
 
@@ -113,4 +114,38 @@ def test_the_1d_curves_follow_a_drag_of_a_map_slider(page, app_url):
     assert abs(released - 2.5) <= 0.05 + 1e-9
     shown = wait_for_metric(page, "p_X(x)", lambda v: abs(v - 0.25 / released) < 1e-9)
     assert shown == 0.25 / released or abs(shown - 0.25 / released) < 1e-9
+    assert exception_boxes(page) == []
+
+
+def test_a_still_page_makes_each_slider_ready_nearest_the_pointer_first(page, app_url):
+    """Before anybody touches a slider, the page asks for the first chunk of each of the part's
+    sliders' strips in turn (the values nearest each thumb), the slider nearest the pointer first."""
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    labels = [W1, "Planar direction w₂", "Planar push u₁", "Planar push u₂", "Planar bias b"]
+    box = (
+        page.get_by_role("slider", name="Planar bias b")
+        .locator("xpath=ancestor::*[@data-testid='stSlider']")
+        .bounding_box()
+    )
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] + 60)  # below it, not on it
+    order: list[str] = []
+    held: dict[str, list[float]] = {}
+    for _ in range(400):  # up to 20 s on a loaded machine
+        for label in labels:
+            if label not in order and (values := strip_held(page, label)):
+                order.append(label)
+                held[label] = values
+        if len(order) == len(labels):
+            break
+        page.wait_for_timeout(50)
+    assert sorted(order) == sorted(labels), order
+    assert order[0] == "Planar bias b", order  # nearest the pointer
+    assert order[1] == "Planar push u₂", order  # the next one up
+    spec = spec_in_address(page)
+    now = {W1: spec["layers"][0]["w"][0], "Planar bias b": spec["layers"][0].get("b", 0.0)}
+    for label, value in now.items():  # the values nearest the thumb: its own and its neighbours
+        values = held[label]
+        assert len(values) == STRIP_CHUNKS[0], values
+        assert any(abs(v - value) < 1e-9 for v in values), (label, values)
+        assert max(abs(v - value) for v in values) <= 0.05 * (STRIP_CHUNKS[0] // 2) + 1e-9, (label, values)
     assert exception_boxes(page) == []
