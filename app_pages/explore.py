@@ -156,8 +156,10 @@ def explorer() -> None:
         if notice:
             getattr(st, notice[0])(notice[1])
     with controls, st.container(border=True):
+        editor.drag_previews(None)  # (none left from a run cut short)
         spec = selected_editor(spec)
         editor.exact_values_toggle()
+        editor.drag_previews(spec)  # the sliders' pictures while dragged: of the flow drawn now
     token = state.sync_url(spec)
     with views:
         if token is None:

@@ -279,7 +279,8 @@ const ASK_AGAIN = 3000;  // ms
 
 // Before any drag: once the page has been still for READY_AFTER ms (no run, no drag, no new
 // picture), the first chunk of each slider's strip (the values nearest its thumb), one slider
-// at a time, the one nearest the pointer first. A first drag then shows a picture at its first move, and the
+// at a time, the one nearest the pointer first; not while keys are in use (the last input was
+// a key press): a person stepping a slider with the keyboard waits for no such run. A first drag then shows a picture at its first move, and the
 // thumb's own chunks follow. The server makes them at low priority, after its quick runs.
 const READY = window.__flowvizReady || (window.__flowvizReady = { states: new Set(), timer: 0 });
 const READY_AFTER = 600;  // ms
@@ -290,6 +291,7 @@ function readyLater() {
 }
 
 function readyNext() {
+  if (READY.keys) return;  // keys in use: no drag to get ready for (a pointer move asks again)
   const app = document.querySelector('[data-testid="stApp"]');
   if (window.__flowvizDragging || !app || app.getAttribute("data-test-script-state") !== "notRunning" ||
       document.hidden) {
@@ -323,8 +325,12 @@ function readyNext() {
 
 if (!READY.listening) {
   READY.listening = true;
-  window.addEventListener("pointermove", (event) => { READY.pointer = { x: event.clientX, y: event.clientY }; },
-    { passive: true, capture: true });
+  const listen = { passive: true, capture: true };
+  window.addEventListener("pointermove", (event) => {
+    READY.pointer = { x: event.clientX, y: event.clientY };
+    if (READY.keys) { READY.keys = false; readyLater(); }
+  }, listen);
+  window.addEventListener("keydown", () => { READY.keys = true; }, listen);
 }
 
 // While dragged: whether the frames held ahead of the thumb, without a gap, end before where it

@@ -21,6 +21,7 @@ from flowviz.ui.fields import Control
 from flowviz.ui.widgets import (  # noqa: F401 (the pages use them as editor.key, editor.init, ...)
     EXACT,
     LIMITS,
+    drag_previews,
     exact_values_toggle,
     init,
     keep_value,

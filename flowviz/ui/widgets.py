@@ -6,6 +6,8 @@ starts every widget afresh; within one flow the person owns each value.
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import streamlit as st
 
@@ -61,7 +63,8 @@ def slider(
 
     With "Type exact values" on, the same control is a number box (same key, so the value
     carries over both ways), with the same limits. ``path``: where the number lives in the
-    spec; given, the Explorer's pictures follow the thumb while it is dragged.
+    spec; given, the Explorer's pictures follow the thumb while it is dragged, once
+    ``drag_previews`` is called with the spec the run draws.
     """
     ss = st.session_state
     if widget_key not in ss:
@@ -77,24 +80,43 @@ def slider(
             )
         )
     chosen = float(st.slider(label, low, high, step=float(step), key=widget_key, help=help or None))
-    frames = _frames(path)
-    if frames is not None:
-        drag_preview(label, low, high, float(step), widget_key, frames)
+    if path is not None:
+        _waiting().append((label, low, high, float(step), widget_key, tuple(path)))
     return chosen
 
 
-def _frames(path: tuple | None) -> FrameSource | None:
-    """Where a slider's preview frames come from: the current spec, drawn as the views now draw it
-    (none where the number is not in it yet, e.g. a coupling term still zero)."""
-    if path is None or not has_number(state.current_spec(), path):
-        return None
+# The sliders drawn in this run whose pictures follow a drag, waiting for the spec they change:
+# the one the editor makes of all its controls once every one of them is drawn. (A slider's frames
+# vary its own number in that spec; drawn from the spec the run started with, they would show the
+# flow without the change that started the run, and keep showing it until the next run.)
+_PREVIEWS = threading.local()  # each visitor's run has a thread of its own
+
+
+def _waiting() -> list:
+    if not hasattr(_PREVIEWS, "waiting"):
+        _PREVIEWS.waiting = []
+    return _PREVIEWS.waiting
+
+
+def drag_previews(spec: dict | None) -> None:
+    """The drag previews of the sliders drawn since the last call, for ``spec`` (the flow the
+    pictures show now; None: none, they are forgotten); anywhere on the page: each finds its
+    slider by its label."""
+    waiting = list(_waiting())
+    _PREVIEWS.waiting = []
+    if spec is None:
+        return
     ss = st.session_state
-    return FrameSource(
-        state.current_spec(),
-        tuple(path),
-        log_scale=bool(ss.get("fv_log", False)),
-        lines=not ss.get("fv_samples_on", False),  # samples ride on the same overlay: leave it be
-    )
+    for label, low, high, step, widget_key, path in waiting:
+        if not has_number(spec, path):  # not in the spec yet (e.g. a coupling term still zero)
+            continue
+        frames = FrameSource(
+            spec,
+            path,
+            log_scale=bool(ss.get("fv_log", False)),
+            lines=not ss.get("fv_samples_on", False),  # samples ride on the same overlay: leave it be
+        )
+        drag_preview(label, low, high, step, widget_key, frames)
 
 
 def range_slider(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from bench.support import drag_slider, strip_held
+from bench.support import _PICTURE_JS, drag_slider, strip_held
 from flowviz.presets import default_spec
 from flowviz.spec import encode_token, parse_spec
 from flowviz.strips import STRIP_CHUNKS
@@ -149,3 +149,50 @@ def test_a_still_page_makes_each_slider_ready_nearest_the_pointer_first(page, ap
         assert any(abs(v - value) < 1e-9 for v in values), (label, values)
         assert max(abs(v - value) for v in values) <= 0.05 * (STRIP_CHUNKS[0] // 2) + 1e-9, (label, values)
     assert exception_boxes(page) == []
+
+
+def test_no_slider_is_made_ready_while_keys_are_in_use_until_the_pointer_moves(page, app_url):
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    bias = "Planar bias b"
+    page.wait_for_function(
+        "(label) => {" + _PICTURE_JS + " return __fvStrips(label).length > 0; }", arg=bias, timeout=20_000
+    )
+    slider = page.get_by_role("slider", name=W1)
+    slider.focus()
+    slider.press("ArrowLeft")  # a new flow: the other sliders' strips are those of the old one
+    wait_for_spec(page, lambda s: abs(s["layers"][0]["w"][0] - 2.95) < 1e-9)
+    wait_idle(page)
+    page.wait_for_timeout(2500)  # four times the stillness after which a slider is made ready
+    assert strip_held(page, bias) == []
+    page.mouse.move(20, 500)
+    page.mouse.move(40, 520)
+    page.wait_for_function(
+        "(label) => {" + _PICTURE_JS + " return __fvStrips(label).length > 0; }", arg=bias, timeout=20_000
+    )
+    assert len(strip_held(page, bias)) == STRIP_CHUNKS[0]
+
+
+def test_every_sliders_frames_are_of_the_flow_on_screen_after_another_slider_changed_it(page, app_url):
+    """After w₁ steps, the frame of any slider at its own value is the picture of the flow now
+    on screen: b's frame at b = 0 is w₁'s frame at w₁ = 2.95 (the same flow, the same code)."""
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    has_strip = "(label) => {" + _PICTURE_JS + " return __fvStrips(label).length > 0; }"
+    page.wait_for_function(has_strip, arg=W1, timeout=20_000)
+    slider = page.get_by_role("slider", name=W1)
+    slider.focus()
+    slider.press("ArrowLeft")
+    wait_for_spec(page, lambda s: abs(s["layers"][0]["w"][0] - 2.95) < 1e-9)
+    wait_idle(page)
+    page.mouse.move(20, 500)  # the pointer in use again: the sliders are made ready for the new flow
+    page.mouse.move(40, 520)
+    page.wait_for_function(has_strip, arg="Planar bias b", timeout=20_000)
+    frame = (
+        "([label, value]) => {"
+        + _PICTURE_JS
+        + " const f = __fvStrips(label).flatMap(s => s.frames).find(f => Math.abs(f.value - value) < 1e-9);"
+        " return f ? f.images.panel1 : null; }"
+    )
+    of_w1 = page.evaluate(frame, [W1, 2.95])
+    of_b = page.evaluate(frame, ["Planar bias b", 0.0])
+    assert of_w1 is not None and of_b is not None
+    assert of_b == of_w1
