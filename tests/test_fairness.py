@@ -196,3 +196,20 @@ def test_lowered_runs_its_work_at_trainings_priority_and_then_goes_back():
     assert seen["inside"] == HEAVY_NICE
     if os.geteuid() == 0:  # only a privileged process may raise a priority again
         assert seen["after"] == 0
+
+
+def test_only_a_flow_that_is_not_costly_has_its_sliders_made_ready_before_a_drag():
+    from bench.support import worst_valid_specs
+    from flowviz.presets import default_spec
+    from flowviz.spec import parse_spec
+    from flowviz.ui.drag_slider import FrameSource, LineFrameSource
+    from flowviz.ui.fairness import HEAVY_WORK, grid_work
+
+    plain = parse_spec(default_spec())
+    assert grid_work(plain) <= HEAVY_WORK
+    assert FrameSource(plain, ("layers", 0, "w", 0)).made_ready
+    for name, spec in worst_valid_specs().items():
+        spec = parse_spec(spec)
+        assert grid_work(spec) > HEAVY_WORK, name  # the worst links are all costly
+        assert not FrameSource(spec, ("view", "resolution")).made_ready, name
+    assert LineFrameSource(("uniform", {}), ("affine", {}), "map", ("a",)).made_ready

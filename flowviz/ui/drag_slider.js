@@ -305,7 +305,7 @@ function readyNext() {
     if (!state.root.isConnected) { READY.states.delete(state); return; }  // its slider is gone
     if (!state.box || !state.box.isConnected) return;
     const id = state.data && state.data.strip_id;
-    if (!id || best(id)) return;
+    if (!id || !state.data.ready || best(id)) return;  // (not for a costly flow: see made_ready)
     if (state.requested === id + "/0" && now - state.askedAt < ASK_AGAIN) busy = true;
     else waiting.push(state);
   });

@@ -83,6 +83,12 @@ class FrameSource:
     def target(self) -> dict:
         return {"kind": "images", "chart": self.chart}
 
+    @property
+    def made_ready(self) -> bool:
+        """Whether the page asks for the first chunk before any drag: not for a costly flow,
+        whose visitor's page already yields to everybody else's."""
+        return fairness.grid_work(self.spec) <= fairness.HEAVY_WORK
+
     def strip_id(self, limits: tuple[float, float, float]) -> str:
         """Names the strips by everything they depend on (not the number's current value)."""
         spec = spec_with(self.spec, self.path, 0.0)
@@ -104,6 +110,8 @@ class LineFrameSource:
     @property
     def target(self) -> dict:
         return {"kind": "traces", "script": ensure_plotly_asset()}
+
+    made_ready = True  # a few curves: cheap
 
     def strip_id(self, limits: tuple[float, float, float]) -> str:
         setting = [list(self.base), list(self.fmap)]
@@ -199,6 +207,7 @@ def _companion(
         "low": low,
         "high": high,
         "count": len(strip_values(low, high, step)),
+        "ready": frames.made_ready,
     }
     wanted = ss.pop(want_key, None)
     if isinstance(wanted, dict) and wanted.get("id") == strip_id:
