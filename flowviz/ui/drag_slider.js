@@ -280,8 +280,9 @@ const ASK_AGAIN = 3000;  // ms
 // Before any drag: once the page has been still for READY_AFTER ms (no run, no drag, no new
 // picture), the first chunk of each slider's strip (the values nearest its thumb), one slider
 // at a time, the one nearest the pointer first; not while keys are in use (the last input was
-// a key press): a person stepping a slider with the keyboard waits for no such run. A first drag then shows a picture at its first move, and the
-// thumb's own chunks follow. The server makes them at low priority, after its quick runs.
+// a key press: a person stepping a slider with the keyboard waits for no such run), nor for a
+// costly flow. A first drag then shows a picture at its first move, and the thumb's own chunks
+// follow. The server makes them at low priority, as no quick run (flowviz.ui.fairness).
 const READY = window.__flowvizReady || (window.__flowvizReady = { states: new Set(), timer: 0 });
 const READY_AFTER = 600;  // ms
 
