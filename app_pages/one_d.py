@@ -37,6 +37,7 @@ from flowviz.line.spec import (
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui import fairness
 from flowviz.ui.drag_slider import LineFrameSource, drag_preview
+from flowviz.ui.live_chart import live_chart
 from flowviz.ui.path import next_idea
 from flowviz.ui.share import link_box
 
@@ -50,6 +51,7 @@ LINKED = K + "linked"  # the spec a link asked for, until the first picture draw
 STEP = 0.01
 # The readouts carry 12 significant digits (both sides of each identity agree to about that):
 # at text size, in figures of one width, so they line up and fit a phone's width.
+CHART_LABEL = "p_Z under the graph of x = f(z), p_X beside it, an interval carried from one to the other"
 READOUT_STYLE = (
     "<style>.st-key-fv_1d_readouts [data-testid='stMetricValue'] "
     "{ font-size: 1.05rem; font-variant-numeric: tabular-nums; }</style>"
@@ -366,7 +368,7 @@ def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
     edges, histogram = histogram_of(shape, spec["samples"], curves.x_range)
 
     figure = change_of_variables_figure(curves, interval, at_probe, edges, histogram, count)
-    st.plotly_chart(figure, config={"displayModeBar": False}, key=K + "figure")
+    live_chart(figure, K + "figure", figure["layout"]["height"], CHART_LABEL, {"displayModeBar": False})
     st.caption(
         "**What to look at.** The green interval [z, z+dz] under p_Z rises to the graph of f and turns "
         "left onto [x, x+dx] beside p_X: the same probability, spread over a different length. "

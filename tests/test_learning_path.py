@@ -73,8 +73,9 @@ def _links(at: AppTest) -> list[tuple[str, str, dict]]:
 
 
 def _chart_traces(at: AppTest, index: int = 0) -> list[dict]:
-    """The data of a plotly chart, without its layout (heights differ between pages)."""
-    return json.loads(at.get("plotly_chart")[index].proto.spec)["data"]
+    """The data of the page's index-th chart, without its layout (heights differ between pages)."""
+    charts = [e for e in at.get("bidi_component") if e.proto.component_name == "flowviz.live_chart"]
+    return json.loads(json.loads(charts[index].proto.json)["figure"])["data"]
 
 
 def test_every_step_links_to_its_page_in_order():

@@ -7,6 +7,7 @@ setting gives a message with the last good picture kept, never an exception.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mpmath
@@ -52,7 +53,10 @@ def check_numbers(at: AppTest) -> None:
 def test_default_page(app):
     check_numbers(app)
     assert app.title[0].value == "Change of variables on a line"
-    assert len(app.get("plotly_chart")) == 1
+    charts = [e for e in app.get("bidi_component") if e.proto.component_name == "flowviz.live_chart"]
+    assert len(charts) == 1 and not app.get("plotly_chart")
+    figure = json.loads(json.loads(charts[0].proto.json)["figure"])
+    assert {trace.get("meta") for trace in figure["data"]} >= {"p_X", "p_Z", "graph-line", "graph-colour"}
     assert any("p_X(x) = p_Z" in latex.value for latex in app.latex)
 
 

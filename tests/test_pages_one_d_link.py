@@ -45,7 +45,9 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def traces(at: AppTest) -> list[dict]:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    """The traces of the page's chart, as sent to the browser."""
+    (chart,) = [e for e in at.get("bidi_component") if e.proto.component_name == "flowviz.live_chart"]
+    return json.loads(json.loads(chart.proto.json)["figure"])["data"]
 
 
 def shared_token(at: AppTest) -> str:

@@ -141,6 +141,11 @@ def downsample(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return values[np.ix_(index, index)], index
 
 
+# px: a chart narrower than this (a phone) takes its figure's narrow variant (layout.meta.narrow),
+# which the live chart applies (flowviz.ui.live_chart): e.g. the Explorer stacks its panels there.
+NARROW_BELOW = 600
+
+
 def axis_style(title: str, **extra) -> dict:
     return {
         "title": {"text": title, "standoff": 4},

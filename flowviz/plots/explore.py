@@ -18,6 +18,7 @@ from flowviz.memo import array_cache, digest
 from flowviz.plots.common import (
     DENSITY_SCALE,
     GRID_LINE_COLOUR,
+    NARROW_BELOW,
     SAMPLE_COLOUR,
     VOLUME_SCALE,
     axis_style,
@@ -201,7 +202,6 @@ def grid_figure(
     return {"data": data, "layout": layout}
 
 
-NARROW_BELOW = 600  # px: a chart narrower than this (a phone) stacks its panels in one column
 NARROW_PANEL = 300  # px of height per panel when stacked
 
 

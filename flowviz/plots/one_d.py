@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from flowviz.line import (
@@ -36,7 +35,7 @@ from flowviz.line import (
     sample_histogram,
 )
 from flowviz.memo import array_cache
-from flowviz.plots.common import DENSITY_SCALE, VOLUME_SCALE, axis_style
+from flowviz.plots.common import DENSITY_SCALE, NARROW_BELOW, VOLUME_SCALE, axis_style
 
 DENSITY_LINE = sample_colorscale(DENSITY_SCALE, [0.0])[0]  # the dark end of the density scale
 BAND_FILL = "rgba(53, 183, 121, 0.45)"  # the carried probability (a Viridis green)
@@ -47,9 +46,16 @@ HISTOGRAM_FILL = "rgba(120, 120, 120, 0.18)"
 HISTOGRAM_EDGE = "rgba(90, 90, 90, 0.7)"
 LENGTH_LEGEND = "red: f stretches length (|f′| > 1) · white: kept · blue: f squeezes it (|f′| < 1)"
 
+NARROW_LEGEND_ROOM = 70  # px more under the panels on a phone, where the legend takes five rows
 # Panel domains in paper coordinates.
 LEFT, RIGHT = (0.0, 0.25), (0.33, 0.92)
 TOP, BOTTOM = (0.42, 1.0), (0.0, 0.27)
+
+
+def _scatter(**properties) -> dict:
+    """A scatter trace in plotly's JSON form: built as a plain dict, not a validated graph object
+    (validating this figure's traces and layout cost more than computing its curves)."""
+    return {"type": "scatter", **properties}
 
 
 def _f32(values) -> np.ndarray:
@@ -62,7 +68,7 @@ def _slope_limit(log_slope: np.ndarray) -> float:
     return float(np.clip(finite.max() if finite.size else 0.0, 0.7, 3.0))
 
 
-def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scatter]:
+def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[dict]:
     """The graph of f coloured by log|f'|, and the two beams of the carried interval."""
     z_bottom, z_left = curves.x_range[0], curves.z_range[0]
     inside = (curves.curve_z > interval.z_lo) & (curves.curve_z < interval.z_hi)
@@ -71,7 +77,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
     limit = _slope_limit(curves.curve_log_slope)
     # Stretch colour first, the translucent beams over it, the thin graph line on top.
     return [
-        go.Scatter(
+        _scatter(
             x=_f32(curves.curve_z),
             y=_f32(curves.curve_x),
             mode="markers",
@@ -95,7 +101,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             meta="graph-colour",  # a slider's preview frames find the trace by it
             showlegend=False,
         ),
-        go.Scatter(  # vertical beam: from the z axis up to the graph
+        _scatter(  # vertical beam: from the z axis up to the graph
             x=_f32(np.concatenate([[interval.z_lo], beam_z, [interval.z_hi]])),
             y=_f32(np.concatenate([[z_bottom], beam_x, [z_bottom]])),
             mode="lines",
@@ -105,7 +111,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             hoverinfo="skip",
             showlegend=False,
         ),
-        go.Scatter(  # horizontal beam: from the graph left to the x axis
+        _scatter(  # horizontal beam: from the graph left to the x axis
             x=_f32(np.concatenate([[z_left], beam_z, [z_left]])),
             y=_f32(np.concatenate([[beam_x[0]], beam_x, [beam_x[-1]]])),
             mode="lines",
@@ -115,7 +121,7 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
             hoverinfo="skip",
             showlegend=False,
         ),
-        go.Scatter(
+        _scatter(
             x=_f32(curves.curve_z),
             y=_f32(curves.curve_x),
             mode="lines",
@@ -128,11 +134,11 @@ def _graph_traces(curves: LineCurves, interval: CarriedInterval) -> list[go.Scat
     ]
 
 
-def _knot_trace(curves: LineCurves) -> list[go.Scatter]:
+def _knot_trace(curves: LineCurves) -> list[dict]:
     if not curves.knots_z:
         return []
     return [
-        go.Scatter(
+        _scatter(
             x=list(curves.knots_z),
             y=list(curves.knots_x),
             mode="markers",
@@ -151,12 +157,12 @@ def _knot_trace(curves: LineCurves) -> list[go.Scatter]:
 
 def _density_traces(
     curves: LineCurves, interval: CarriedInterval, edges: np.ndarray, histogram: np.ndarray, count: int
-) -> list[go.Scatter]:
+) -> list[dict]:
     # The histogram as a step outline: y runs over each bin's two edges at the bin's height.
     step_x = np.concatenate([[0.0], np.repeat(histogram, 2), [0.0]])
     step_y = np.concatenate([[edges[0]], np.repeat(edges, 2)[1:-1], [edges[-1]]])
     return [
-        go.Scatter(
+        _scatter(
             x=_f32(step_x),
             y=_f32(step_y),
             mode="lines",
@@ -168,7 +174,7 @@ def _density_traces(
             name=f"histogram of f(z), {count:,} samples",
             hovertemplate="x ≈ %{y:.3g}<br>sampled density %{x:.4g}<extra></extra>",
         ),
-        go.Scatter(
+        _scatter(
             x=_f32(interval.band_density),
             y=_f32(interval.band_x),
             mode="lines",
@@ -180,7 +186,7 @@ def _density_traces(
             name="one probability, both axes",
             hoverinfo="skip",
         ),
-        go.Scatter(
+        _scatter(
             x=_f32(curves.density),
             y=_f32(curves.x),
             mode="lines",
@@ -191,7 +197,7 @@ def _density_traces(
             name="densities p_Z, p_X",
             hovertemplate="x = %{y:.4g}<br>p_X(x) = %{x:.5g}<extra></extra>",
         ),
-        go.Scatter(
+        _scatter(
             x=_f32(interval.band_z),
             y=_f32(interval.band_base_density),
             mode="lines",
@@ -203,7 +209,7 @@ def _density_traces(
             hoverinfo="skip",
             showlegend=False,
         ),
-        go.Scatter(
+        _scatter(
             x=_f32(curves.z),
             y=_f32(curves.base_density),
             mode="lines",
@@ -217,13 +223,13 @@ def _density_traces(
     ]
 
 
-def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[go.Scatter]:
+def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[dict]:
     if not probe.inside:
         return []
     dashed = {"color": PROBE_COLOUR, "width": 1.2, "dash": "dash"}
     z_left, x_bottom = curves.z_range[0], curves.x_range[0]
     return [
-        go.Scatter(
+        _scatter(
             x=[z_left, probe.z, probe.z],
             y=[probe.x, probe.x, x_bottom],
             mode="lines",
@@ -231,7 +237,7 @@ def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[go.Scatter]:
             hoverinfo="skip",
             name="probe point",
         ),
-        go.Scatter(
+        _scatter(
             x=[probe.z],
             y=[probe.x],
             mode="markers",
@@ -239,7 +245,7 @@ def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[go.Scatter]:
             hovertemplate="probe: z = %{x:.5g}, x = %{y:.5g}<extra></extra>",
             showlegend=False,
         ),
-        go.Scatter(
+        _scatter(
             x=[0.0, probe.density],
             y=[probe.x, probe.x],
             mode="lines+markers",
@@ -250,7 +256,7 @@ def _probe_traces(curves: LineCurves, probe: ProbeOnLine) -> list[go.Scatter]:
             hovertemplate="p_X(probe) = %{x:.6g}<extra></extra>",
             showlegend=False,
         ),
-        go.Scatter(
+        _scatter(
             x=[probe.z, probe.z],
             y=[0.0, probe.base_density],
             mode="lines+markers",
@@ -309,8 +315,9 @@ def change_of_variables_figure(
     histogram_density: np.ndarray,
     sample_count: int,
     height: int = 700,
-) -> go.Figure:
-    """The three linked panels; the densities share one scale so their heights compare."""
+) -> dict:
+    """The three linked panels (a figure in plotly's JSON form); the densities share one scale so
+    their heights compare."""
     peaks = [curves.base_density.max(initial=0.0), curves.density.max(initial=0.0), probe.density]
     density_top = 1.12 * float(max(np.nanmax(peaks), 1e-12))
     traces = [
@@ -319,9 +326,24 @@ def change_of_variables_figure(
         *_density_traces(curves, interval, histogram_edges, histogram_density, sample_count),
         *_probe_traces(curves, probe),
     ]
-    figure = go.Figure(traces)
-    figure.update_layout(
+    layout = dict(
         height=height,
+        # On a phone the legend's five rows need more room under the panels, and p_X's panel
+        # leaves room for the graph's axis title, with a title short enough for its width.
+        meta={
+            "narrow": {
+                "below": NARROW_BELOW,
+                "layout": {
+                    "margin": {"b": 84 + NARROW_LEGEND_ROOM},
+                    "xaxis2": {
+                        "domain": [LEFT[0], LEFT[1] - 0.04],
+                        "title": {"text": "p_X(x)", "standoff": 4},
+                    },
+                },
+                "colorbars": {},
+                "height": height + NARROW_LEGEND_ROOM,
+            }
+        },
         margin={"l": 10, "r": 10, "t": 54, "b": 84},  # the legend's rows sit in the bottom margin
         plot_bgcolor="white",
         # Under the panels, in rows: at any width it covers nothing (beside p_Z it hid a panel on a phone).
@@ -347,7 +369,7 @@ def change_of_variables_figure(
             _label("graph of x = f(z), coloured by log|f′|", RIGHT[0], TOP[1], "left", "bottom"),
         ],
     )
-    return figure
+    return {"data": traces, "layout": layout}
 
 
 LINE_SAMPLES = 10_000  # as the 1D page draws by default
@@ -358,7 +380,7 @@ LINE_SAMPLES = 10_000  # as the 1D page draws by default
 @array_cache(max_bytes=4 * 2**20, max_entries=64)
 def line_figure(
     base_json: str, map_json: str, interval: tuple[float, float], probe_x: float
-) -> tuple[go.Figure, ProbeOnLine, tuple[float, float]]:
+) -> tuple[dict, ProbeOnLine, tuple[float, float]]:
     """The 1D figure for one state (base and map as ``[kind, params]`` JSON), the probe's numbers
     and the probe's range, cached by those inputs. The figure is shared: draw it, never change it."""
     base_kind, base_params = json.loads(base_json)

@@ -135,7 +135,9 @@ def step_change_of_variables(step: Step) -> None:
         st.session_state.setdefault(K + "probe", DEFAULT_PROBE)
         probe_x = st.slider("Probe point x", round(low, 2), round(high, 2), step=0.05, key=K + "probe")
         figure, at, _ = line_figure(base, fmap, DEFAULT_INTERVAL, float(probe_x))
-        st.plotly_chart(figure, config=PLOT_CONFIG, key=K + "figure1")
+        live_chart(
+            figure, K + "figure1", figure["layout"]["height"], "p_Z, the graph of f and p_X", CHART_CONFIG
+        )
         if at.inside:
             st.latex(
                 rf"p_X({at.x:.3g}) = p_Z({at.z:.3g}) \times \Big|\frac{{d f^{{-1}}}}{{dx}}\Big| "
@@ -157,7 +159,9 @@ def step_three_cases(step: Step) -> None:
         )
         base, fmap, probe_x = _classic(case)
         figure, at, _ = line_figure(base, fmap, CLASSIC_INTERVAL, probe_x)
-        st.plotly_chart(figure, config=PLOT_CONFIG, key=K + "figure2")
+        live_chart(
+            figure, K + "figure2", figure["layout"]["height"], "One of the three classic cases", CHART_CONFIG
+        )
         st.caption(f"p_Z = 1 on [0, 1]; here p_X = 1 / |f′| = {at.density:.4g} on the image of [0, 1].")
     with text:
         step_text(step, one_d_link(case=case), "Open this case on the 1D page")
