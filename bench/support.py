@@ -219,7 +219,15 @@ const __fvStrips = (label) => {
     .find(r => r.__fv && r.__fv.data && r.__fv.data.attach === label);
   return root ? all.filter(s => s.id === root.__fv.data.strip_id) : all;
 };
-const __fvTraceKey = (x) => x ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
+// plotly's JSON arrays may come as {dtype, bdata} (base64 of the raw numbers): read them as numbers
+const __fvNumbers = (x) => {
+  if (!x || x.bdata === undefined) return x;
+  const raw = atob(x.bdata), bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  const typed = { f4: Float32Array, f8: Float64Array, i4: Int32Array, u1: Uint8Array }[x.dtype];
+  return typed ? new typed(bytes.buffer) : x;
+};
+const __fvTraceKey = (x) => (x = __fvNumbers(x)) ? Array.from(x).slice(0, 12).map(v => Number(v).toPrecision(9)).join(',') + ':' + x.length
   + ':' + Array.from(x).reduce((a, b) => a + Number(b), 0).toPrecision(12) : '';
 const __fvFrameKey = (target, frame) => target.kind === 'image' ? frame.images[target.name]
   : (frame.traces && frame.traces[target.meta] ? __fvTraceKey(frame.traces[target.meta].x) : undefined);

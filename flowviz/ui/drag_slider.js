@@ -63,10 +63,12 @@ const IMAGES = {
 };
 
 // The 1D page: a frame is the data of the traces a parameter moves (found by their meta),
-// restyled in Streamlit's plotly chart; the others (interval, probe, histogram) wait hidden.
+// restyled in the page's live chart; the others (interval, probe, histogram) wait hidden.
 // The first frame of a drag restyles the whole figure (hiding the others); the next ones only
 // move the moved traces' points in the SVG plotly drew (any plotly call recomputes the whole
-// figure, tens of ms a frame): the axes' ranges are fixed, so nothing else changes.
+// figure, tens of ms a frame): the axes' ranges are fixed, so nothing else changes. The chart
+// is marked as previewed, so the next run's figure replaces the preview even where it is the
+// same figure (a value the spec refuses).
 const TRACES = {
   find: () => document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
   show(state, gd, frame) {
@@ -88,6 +90,10 @@ const TRACES = {
     const drawn = () => {
       state.shownArrays = gd.data.map((trace) => trace.x);
       gd.__flowvizDrag = state;
+      // the chart's data is no longer its figure's: the next figure (even the same one) is drawn
+      // by plotly, not taken as one that differs from the last in its images alone
+      gd.__flowvizPreviewed = true;
+      gd.__flowvizSkeleton = null;
     };
     // Only points move, on the figure the last frame was drawn on: move them in its SVG alone.
     if (state.fastChart === gd && state.movedKey === movedKey && movedIndices.length && state.shownArrays &&
@@ -116,13 +122,15 @@ const TRACES = {
     state.fastChart = gd;
     state.movedKey = movedKey;
     if (!gd.__flowvizWatched && gd.on) {
-      // A run during the drag (the one bringing a strip) redraws Streamlit's chart from its
-      // figure: put the frame under the thumb back at once, before anything is painted.
+      // A figure drawn during the drag (another run's) replaces the frame: put the frame under
+      // the thumb back at once, before anything is painted. One drawn after the drag is the
+      // released value's own: the frame's note (a value the spec refuses) goes with the frame.
       gd.__flowvizWatched = true;
       gd.on("plotly_afterplot", () => {
         const drag = gd.__flowvizDrag;
-        if (drag && drag.dragging && drag.shownArrays &&
-            gd.data.some((trace, k) => trace.meta && trace.x !== drag.shownArrays[k])) {
+        if (!drag || !drag.dragging) {
+          note(gd, "");
+        } else if (drag.shownArrays && gd.data.some((trace, k) => trace.meta && trace.x !== drag.shownArrays[k])) {
           drag.frame = -1;
           preview(drag);
         }
@@ -137,12 +145,7 @@ const TRACES = {
     if (window.Plotly && gd.data) window.Plotly.restyle(gd, state.originals, state.originals.indices);
     note(gd, "");
   },
-  // still showing a preview after Python's run: its figure did not change (refused, or the same)
-  stale(state) {
-    const gd = TRACES.find();
-    return !!gd && !!state.shownArrays && !!gd.data &&
-      gd.data.some((trace, k) => trace.meta && trace.x === state.shownArrays[k]);
-  },
+  stale: () => false,  // the live chart puts its own figure back after every run
 };
 
 // Put trace k's points (a frame's x, y and marker colours) into the SVG plotly drew for it:

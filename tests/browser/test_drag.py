@@ -204,3 +204,43 @@ def test_every_sliders_frames_are_of_the_flow_on_screen_after_another_slider_cha
     of_b = page.evaluate(frame, ["Planar bias b", 0.0])
     assert of_w1 is not None and of_b is not None
     assert of_b == of_w1
+
+
+def test_letting_go_of_a_1d_slider_where_the_spec_refuses_keeps_the_last_valid_curves(page, app_url):
+    """Uniform base on [-2, 2]: while its lower end is dragged past the upper one, a note over the
+    chart says why there are no curves; let go there, the page keeps the last valid curves and
+    says so, and the note goes with the preview."""
+    open_page(page, f"{app_url}/1d")
+    p_x = {"kind": "trace", "meta": "p_X"}
+    label = "Uniform: lower end (low)"
+    shown = "(target) => {" + _PICTURE_JS + " const p = __fvPicture(target); return p ? p.shown() : ''; }"
+    page.wait_for_function(shown, arg=p_x)  # the chart is drawn
+    before = page.evaluate(shown, p_x)
+    page.evaluate(
+        """() => { window.__notes = [];
+        new MutationObserver(() => {
+          const note = document.querySelector('.flowviz-slider-note');
+          if (note) window.__notes.push(note.textContent);
+        }).observe(document.body, { subtree: true, childList: true, characterData: true }); }"""
+    )
+    slider = page.get_by_role("slider", name=label)
+    track = page.evaluate("(label) => {" + _PICTURE_JS + " return __fvTrack(label); }", label)
+    left, width, y = track["left"], track["width"], track["y"]
+    start, end = (-2.0 + 3.0) / 6.0, (2.8 + 3.0) / 6.0  # the slider runs over [-3, 3]
+    page.mouse.move(left + start * width, y)  # resting on the thumb brings the slider's strip
+    page.wait_for_function(
+        "(label) => {" + _PICTURE_JS + " return __fvStrips(label).length > 0; }", arg=label
+    )
+    page.mouse.down()
+    for k in range(1, 41):
+        page.mouse.move(left + (start + (end - start) * k / 40) * width, y)
+        page.wait_for_timeout(30)
+    page.wait_for_function("() => (window.__notes || []).some((n) => n.startsWith('Not valid here'))")
+    page.mouse.up()
+    page.get_by_text("Showing the last valid base").wait_for()
+    wait_idle(page)
+    page.wait_for_timeout(300)
+    assert float(slider.input_value()) > 2.0
+    assert page.locator(".flowviz-slider-note").count() == 0
+    assert page.evaluate(shown, p_x) == before
+    assert exception_boxes(page) == []
