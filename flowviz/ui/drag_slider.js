@@ -59,7 +59,6 @@ const IMAGES = {
   restore(state, host) {
     if (window.flowvizShowImages) window.flowvizShowImages(host, state.originals);
   },
-  stale: () => false,  // the live chart puts its own figure back after every run
 };
 
 // The 1D page: a frame is the data of the traces a parameter moves (found by their meta),
@@ -145,7 +144,6 @@ const TRACES = {
     if (window.Plotly && gd.data) window.Plotly.restyle(gd, state.originals, state.originals.indices);
     note(gd, "");
   },
-  stale: () => false,  // the live chart puts its own figure back after every run
 };
 
 // Put trace k's points (a frame's x, y and marker colours) into the SVG plotly drew for it:
@@ -371,7 +369,8 @@ function restore(state) {
   forget(state);
 }
 
-// After a release, once Python's run is over: a chart still showing the preview gets its own back.
+// After a release, once Python's run is over: the chart shows its figure (the live chart draws
+// each run's figure, the same one too, over a preview), so the drag's state goes.
 function settle(state) {
   const kind = state.data.target ? KINDS[state.data.target.kind] : null;
   if (!kind || !state.host) return;
@@ -383,7 +382,7 @@ function settle(state) {
     seenRun = seenRun || running;
     if (state.dragging || !state.host) return;
     if ((seenRun && !running) || performance.now() - started > 3000) {
-      if (kind.stale(state, state.host)) restore(state); else forget(state);
+      forget(state);
       return;
     }
     setTimeout(check, 50);
