@@ -223,12 +223,22 @@ PHASES = ("alone", "with_training", "with_training_and_worst_links", "with_worst
 
 
 def niced_chromium(folder: Path) -> str:
-    """A Chromium whose every process runs in the idle scheduling class (``chrt --idle``): the
-    browser of a visitor whose computer is not this one, so that drawing their pages does not
-    count against the server. Not ``nice``: Chromium sets its renderers' nice value itself
-    (back to 0), but a process in the idle class stays there, whatever its nice value."""
+    """A Chromium that yields the processors to everything else here: the browser of a visitor
+    whose computer is not this one, so that drawing their pages does not count against the server.
+
+    Two steps, both needed. Linux first shares the processors between sessions (autogroups, on
+    here: /proc/sys/kernel/sched_autogroup_enabled), and Playwright starts each browser in a
+    session of its own, so a browser takes its session's full share, whatever the priority of its
+    processes: the wrapper sets its session's autogroup to nice 19 (which its processes share).
+    Within the session, every process runs in the idle scheduling class (``chrt --idle``). Not
+    ``nice``: Chromium sets its renderers' nice value itself (back to 0), but a process in the
+    idle class stays there, whatever its nice value."""
     wrapper = folder / "chromium-idle"
-    wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 "{chromium_path()}" "$@"\n')
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "echo 19 > /proc/self/autogroup 2>/dev/null\n"  # absent where autogroups are off
+        f'exec chrt --idle 0 "{chromium_path()}" "$@"\n'
+    )
     wrapper.chmod(0o755)
     return str(wrapper)
 
