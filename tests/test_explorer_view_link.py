@@ -103,3 +103,26 @@ def test_bad_values_are_named_in_one_line_and_the_rest_is_used(params, named, ke
     assert named in warning and "\n" not in warning
     for key, value in kept.items():
         assert at.session_state[key] == value
+
+
+def test_the_view_options_survive_a_visit_to_another_page():
+    """Streamlit forgets a widget's state when a run does not draw it: the options are kept apart."""
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/explore.py").run()
+    at.toggle(key="fv_log").set_value(True).run()
+    at.toggle(key="fv_samples_on").set_value(True).run()
+    at.slider(key="fv_samples_n").set_value(1200).run()
+    at.pills(key="fv_extra").set_value(["Probe a point"]).run()
+    at.switch_page("app_pages/one_d.py").run()
+    assert "fv_log" not in at.session_state  # the widget's own state is gone with its page
+    at.switch_page("app_pages/explore.py").run()
+    assert not at.exception
+    assert at.toggle(key="fv_log").value is True
+    assert at.toggle(key="fv_samples_on").value is True
+    assert at.slider(key="fv_samples_n").value == 1200
+    assert at.pills(key="fv_extra").value == ["Probe a point"]
+    assert {name: query(at).get(name) for name in ("log", "samples", "views")} == {
+        "log": "1",
+        "samples": "1200",
+        "views": "probe",
+    }
