@@ -12,7 +12,7 @@ from flowviz.flow import Flow
 from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
-from flowviz.ui import editor, fairness, learned, share, state
+from flowviz.ui import editor, fairness, learned, share, state, widgets
 from flowviz.ui import views as ui_views
 from flowviz.ui.path import next_idea, start_pointer
 
@@ -171,11 +171,11 @@ def explorer() -> None:
                 "Also show",
                 ["Formulas", "JSON", "Share"],
                 selection_mode="multi",
-                key="fv_extras",
-                default=["Formulas"],
+                key=widgets.kept("fv_extras", ["Formulas"]),
             )
             or []
         )
+        widgets.remember("fv_extras")
         selected = st.session_state[state.SELECTED]
         if "Formulas" in extras and selected != state.BASE:
             editor.formulas(spec["layers"][state.uids().index(selected)])

@@ -105,14 +105,16 @@ def test_bad_values_are_named_in_one_line_and_the_rest_is_used(params, named, ke
         assert at.session_state[key] == value
 
 
-def test_the_view_options_survive_a_visit_to_another_page():
-    """Streamlit forgets a widget's state when a run does not draw it: the options are kept apart."""
+def test_the_view_options_and_the_extras_survive_a_visit_to_another_page():
+    """Streamlit forgets a widget's state when a run does not draw it: the options (and what the
+    controls also show) are kept apart."""
     at = AppTest.from_file(str(Path(PAGE).parents[1] / "app.py"), default_timeout=120).run()
     at.switch_page("app_pages/explore.py").run()
     at.toggle(key="fv_log").set_value(True).run()
     at.toggle(key="fv_samples_on").set_value(True).run()
     at.slider(key="fv_samples_n").set_value(1200).run()
     at.pills(key="fv_extra").set_value(["Probe a point"]).run()
+    at.segmented_control(key="fv_extras").set_value(["JSON", "Share"]).run()
     at.switch_page("app_pages/one_d.py").run()
     assert "fv_log" not in at.session_state  # the widget's own state is gone with its page
     at.switch_page("app_pages/explore.py").run()
@@ -121,6 +123,7 @@ def test_the_view_options_survive_a_visit_to_another_page():
     assert at.toggle(key="fv_samples_on").value is True
     assert at.slider(key="fv_samples_n").value == 1200
     assert at.pills(key="fv_extra").value == ["Probe a point"]
+    assert at.segmented_control(key="fv_extras").value == ["JSON", "Share"]
     assert {name: query(at).get(name) for name in ("log", "samples", "views")} == {
         "log": "1",
         "samples": "1200",

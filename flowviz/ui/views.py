@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import streamlit as st
 
@@ -12,9 +10,9 @@ from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
 from flowviz.ui import fairness
 from flowviz.ui.drag_slider import EXPLORER_CHART
-from flowviz.ui.editor import init, keep_value
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.player import flow_player
+from flowviz.ui.widgets import init, keep_value, kept, remember
 
 MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
@@ -143,24 +141,22 @@ def probe_table(probe: ProbeThroughLayers) -> None:
     )
 
 
-# The view options' values, kept outside their widgets: Streamlit forgets the state of a widget
-# that a run does not draw, so a visit to another page would turn them back to their defaults.
-KEPT_OPTIONS = "fv_view_options"
-
-
 def view_options() -> None:
-    """How the views look and which extra views to show (outside the live part: a click, not a drag)."""
-    kept = st.session_state.setdefault(KEPT_OPTIONS, {})
-    defaults = {"fv_log": False, "fv_samples_on": False, "fv_samples_n": 500, "fv_extra": []}
-    for name, value in defaults.items():
-        init(name, kept.get(name, value))
+    """How the views look and which extra views to show (outside the live part: a click, not a drag).
+    Their values outlive a visit to another page (``widgets.kept``)."""
     st.toggle(
-        "Log scale", key="fv_log", help="Density on a log scale: shows heavy tails and faint structure."
+        "Log scale",
+        key=kept("fv_log", False),
+        help="Density on a log scale: shows heavy tails and faint structure.",
     )
-    st.toggle("Samples", key="fv_samples_on", help="Base draws z₀ and their images f(z₀) over the densities.")
-    st.slider("Number of samples", 100, 5000, step=100, key="fv_samples_n")
-    st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key="fv_extra")
-    kept.update({name: copy.copy(st.session_state[name]) for name in defaults})
+    st.toggle(
+        "Samples",
+        key=kept("fv_samples_on", False),
+        help="Base draws z₀ and their images f(z₀) over the densities.",
+    )
+    st.slider("Number of samples", 100, 5000, step=100, key=kept("fv_samples_n", 500))
+    st.pills("More views", EXTRA_VIEWS, selection_mode="multi", key=kept("fv_extra", []))
+    remember("fv_log", "fv_samples_on", "fv_samples_n", "fv_extra")
 
 
 def view_query() -> dict[str, str]:

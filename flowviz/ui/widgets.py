@@ -6,6 +6,7 @@ starts every widget afresh; within one flow the person owns each value.
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pandas as pd
@@ -26,6 +27,23 @@ def init(widget_key: str, value) -> str:
     if widget_key not in st.session_state:
         st.session_state[widget_key] = value
     return widget_key
+
+
+# Values of widgets that outlive a visit to another page, kept apart from the widgets themselves:
+# Streamlit forgets the state of a widget that a run does not draw.
+KEPT = "fv_kept"
+
+
+def kept(widget_key: str, value) -> str:
+    """Seed a widget with its kept value (``value`` the first time); ``remember`` it once drawn."""
+    return init(widget_key, st.session_state.get(KEPT, {}).get(widget_key, value))
+
+
+def remember(*widget_keys: str) -> None:
+    """Keep these widgets' values for when the page is drawn again (see ``kept``)."""
+    store = st.session_state.setdefault(KEPT, {})
+    for widget_key in widget_keys:
+        store[widget_key] = copy.copy(st.session_state[widget_key])
 
 
 EXACT = "fv_exact"  # session key of the "Type exact values" toggle
