@@ -172,12 +172,14 @@ export default function (component) {
     const shape = skeleton(figure);
     if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);
+      host.__flowvizDrawn = data.figure;  // the figure on screen (what tests wait for)
       return;
     }
     clearTimeout(host.__flowvizLazy);
     return Plotly.react(host, figure.data, figure.layout, data.config).then(() => {
       host.__flowvizSkeleton = shape;
       host.__flowvizSources = (figure.layout.images || []).map((image) => image.source);
+      host.__flowvizDrawn = data.figure;
     });
   }).catch((error) => {
     host.textContent = "The chart could not be drawn: " + error.message;
