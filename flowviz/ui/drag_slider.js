@@ -89,10 +89,7 @@ const TRACES = {
     const drawn = () => {
       state.shownArrays = gd.data.map((trace) => trace.x);
       gd.__flowvizDrag = state;
-      // the chart's data is no longer its figure's: the next figure (even the same one) is drawn
-      // by plotly, not taken as one that differs from the last in its images alone
-      gd.__flowvizPreviewed = true;
-      gd.__flowvizSkeleton = null;
+      if (window.flowvizRestyled) window.flowvizRestyled(gd);  // the live chart redraws it from its next figure
     };
     // Only points move, on the figure the last frame was drawn on: move them in its SVG alone.
     if (state.fastChart === gd && state.movedKey === movedKey && movedIndices.length && state.shownArrays &&

@@ -111,6 +111,13 @@ window.flowvizShowImages = function (host, byName) {
   return swapped;
 };
 
+// A chart whose traces were changed in place (a slider's preview frames, restyled): its data is
+// no longer its figure's, so the next figure, even the same one, is drawn by plotly anew.
+window.flowvizRestyled = function (host) {
+  host.__flowvizPreviewed = true;
+  host.__flowvizSkeleton = null;
+};
+
 // Hover layers follow a moment later, once the person pauses.
 function refreshLazy(Plotly, host, figure) {
   clearTimeout(host.__flowvizLazy);
