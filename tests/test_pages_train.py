@@ -292,30 +292,43 @@ def test_a_full_server_says_so_and_keeps_the_page(monkeypatch):
 
 def test_the_train_page_holds_no_training_while_other_pages_do(monkeypatch):
     """A run of another page holds training until it ends; the Train page's own runs (its visitor is
-    watching the training) let it go at once."""
+    watching the training) never hold it. Seen from inside each page's run (the idea offered at its
+    end, drawn after everything else), not from the run's duration, which the test harness pads."""
+    import flowviz.ui.path
     from flowviz.ui import fairness
 
     held: list[tuple[float, bool]] = []
     runs = fairness.QuickRuns(lambda h: held.append((time.monotonic(), h)), tail=0.0)
     monkeypatch.setattr(fairness, "QUICK_RUNS", runs)
+    seen: list[tuple[int, bool]] = []  # per run: quick runs in progress, training held
+    real_next_idea = flowviz.ui.path.next_idea
 
-    def held_share(at: AppTest) -> float:
-        """The share of one whole run of the app during which training was held."""
+    def watched_next_idea(*args, **kwargs):
+        deadline = time.monotonic() + 2.0  # the governing thread holds training within moments
+        while runs.running and not (held and held[-1][1]) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen.append((runs.running, bool(held and held[-1][1])))
+        return real_next_idea(*args, **kwargs)
+
+    monkeypatch.setattr(flowviz.ui.path, "next_idea", watched_next_idea)
+
+    def one_run(at: AppTest) -> tuple[int, bool]:
+        """What the page saw near its end, once its run and training's release are over."""
         held.clear()
-        started = time.monotonic()
+        seen.clear()
         at.run()
-        ended = time.monotonic()
-        deadline = ended + 5.0
+        deadline = time.monotonic() + 5.0
         while held and held[-1][1] and time.monotonic() < deadline:
             time.sleep(0.01)
-        if not held:
-            return 0.0
-        assert held[0][1] and not held[-1][1], held
-        return (held[-1][0] - held[0][0]) / (ended - started)
+        assert not (held and held[-1][1]), held  # let go after the run
+        assert len(seen) == 1, seen
+        return seen[0]
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     at.switch_page("app_pages/one_d.py").run()
-    assert held_share(at) > 0.5  # another page: held for (nearly) the whole run
+    assert one_run(at) == (1, True)  # another page: training held while it runs
+    assert [h for _, h in held][:1] == [True]
     at.switch_page("app_pages/train.py").run()
-    assert held_share(at) == 0.0  # the Train page: never held
+    assert one_run(at) == (0, False)  # the Train page: never held
+    assert held == []
     assert not at.exception
