@@ -7,9 +7,10 @@ browser shows the picture of the value nearest the thumb while it moves. Every
 frame is an evaluation of the flow by the same layers and colour-mapped by the
 same code as the Explorer's own figure: nothing is computed twice in the browser.
 
-A frame is ``{"value": v, "images": {name: data URI}}``, its names those of the
-main figure's layout images (``panel1``, ``panel1-overlay``, ...; the grid lines over
-p_X are also those over the volume change in x, ``panel3-overlay``: see ``ALIASES``); a value for
+A frame is ``{"value": v, "images": {name: data URI}, "limits": {name: [low, high]}}``, its
+names those of the main figure's layout images (``panel1``, ``panel1-overlay``, ...; the grid
+lines over p_X are also those over the volume change in x, ``panel3-overlay``: see ``ALIASES``)
+and ``limits`` each picture's colour range (the colour bars follow it); a value for
 which the spec is refused (a layer would not be invertible there) gets a frame
 that says so, with ``"invertible": False`` and the spec's reason.
 """
@@ -170,27 +171,44 @@ def preview_fields(
 
 
 def frame_images(
-    fields: Mapping[str, np.ndarray], extent: tuple, log_scale: bool, lines: bool, base_changes: bool
-) -> dict[str, str]:
-    """The main figure's images for one frame, named as its layout images, by the figure's own code."""
+    fields: Mapping[str, np.ndarray],
+    extent: tuple,
+    log_scale: bool,
+    lines: bool,
+    base_images: dict | None = None,
+) -> dict:
+    """The main figure's images for one frame, named as its layout images, by the figure's own code,
+    and each panel's colour limits (``limits``: the colour bars say what the frame's colours mean).
+
+    p_Z shares p_X's colour scale, so it is in every frame: ``base_images`` remembers its picture
+    per colour range where the base density is the same in every frame (a layer's slider)."""
     base_panel, density_panel = density_panels(fields["base_density"], fields["density"], log_scale)
     volume_z, volume_x = volume_panels(fields["log_det_forward"], fields["log_det_inverse"])
-    panels = {"panel1": density_panel, "panel2": volume_z, "panel3": volume_x}
-    if base_changes:
-        panels = {"panel0": base_panel, **panels}
-    # encoded here, not through the figure's small image cache: a strip would flush it
-    images = {name: png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale)) for name, p in panels.items()}
+    panels = {"panel0": base_panel, "panel1": density_panel, "panel2": volume_z, "panel3": volume_x}
+
+    def image(name: str, p) -> str:
+        # encoded here, not through the figure's small image cache: a strip would flush it
+        if name != "panel0" or base_images is None:
+            return png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale))
+        if (p.vmin, p.vmax) not in base_images:
+            base_images[p.vmin, p.vmax] = png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale))
+        return base_images[p.vmin, p.vmax]
+
+    images = {name: image(name, p) for name, p in panels.items()}
     if lines:
         images["panel1-overlay"] = svg_overlay(fields["x_lines"], None, *extent)
-    return images
+    limits = {name: [float(p.vmin), float(p.vmax)] for name, p in panels.items()}
+    frame = {"images": images, "limits": limits}
+    if base_images is not None:  # p_Z is the chart's own, recoloured: on the same range, the chart's will do
+        frame["base_recoloured"] = True
+    return frame
 
 
-def _blocked_images(lines: bool, base_changes: bool) -> dict[str, str]:
-    names = ("panel0", "panel1", "panel2", "panel3") if base_changes else ("panel1", "panel2", "panel3")
-    images = dict.fromkeys(names, NOT_INVERTIBLE_IMAGE)
+def _blocked_images(lines: bool) -> dict:
+    images = dict.fromkeys(("panel0", "panel1", "panel2", "panel3"), NOT_INVERTIBLE_IMAGE)
     if lines:
         images["panel1-overlay"] = EMPTY_OVERLAY
-    return images
+    return {"images": images}
 
 
 # A chunk's frames are JSON texts of about 25 kB each (two 64² PNGs and an overlay): a chunk of
@@ -204,7 +222,8 @@ def _strip_cached(
     n = int(view["resolution"])
     extent = pixel_extent(np.linspace(*view["xlim"], n), np.linspace(*view["ylim"], n))
     base_changes = path[0] == "base"
-    base_density = None  # a layer's slider leaves the base as it is: its density is drawn once
+    base_density = None  # a layer's slider leaves the base as it is: its density is made once
+    base_images = None if base_changes else {}  # and its picture once per colour range
     frames = []
     for value in values:
         try:
@@ -212,17 +231,11 @@ def _strip_cached(
             if not base_changes:
                 base_density = fields["base_density"]
         except SpecError as error:
-            frames.append(
-                (
-                    value,
-                    False,
-                    error.reason,
-                    json.dumps(_blocked_images(lines, base_changes)),
-                )
-            )
+            frames.append((value, False, error.reason, json.dumps(_blocked_images(lines))))
             continue
-        images = frame_images(fields, extent, log_scale, lines, base_changes)
-        frames.append((value, True, "", json.dumps(images)))
+        frames.append(
+            (value, True, "", json.dumps(frame_images(fields, extent, log_scale, lines, base_images)))
+        )
     return tuple(frames)
 
 
@@ -244,7 +257,7 @@ def explorer_strip(
     resolution = strip_resolution(spec, resolution)
     key = json.dumps(spec_with(spec, path, values[0]), separators=(",", ":"), sort_keys=True)
     packed = _strip_cached(key, tuple(path), tuple(float(v) for v in values), log_scale, lines, resolution)
-    return _unpack(packed, "images")
+    return _unpack(packed)
 
 
 # ----------------------------------------------------------------------------- the 1D page
@@ -305,12 +318,14 @@ def line_strip(
     return _unpack(packed, "traces")
 
 
-def _unpack(packed, field: str) -> list[dict]:
+def _unpack(packed, field: str | None = None) -> list[dict]:
     """Frames for the browser from their cached form (the JSON texts, counted in bytes by the
-    cache): the value, its pictures or curves under ``field``, and for a value the spec refuses, why."""
+    cache): the value, its pictures or curves under ``field`` (or the fields the text holds), and
+    for a value the spec refuses, why."""
     frames = []
     for value, valid, reason, payload in packed:
-        frame = {"value": value, field: json.loads(payload)}
+        content = json.loads(payload)
+        frame = {"value": value, **(content if field is None else {field: content})}
         if not valid:
             frame.update(invertible=False, reason=reason)
         frames.append(frame)

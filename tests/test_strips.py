@@ -155,7 +155,31 @@ def test_each_frame_is_the_preview_resolution_evaluation_of_the_spec_with_that_v
         assert np.array_equal(decoded(frame["images"]["panel3"]), expected)
         expected = colour_map(truth["log_det_forward"], volume_z.vmin, volume_z.vmax, volume_z.scale)
         assert np.array_equal(decoded(frame["images"]["panel2"]), expected)
-        assert "panel0" not in frame["images"]  # a layer's number leaves the base density alone
+        # p_Z shares p_X's colour scale: the same base density, coloured on this frame's range
+        expected = colour_map(pdf, density.vmin, density.vmax, density.scale)
+        assert np.array_equal(decoded(frame["images"]["panel0"]), expected)
+        # what the colour bars must say: each panel's limits, as the figure's own panels have them
+        assert frame["limits"] == {
+            "panel0": [density.vmin, density.vmax],
+            "panel1": [density.vmin, density.vmax],
+            "panel2": [volume_z.vmin, volume_z.vmax],
+            "panel3": [volume_x.vmin, volume_x.vmax],
+        }
+
+
+def test_frames_whose_colour_ranges_differ_colour_the_base_density_on_their_own_range():
+    # w1 from 0.5 to -1 (w.u from 0.4 to -0.8, near the fold at -1): the planar map squeezes a
+    # band, the density piles up there, and its colour range grows
+    values = (0.5, -1.0)
+    frames = explorer_strip(SPEC, W1, values, lines=False)
+    tops = [frame["limits"]["panel1"][1] for frame in frames]
+    assert tops[0] < tops[1], tops  # (0.2 and 0.6)
+    pdf = preview_fields(SPEC)["base_density"]
+    for frame, top in zip(frames, tops, strict=True):
+        panel = density_panels(pdf, pdf, log_scale=False)[0]
+        expected = colour_map(pdf, 0.0, top, panel.scale)
+        assert np.array_equal(decoded(frame["images"]["panel0"]), expected)
+    assert frames[0]["images"]["panel0"] != frames[1]["images"]["panel0"]
 
 
 def test_a_value_the_spec_refuses_gets_a_frame_that_says_so():

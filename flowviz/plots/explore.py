@@ -182,6 +182,8 @@ def grid_figure(
             data.append(_hover_layer(panel, xs, ys, hover_index, xname, yname, (dx1, dy0, dy1)))
         else:  # the colour bar, if any; a panel with no heatmap at all gets NaN axis lines from plotly
             data.append(_colourbar_stub(panel, xlim, ylim, xname, yname, (dx1, dy0, dy1)))
+        # named as its picture, so a slider's preview frame can say what its colours mean there
+        data[-1]["name"] = f"panel{i}"
         if hovered or panel.colourbar:
             colourbar_traces[len(data) - 1] = i
         panel_lines = lines.get(panel.overlay) if (panel.overlay and lines) else None

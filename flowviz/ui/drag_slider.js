@@ -39,7 +39,13 @@ function nearest(values, value) {
   return best;
 }
 
-// The Explorer: a frame is pictures, swapped into the live chart's named layout images.
+function sameRange(host, name, limits) {  // the chart's colour range for the picture ``name``
+  const trace = (host._fullData || []).find((t) => t.name === name);
+  return Boolean(trace && limits && trace.zmin === limits[0] && trace.zmax === limits[1]);
+}
+
+// The Explorer: a frame is pictures, swapped into the live chart's named layout images, and the
+// colour range of each (the colour bars' labels follow).
 const IMAGES = {
   find: (target) => chartNamed(target.chart),
   show(state, host, frame, strip) {
@@ -54,10 +60,17 @@ const IMAGES = {
         if (image.name && images[image.name] !== undefined) state.originals[image.name] = image.source;
       });
     }
-    return window.flowvizShowImages(host, images);
+    // p_Z only recoloured (a layer's slider): on the chart's own colour range, its own sharper picture
+    if (frame.base_recoloured && state.originals.panel0 !== undefined &&
+        sameRange(host, "panel0", frame.limits.panel0)) images.panel0 = state.originals.panel0;
+    if (!window.flowvizShowImages(host, images)) return false;
+    // the frame's colours span its own range: the colour bars say so (a refused value's have none)
+    if (frame.limits && window.flowvizColourBarLimits) window.flowvizColourBarLimits(host, frame.limits);
+    return true;
   },
   restore(state, host) {
     if (window.flowvizShowImages) window.flowvizShowImages(host, state.originals);
+    if (window.flowvizColourBarLimits) window.flowvizColourBarLimits(host, null);
   },
 };
 

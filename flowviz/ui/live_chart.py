@@ -90,6 +90,9 @@ function swapImages(host, figure) {
     if (source === old[k]) return;
     elements[k].setAttribute("href", source);
     elements[k].setAttributeNS("http://www.w3.org/1999/xlink", "href", source);
+    // plotly remembers what each <image> shows (and skips setting a source it set last time):
+    // it must know of this one, or a later plotly draw of the previous source leaves this one up
+    elements[k]._imgSrc = source;
     host.layout.images[k].source = source;
     if (host._fullLayout && host._fullLayout.images[k]) host._fullLayout.images[k].source = source;
   });
@@ -109,6 +112,52 @@ window.flowvizShowImages = function (host, byName) {
   const swapped = swapImages(host, { layout: { images: fresh.map((source) => ({ source })) } });
   if (swapped) host.__flowvizPreviewed = true;
   return swapped;
+};
+
+// Colour bars that say what a slider's preview frame means: its pictures are coloured on their
+// own range ({trace name: [low, high]}), so each tick label of a bar becomes the value at its
+// place for that range, in the SVG plotly drew (a plotly call would recompute the whole figure,
+// tens of ms a frame). null: plotly's own labels again. The next figure drawn puts them back too.
+const SI = { k: 1e3, M: 1e6, G: 1e9, B: 1e9, T: 1e12, m: 1e-3, "\u03bc": 1e-6, "\u00b5": 1e-6, n: 1e-9 };
+
+function tickValue(text) {  // plotly's tick text ("\u22123", "0.05", "5k") as a number, or NaN
+  const plain = (text || "").replace(/\u2212/g, "-").trim();
+  const unit = SI[plain.slice(-1)];
+  return unit ? Number(plain.slice(0, -1)) * unit : Number(plain);
+}
+
+function tickText(value, span) {
+  if (Math.abs(value) < span * 1e-9) return "0";
+  return String(Number(value.toPrecision(3))).replace("-", "\u2212");
+}
+
+window.flowvizColourBarLimits = function (host, limits) {
+  if (!host || !host._fullData) return;
+  if (!limits) {
+    if (!host.__flowvizRelabelled) return;
+    host.__flowvizRelabelled = false;
+    host.querySelectorAll("g.colorbar g.cbaxis text").forEach((text) => {
+      const own = text.getAttribute("data-unformatted");
+      if (own !== null && text.textContent !== own) text.textContent = own;
+    });
+    return;
+  }
+  host._fullData.forEach((trace) => {
+    const wanted = limits[trace.name];
+    const low = trace.zmin;
+    const high = trace.zmax;
+    if (!trace.showscale || !wanted || !(high > low)) return;
+    const bar = host.querySelector("g.cb" + trace.uid);
+    if (!bar) return;
+    const span = Math.abs(wanted[1] - wanted[0]) || 1;
+    bar.querySelectorAll("g.cbaxis text").forEach((text) => {
+      const drawn = tickValue(text.getAttribute("data-unformatted"));
+      if (!Number.isFinite(drawn)) return;
+      const label = tickText(wanted[0] + ((drawn - low) / (high - low)) * (wanted[1] - wanted[0]), span);
+      if (text.textContent !== label) text.textContent = label;
+    });
+    host.__flowvizRelabelled = true;
+  });
 };
 
 // A chart whose traces were changed in place (a slider's preview frames, restyled): its data is
@@ -177,6 +226,7 @@ export default function (component) {
     host.__flowvizNarrowHeight = fitWidth(host, figure);
     host.style.height = (host.__flowvizNarrowHeight || data.height) + "px";
     const shape = skeleton(figure);
+    window.flowvizColourBarLimits(host, null);  // plotly's labels, before plotly compares them
     if (host.__flowvizSkeleton === shape && host._fullLayout && swapImages(host, figure)) {
       refreshLazy(Plotly, host, figure);
       host.__flowvizDrawn = data.figure;  // the figure on screen (what tests wait for)

@@ -244,3 +244,80 @@ def test_letting_go_of_a_1d_slider_where_the_spec_refuses_keeps_the_last_valid_c
     assert page.locator(".flowviz-slider-note").count() == 0
     assert page.evaluate(shown, p_x) == before
     assert exception_boxes(page) == []
+
+
+_BARS_JS = """(chart) => {
+  const host = Array.from(document.querySelectorAll('div.flowviz-live-chart'))
+    .find((h) => h.getAttribute('aria-label') === chart);
+  const read = (text) => Number(text.replace(/\\u2212/g, '-'));
+  return {
+    preview: host.dataset.previewValue === undefined ? null : Number(host.dataset.previewValue),
+    bars: host._fullData.filter((t) => t.showscale).map((t) => ({
+      name: t.name, zmin: t.zmin, zmax: t.zmax,
+      ticks: Array.from(host.querySelectorAll('g.cb' + t.uid + ' g.cbaxis text'))
+        .map((e) => [read(e.getAttribute('data-unformatted')), read(e.textContent), e.textContent]),
+    })),
+  };
+}"""
+
+
+def _hold_at(page, label: str, values: list[float]) -> None:
+    """Press the thumb, move it through ``values`` and stay at the last, the button still down."""
+    track = page.evaluate("(label) => {" + _PICTURE_JS + " return __fvTrack(label); }", label)
+    left, width, y = track["left"], track["width"], track["y"]
+    for k, value in enumerate(values):
+        page.mouse.move(left + fraction(value) * width, y)
+        if k == 0:
+            page.mouse.down()
+        page.wait_for_timeout(40)
+
+
+def test_while_dragging_the_colour_bars_say_what_the_frame_colours_mean(page, app_url):
+    """A frame is coloured on its own range (as the exact picture will be): mid-drag, each tick
+    label of a colour bar reads the value at its place for that range; the range the labels imply
+    is the one of the exact picture drawn on release; after it, plotly's own labels are back."""
+    open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
+    warm_up(page, W1, PICTURE, fraction(3.0), fraction(2.0))
+    start = float(page.get_by_role("slider", name=W1).input_value())
+    before = page.evaluate(_BARS_JS, EXPLORER_CHART)
+    # to w₁ = -0.8 (w.u = -0.88, near the fold): the density piles up in a band, its range grows
+    _hold_at(page, W1, [start + (-0.8 - start) * k / 30 for k in range(31)])
+    page.wait_for_function(
+        "(chart) => { const h = Array.from(document.querySelectorAll('div.flowviz-live-chart'))"
+        ".find((h) => h.getAttribute('aria-label') === chart);"
+        " return h && Math.abs(Number(h.dataset.previewValue) + 0.8) < 0.051; }",
+        arg=EXPLORER_CHART,
+    )
+    page.wait_for_timeout(200)
+    during = page.evaluate(_BARS_JS, EXPLORER_CHART)
+    page.mouse.up()
+    released = during["preview"]
+    wait_for_spec(page, lambda s: abs(s["layers"][0]["w"][0] - released) < 1e-9)
+    page.wait_for_function(
+        "(chart) => { const h = Array.from(document.querySelectorAll('div.flowviz-live-chart'))"
+        ".find((h) => h.getAttribute('aria-label') === chart);"
+        " return h && h.__flowvizDrawn === h.__flowvizFigure && h.dataset.previewValue === undefined; }",
+        arg=EXPLORER_CHART,
+    )
+    after = page.evaluate(_BARS_JS, EXPLORER_CHART)
+    pictures = shown_images(page)
+    assert [bar["name"] for bar in during["bars"]] == ["panel1", "panel3"]  # p_X's and the volume's
+    for old, mid, new in zip(before["bars"], during["bars"], after["bars"], strict=True):
+        assert (mid["zmin"], mid["zmax"]) == (old["zmin"], old["zmax"])  # plotly drew nothing mid-drag
+        assert (new["zmin"], new["zmax"]) != (old["zmin"], old["zmax"])  # the range did change
+        # each label is the value at its place on the bar for the exact picture's range (3 digits)
+        for drawn, shown, text in mid["ticks"]:
+            place = (drawn - old["zmin"]) / (old["zmax"] - old["zmin"])
+            wanted = new["zmin"] + place * (new["zmax"] - new["zmin"])
+            assert abs(shown - wanted) <= 5e-3 * abs(new["zmax"] - new["zmin"]), (text, wanted, mid)
+        assert all(shown == drawn for drawn, shown, _ in new["ticks"])  # plotly's own labels again
+    # a drag away and back to where it started leaves the chart as it was: its own full-resolution
+    # pictures (p_Z too, which every frame recolours), and the colour bars' labels
+    _hold_at(page, W1, [released + (3.0 - released) * k / 20 for k in range(21)] + [released])
+    page.wait_for_timeout(300)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    wait_idle(page)
+    assert page.evaluate(_BARS_JS, EXPLORER_CHART)["bars"] == after["bars"]
+    assert shown_images(page) == pictures
+    assert exception_boxes(page) == []
