@@ -204,6 +204,19 @@ def frame_images(
     return frame
 
 
+def shared_base_images(frames: list[dict]) -> dict[str, str]:
+    """p_Z's recoloured picture once per colour range of a chunk, not once per frame (a layer's
+    slider: the same base density in every frame): each such frame's ``images["panel0"]`` moves
+    into the table returned, under its range, which the frame names as ``base``."""
+    table = {}
+    for frame in frames:
+        if frame.get("base_recoloured") and "panel0" in frame.get("images", {}):
+            key = "{!r},{!r}".format(*frame["limits"]["panel0"])
+            table[key] = frame["images"].pop("panel0")
+            frame["base"] = key
+    return table
+
+
 def _blocked_images(lines: bool) -> dict:
     images = dict.fromkeys(("panel0", "panel1", "panel2", "panel3"), NOT_INVERTIBLE_IMAGE)
     if lines:

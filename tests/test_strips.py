@@ -27,6 +27,7 @@ from flowviz.strips import (
     chunk_lead,
     explorer_strip,
     preview_fields,
+    shared_base_images,
     spec_with,
     strip_chunk,
     strip_values,
@@ -229,3 +230,21 @@ def test_log_scale_frames_follow_the_log_scale_figure(log_scale):
     assert np.array_equal(
         decoded(frame["images"]["panel1"]), colour_map(values, panel.vmin, panel.vmax, panel.scale)
     )
+
+
+def test_a_chunk_sends_the_recoloured_base_density_once_per_colour_range():
+    values = (0.4, 0.5, -1.0, -0.95)  # two frames on the range [0, 0.2], two on wider ones
+    whole = explorer_strip(SPEC, W1, values, lines=False)
+    sent = explorer_strip(SPEC, W1, values, lines=False)
+    table = shared_base_images(sent)
+    ranges = {tuple(frame["limits"]["panel0"]) for frame in whole}
+    assert len(table) == len(ranges) < len(values)
+    for full, frame in zip(whole, sent, strict=True):
+        assert "panel0" not in frame["images"]
+        assert table[frame["base"]] == full["images"]["panel0"]  # the same picture, found by its range
+        assert {k: v for k, v in frame.items() if k not in ("images", "base")} == {
+            k: v for k, v in full.items() if k != "images"
+        }
+    # a base's own slider changes the density itself: each frame keeps its picture
+    moved = explorer_strip(SPEC, ("base", "mean", 0), (0.0, 1.0), lines=False)
+    assert shared_base_images(moved) == {} and all("panel0" in f["images"] for f in moved)

@@ -10,6 +10,7 @@ function remember(chunk) {
   STRIPS.delete(chunk.id);
   STRIPS.set(chunk.id, {
     id: chunk.id, level: chunk.level, aliases: chunk.aliases,
+    bases: Object.assign({}, known ? known.bases : null, chunk.bases),  // p_Z per colour range
     frames: merged, values: merged.map((frame) => frame.value),
   });
   while (STRIPS.size > KEEP) STRIPS.delete(STRIPS.keys().next().value);
@@ -51,6 +52,7 @@ const IMAGES = {
   show(state, host, frame, strip) {
     if (!window.flowvizShowImages) return false;
     const images = Object.assign({}, frame.images);
+    if (frame.base !== undefined && strip.bases[frame.base] !== undefined) images.panel0 = strip.bases[frame.base];
     Object.entries(strip.aliases || {}).forEach(([alias, name]) => {
       if (images[name] !== undefined) images[alias] = images[name];
     });

@@ -40,6 +40,7 @@ from flowviz.strips import (
     chunk_lead,
     explorer_strip,
     line_strip,
+    shared_base_images,
     spec_with,
     strip_chunk,
     strip_values,
@@ -228,5 +229,6 @@ def _companion(
             fairness.QUICK_RUNS.not_quick()
         with fairness.lowered(ready):
             made = frames.strip(values)
-        data["strip"] = {"id": strip_id, "level": level, "aliases": ALIASES, "frames": made}
+        bases = shared_base_images(made)  # p_Z once per colour range, not once per frame
+        data["strip"] = {"id": strip_id, "level": level, "aliases": ALIASES, "bases": bases, "frames": made}
     _component(key=drag_key, data=data, on_grab_change=functools.partial(_want, drag_key, want_key))
