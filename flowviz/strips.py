@@ -188,10 +188,12 @@ def frame_images(
 
     def image(name: str, p) -> str:
         # encoded here, not through the figure's small image cache: a strip would flush it
-        if name != "panel0" or base_images is None:
-            return png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale))
-        if (p.vmin, p.vmax) not in base_images:
-            base_images[p.vmin, p.vmax] = png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale))
+        remembered = name == "panel0" and base_images is not None
+        if not remembered or (p.vmin, p.vmax) not in base_images:
+            uri = png_data_uri(colour_map(p.values, p.vmin, p.vmax, p.scale))
+            if not remembered:
+                return uri
+            base_images[p.vmin, p.vmax] = uri
         return base_images[p.vmin, p.vmax]
 
     images = {name: image(name, p) for name, p in panels.items()}
