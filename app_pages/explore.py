@@ -9,7 +9,7 @@ import streamlit as st
 from flowviz.errors import SpecError
 from flowviz.explorer import explorer_fields, explorer_samples, explorer_steps
 from flowviz.flow import Flow
-from flowviz.playback import PREVIEW_RESOLUTION, strip_of_spec
+from flowviz.playback import PREVIEW_RESOLUTION, frame_times, strip_of_spec
 from flowviz.presets import FLOW_PRESETS
 from flowviz.spec import canonical_json, max_resolution, parse_spec
 from flowviz.ui import editor, fairness, learned, share, state, widgets
@@ -137,7 +137,11 @@ def show_views(spec: dict) -> None:
         flow_factory=lambda: Flow.from_spec(spec),
         samples=lambda n: explorer_samples(key, n),
         steps=lambda titles: explorer_steps(key, titles),
-        play=(key, lambda log_scale: strip_of_spec(key, PREVIEW_RESOLUTION, log_scale)),
+        play=(
+            key,
+            lambda log_scale: strip_of_spec(key, PREVIEW_RESOLUTION, log_scale),
+            fairness.play_ahead(spec, len(frame_times(len(names))), PREVIEW_RESOLUTION),
+        ),
     )
 
 

@@ -65,10 +65,66 @@ def test_frames_go_out_in_the_one_run_that_answers_a_request():
     """Asked for (as the browser's Play does), the strip is sent once; later runs of the same flow carry none."""
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.query_params["spec"] = encode_token(SPEC)
-    at.session_state["fv_player_asked"] = strip_id(canonical_json(SPEC), False)
+    at.session_state["fv_player_asked"] = (strip_id(canonical_json(SPEC), False), False)
     at.run()
     assert not at.exception, at.exception
     frames = json.loads(player_data(at)["frames"])
     assert frames["n"] == 2 * 24 + 1 and frames["labels"][-1] == "3 · tanh, 100 %"
     at.run()
     assert player_data(at)["frames"] == ""
+
+
+def test_frames_asked_for_ahead_of_play_are_made_at_low_priority_as_no_quick_run(monkeypatch):
+    """A still page asks for the frames before Play: they go out as for Play, but the run lowers its
+    thread and stops counting as a quick run (nobody waits for it, so training is not held)."""
+    from flowviz.ui import fairness
+
+    lowered, not_quick = [], []
+    real_lowered = fairness.lowered
+
+    def spy_lowered(low=True):
+        lowered.append(low)
+        return real_lowered(False)  # (the test's own thread keeps its priority)
+
+    monkeypatch.setattr(fairness, "lowered", spy_lowered)
+    real_not_quick = fairness.QUICK_RUNS.not_quick
+
+    def spy_not_quick():  # said inside a run (every run also says it at its end, then outside)
+        if getattr(fairness.QUICK_RUNS._counted, "depth", 0) > 0:
+            not_quick.append(True)
+        real_not_quick()
+
+    monkeypatch.setattr(fairness.QUICK_RUNS, "not_quick", spy_not_quick)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["spec"] = encode_token(SPEC)
+    at.run()
+    assert player_data(at)["ahead"] is True  # a light flow: the page may ask ahead
+    assert lowered == [] and not_quick == []  # no frames asked for: no such run
+    at.session_state["fv_player_asked"] = (strip_id(canonical_json(SPEC), False), True)
+    at.run()
+    assert not at.exception, at.exception
+    assert json.loads(player_data(at)["frames"])["n"] == 2 * 24 + 1
+    assert lowered == [True] and not_quick == [True]
+    # asked for by Play itself: a quick run at the visitor's priority
+    at.session_state["fv_player_asked"] = (strip_id(canonical_json(SPEC), False), False)
+    at.run()
+    assert lowered == [True, False] and not_quick == [True]
+
+
+def test_a_costly_flow_is_not_played_ahead():
+    """The page asks ahead only where the strip costs at most about a second of one core."""
+    from flowviz.ui.fairness import play_ahead
+
+    light = parse_spec({"base": {"type": "gaussian"}, "layers": [{"type": "tanh"}]})
+    assert play_ahead(light, len(frame_times(1)), 96)
+    heavy_layers = [{"type": "planar", "w": [1, 0], "u": [0.5, 0], "b": 0}] * 24
+    heavy = parse_spec({"base": {"type": "gaussian"}, "layers": heavy_layers})
+    assert not play_ahead(heavy, len(frame_times(24)), 96)
+    # a grid costly in itself: not either, however short its strip
+    fine = parse_spec({**light, "view": {**light["view"], "resolution": 1024}})
+    assert not play_ahead(fine, len(frame_times(1)), 96)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["spec"] = encode_token(heavy)
+    at.run()
+    assert not at.exception, at.exception
+    assert player_data(at)["ahead"] is False

@@ -48,6 +48,13 @@ def grid_work(spec: Mapping) -> float:
     return point_cost(spec) * spec["view"]["resolution"] ** 2
 
 
+def play_ahead(spec: Mapping, frames: int, resolution: int) -> bool:
+    """Whether a page may ask for this flow's play strip (``frames`` pictures of ``resolution``²
+    points) before Play is pressed: not for a costly grid, nor where the strip's work passes two
+    of the largest grids' (about a second of one core)."""
+    return grid_work(spec) <= HEAVY_WORK and point_cost(spec) * frames * resolution**2 <= 2 * MAX_GRID_WORK
+
+
 def _set_priority(nice: int) -> None:
     try:
         thread = threading.get_native_id()

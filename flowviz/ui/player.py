@@ -1,11 +1,14 @@
 """Play the flow from p_Z to p_X in the browser: a strip of exact frames, animated at display rate.
 
-The frames (``flowviz.playback``) are computed by the torch core only once someone asks
-for them (Play, or a move of the time scrubber): until then the player costs the page
-a few hundred bytes, so the sliders answer as fast as without it. The component then
-receives every frame at once and animates them with ``requestAnimationFrame``: no
-server round trip per frame, and no layer math in JavaScript (the browser only shows
-pictures and draws the lines and points it was given).
+The frames (``flowviz.playback``) are computed by the torch core only once the page asks
+for them: at Play or a move of the time scrubber, or ahead of them, at low priority,
+when the pointer comes onto Play or the player has been in view on a still page (no
+run, no drag, no key in use) for a moment, so that Play starts at once. Until then the
+player costs the page a few hundred bytes, so the sliders answer as fast as without it.
+The player is a part of the page that reruns alone: asking for frames reruns it, not the
+views around it. The component then receives every frame at once and animates them
+with ``requestAnimationFrame``: no server round trip per frame, and no layer math in
+JavaScript (the browser only shows pictures and draws the lines and points it was given).
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ import streamlit as st
 from flowviz.memo import array_cache
 from flowviz.playback import PLAY_SAMPLES, frame_times
 from flowviz.plots.common import DENSITY_SCALE, colour_table, pixel_extent
+from flowviz.ui import fairness
 
 PLAYER_KEY = "fv_player"
 FRAME_RATE = 30  # frames a second at 1×
+AHEAD_SUFFIX = ":ahead"  # ends a request the page made ahead of Play (see ``_asked``)
 STAGE_PX = 400  # the picture's side in CSS pixels
 FLIP_NOTE = (
     "This layer reverses orientation (det J < 0), and no path of invertible maps leads there from the "
@@ -63,6 +68,8 @@ _CSS = """
 """
 
 _JS = """
+const AHEAD_SUFFIX = "{AHEAD_SUFFIX}";
+
 function decodeInt16(text) {
   const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
   return new Int16Array(bytes.buffer);
@@ -110,9 +117,12 @@ function build(parent) {
     what: q(".fv-play-what"),
     data: null, stripId: null, loadedId: null, loadingId: null, frames: null, urls: [], images: [],
     index: 0, playing: false, raf: 0, startTime: 0, startIndex: 0, pending: null, setState: null,
+    aheadId: null, inView: false,
   };
   root.__fvPlayer = P;
   P.button.addEventListener("click", () => (P.playing ? pause(P) : play(P)));
+  P.button.addEventListener("pointerenter", () => ahead(P));  // a hand on its way to Play
+  watchStill(P);
   P.scrub.addEventListener("input", () => {
     const i = Number(P.scrub.value);
     if (P.loadedId !== P.stripId) { request(P, { show: i }); return; }
@@ -137,9 +147,40 @@ function request(P, what) {
 }
 
 // Each request is a new value (the strip and a count), so asking again for the same strip is heard too.
-function ask(P) {
+function ask(P, early = false) {
   P.asked = (P.asked || 0) + 1;
-  P.setState("want", P.stripId + ":" + P.asked);
+  P.setState("want", P.stripId + ":" + P.asked + (early ? AHEAD_SUFFIX : ""));
+}
+
+// Ahead of Play, once per flow: the frames are asked for at low priority (nobody waits for them yet),
+// so that Play starts at once. Not for a costly flow (Python says which: data.ahead).
+function ahead(P) {
+  if (!P.data || !P.data.ahead || P.aheadId === P.stripId || P.loadedId === P.stripId ||
+      P.loadingId === P.stripId || P.pending) return;
+  P.aheadId = P.stripId;
+  ask(P, true);
+}
+
+// The player in view and the page still (no run, no drag, no key in use, the tab shown) for
+// AHEAD_AFTER ms: its frames are asked for ahead of Play.
+const AHEAD_AFTER = 800;  // ms
+function watchStill(P) {
+  if (window.IntersectionObserver) {
+    new IntersectionObserver((entries) => { P.inView = entries.some((e) => e.isIntersecting); })
+      .observe(P.stage);
+  }
+  let stillSince = 0;
+  const timer = setInterval(() => {
+    if (!P.root.isConnected) { clearInterval(timer); return; }
+    const app = document.querySelector('[data-testid="stApp"]');
+    const keys = window.__flowvizReady && window.__flowvizReady.keys;
+    const still = P.inView && !document.hidden && !keys && !window.__flowvizDragging &&
+      app && app.getAttribute("data-test-script-state") === "notRunning";
+    const now = performance.now();
+    if (!still) { stillSince = 0; return; }
+    if (!stillSince) stillSince = now;
+    if (now - stillSince >= AHEAD_AFTER) ahead(P);
+  }, 200);
 }
 
 function play(P) {
@@ -284,6 +325,7 @@ export default function (component) {
   let P = parentElement.querySelector("div.fv-play");
   P = P ? P.__fvPlayer : build(parentElement);
   P.setState = setStateValue;
+  P.data = data;
   P.rate = data.rate;
   P.root.style.setProperty("--fv-side", data.stage + "px");
   const ticks = { x0: data.window[0], x1: data.window[1], y0: data.window[2], y1: data.window[3] };
@@ -315,7 +357,9 @@ export default function (component) {
 }
 """
 
-_component = st.components.v2.component("flowviz.flow_player", js=_JS, css=_CSS, isolate_styles=False)
+_component = st.components.v2.component(
+    "flowviz.flow_player", js=_JS.replace("{AHEAD_SUFFIX}", AHEAD_SUFFIX), css=_CSS, isolate_styles=False
+)
 
 _MISSING = -32768  # the Int16 code of a point that is not drawn
 
@@ -386,11 +430,12 @@ def _gradient() -> str:
 
 
 def _asked(key: str) -> None:
-    """The browser asked for a strip: send it in this run only (later runs leave the loaded frames be)."""
+    """The browser asked for a strip: send it in this run only (later runs leave the loaded frames be).
+    Remembered as (the strip's id, whether it was asked for ahead of Play)."""
     state = st.session_state.get(key)
     want = state.get("want") if isinstance(state, Mapping) else None
     if isinstance(want, str):
-        st.session_state[f"{key}_asked"] = want.split(":")[0]
+        st.session_state[f"{key}_asked"] = (want.split(":")[0], want.endswith(AHEAD_SUFFIX))
 
 
 def strip_id(flow_key: str, log_scale: bool) -> str:
@@ -398,6 +443,8 @@ def strip_id(flow_key: str, log_scale: bool) -> str:
     return hashlib.blake2b(f"{flow_key}|{log_scale}".encode(), digest_size=12).hexdigest()
 
 
+@st.fragment
+@fairness.quick
 def flow_player(
     flow_key: str,
     n_layers: int,
@@ -405,14 +452,24 @@ def flow_player(
     make_strip: Callable[[bool], Mapping[str, np.ndarray]],
     log_scale: bool,
     key: str = PLAYER_KEY,
+    ahead: bool = True,
 ) -> None:
     """The player of one flow. ``make_strip(log_scale)`` gives ``flowviz.playback.play_strip``'s
-    arrays (cached by the caller); it is called only once the browser has asked for this strip."""
+    arrays (cached by the caller); it is called only once the browser has asked for this strip.
+    ``ahead``: whether the page may ask for it before Play (not for a costly flow).
+
+    A fragment: asking for the frames reruns the player alone, not the views around it.
+    """
     ident = strip_id(flow_key, log_scale)
     frames = ""
-    if st.session_state.pop(f"{key}_asked", None) == ident:
+    asked = st.session_state.pop(f"{key}_asked", None)
+    if isinstance(asked, tuple) and asked[0] == ident:
+        early = bool(asked[1])
+        if early:  # nobody waits for these frames yet: no quick run, and its thread yields to everyone's
+            fairness.QUICK_RUNS.not_quick()
         try:
-            frames = _payload(ident, lambda: strip_json(make_strip(log_scale), log_scale))
+            with fairness.lowered(early):
+                frames = _payload(ident, lambda: strip_json(make_strip(log_scale), log_scale))
         except NotImplementedError as error:  # a layer without a path from the identity
             st.info(f"This flow cannot be played: {error}")
             return
@@ -435,6 +492,7 @@ def flow_player(
             "are carried along. One colour range serves every frame, so where mass piles up the picture "
             "brightens and where it spreads out it darkens.",
             "flip_note": FLIP_NOTE,
+            "ahead": bool(ahead and n_layers),
         },
         default={"want": None},
         on_want_change=lambda: _asked(key),

@@ -230,9 +230,11 @@ def sync_view_query() -> None:
             del st.query_params[name]
 
 
-def play_section(flow_key: str, n_layers: int, view: dict, strip, log_scale: bool) -> None:
+def play_section(
+    flow_key: str, n_layers: int, view: dict, strip, log_scale: bool, ahead: bool = True
+) -> None:
     st.markdown("**Play the flow from p_Z to p_X**")
-    flow_player(flow_key, n_layers, view, strip, log_scale)
+    flow_player(flow_key, n_layers, view, strip, log_scale, ahead=ahead)
 
 
 def render_views(
@@ -243,8 +245,9 @@ def render_views(
     ``fields``: the arrays of ``flowviz.explorer.fields_of_flow``; ``names``: the active layers;
     ``flow_factory()`` builds the Flow (only when a view needs it); ``samples(n)`` gives (z0, x);
     ``steps(titles)`` gives ``flowviz.explorer.steps_of_flow``'s result (the last two, cached by the caller).
-    ``play``: (the flow's identity, ``strip(log_scale)``) for the player, ``strip`` giving
-    ``flowviz.playback.play_strip``'s arrays (cached by the caller, called only once Play is pressed).
+    ``play``: (the flow's identity, ``strip(log_scale)``[, whether the page may ask for the strip
+    before Play]) for the player, ``strip`` giving ``flowviz.playback.play_strip``'s arrays (cached
+    by the caller, called only once the page asks for them).
     """
     ss = st.session_state
     mass = float(fields["mass"])
@@ -275,7 +278,7 @@ def render_views(
         st.markdown("**Probe:** the point walked back from x to z₀, layer by layer")
         probe_table(probe)
     if play is not None:
-        play_section(play[0], len(names), view, play[1], log_scale)
+        play_section(play[0], len(names), view, play[1], log_scale, *play[2:])
     if "Change-of-variables terms" in extra:
         terms_figure(fields)
     if "Layer by layer" in extra:

@@ -8,7 +8,7 @@ import re
 from bench.motion_play import measure_play
 from flowviz.playback import PREVIEW_RESOLUTION, frame_png, strip_of_spec
 from flowviz.spec import canonical_json, encode_token, parse_spec
-from tests.conftest import exception_boxes, open_page
+from tests.conftest import exception_boxes, open_page, wait_idle
 
 SPEC = parse_spec(
     {
@@ -83,4 +83,34 @@ def test_scrubber_steps_one_frame_per_arrow_key_and_shows_the_exact_frame(page, 
     assert now_text(page).startswith("base p_Z") and not flip.is_visible()
     scrubber.press("End")
     assert now_text(page).startswith("3 · planar, 100 %")
+    assert exception_boxes(page) == []
+
+
+RUNS_WATCH_JS = """() => {
+  window.__runs = 0;
+  const app = document.querySelector('[data-testid="stApp"]');
+  new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') === 'running') window.__runs += 1;
+  }).observe(app, { attributes: true, attributeFilter: ['data-test-script-state'] });
+}"""
+
+
+def test_a_still_page_with_the_player_in_view_has_the_frames_before_play(page, app_url):
+    """The frames are asked for ahead, once the player is in view and the page still; then Play asks
+    the server for nothing: every frame it shows was in the page already."""
+    open_page(page, f"{app_url}/explore?spec={encode_token(SPEC)}")
+    assert page.evaluate("() => document.querySelector('.fv-play').dataset.frame") is None
+    page.locator(".fv-play-stage").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('.fv-play').dataset.frame === '0'", timeout=60_000)
+    # the stage shows p_Z, the first frame, exactly; nothing says it is computing
+    assert not page.locator(".fv-play-placeholder").is_visible()
+    assert page.locator(".fv-play-status").inner_text() == ""
+    assert now_text(page).startswith("base p_Z")
+    strip = strip_of_spec(canonical_json(SPEC), PREVIEW_RESOLUTION, False)
+    assert base64.b64decode(page.evaluate(SHOWN_PNG_JS)) == frame_png(strip, 0)
+    wait_idle(page)
+    page.evaluate(RUNS_WATCH_JS)
+    page.get_by_role("button", name=re.compile(r"^Play")).click()
+    page.wait_for_function("() => Number(document.querySelector('.fv-play').dataset.frame) >= 10")
+    assert page.evaluate("() => window.__runs") == 0
     assert exception_boxes(page) == []
