@@ -117,7 +117,7 @@ function build(parent) {
     what: q(".fv-play-what"),
     data: null, stripId: null, loadedId: null, loadingId: null, frames: null, urls: [], images: [],
     index: 0, playing: false, raf: 0, startTime: 0, startIndex: 0, pending: null, setState: null,
-    aheadId: null, inView: false,
+    aheadId: null, inView: false, aheadOnce: false, used: false,
   };
   root.__fvPlayer = P;
   P.button.addEventListener("click", () => (P.playing ? pause(P) : play(P)));
@@ -125,6 +125,7 @@ function build(parent) {
   watchStill(P);
   P.scrub.addEventListener("input", () => {
     const i = Number(P.scrub.value);
+    P.used = true;
     if (P.loadedId !== P.stripId) { request(P, { show: i }); return; }
     show(P, i);
     if (P.playing) { P.startIndex = i; P.startTime = performance.now(); }
@@ -162,7 +163,9 @@ function ahead(P) {
 }
 
 // The player in view and the page still (no run, no drag, no key in use, the tab shown) for
-// AHEAD_AFTER ms: its frames are asked for ahead of Play.
+// AHEAD_AFTER ms: its frames are asked for ahead of Play; for the first flow of the page, then
+// only once its visitor has played or scrubbed (each new flow's frames cost a second of a core and
+// about a MB: not for a page whose player is in view but unused).
 const AHEAD_AFTER = 800;  // ms
 function watchStill(P) {
   if (window.IntersectionObserver) {
@@ -179,11 +182,15 @@ function watchStill(P) {
     const now = performance.now();
     if (!still) { stillSince = 0; return; }
     if (!stillSince) stillSince = now;
-    if (now - stillSince >= AHEAD_AFTER) ahead(P);
+    if (now - stillSince >= AHEAD_AFTER && (P.used || !P.aheadOnce)) {
+      P.aheadOnce = true;
+      ahead(P);
+    }
   }, 200);
 }
 
 function play(P) {
+  P.used = true;
   if (P.loadedId !== P.stripId) { request(P, { play: true }); return; }
   const last = P.frames.n - 1;
   if (P.index >= last) show(P, 0);

@@ -113,4 +113,12 @@ def test_a_still_page_with_the_player_in_view_has_the_frames_before_play(page, a
     page.get_by_role("button", name=re.compile(r"^Play")).click()
     page.wait_for_function("() => Number(document.querySelector('.fv-play').dataset.frame) >= 10")
     assert page.evaluate("() => window.__runs") == 0
+    # a visitor who plays gets each new flow's frames ahead too, once the page is still again
+    page.get_by_role("slider", name="Rotation angle (degrees)").press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.fv-play').dataset.frame === undefined")
+    page.locator(".fv-play-what").scroll_into_view_if_needed()
+    box = page.locator(".fv-play-what").bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)  # keys no longer in use; not onto Play
+    page.wait_for_function("() => document.querySelector('.fv-play').dataset.frame === '0'", timeout=60_000)
+    assert now_text(page).startswith("base p_Z")
     assert exception_boxes(page) == []
