@@ -30,6 +30,7 @@ from flowviz.errors import SpecError
 from flowviz.explorer import GRID_LINES, base_density_on_grid
 from flowviz.flow import Flow
 from flowviz.grid import deformed_grid, evaluate_flow
+from flowviz.layers import LAYER_CLASSES
 from flowviz.line import LineCurves, build_line_base, build_line_map, line_curves
 from flowviz.memo import array_cache
 from flowviz.plots.common import colour_map, pixel_extent, png_data_uri
@@ -219,6 +220,20 @@ def shared_base_images(frames: list[dict]) -> dict[str, str]:
     return table
 
 
+def frame_readouts(spec: Mapping, path: Sequence, mass: float | None) -> dict[str, str]:
+    """The words beside the pictures that a frame changes: the mass in view (on the frame's own
+    coarser grid, so "≈" and three decimals; "—" where the value is refused) and, for a layer's
+    number, that layer's condition line (planar's w·u) for the frame's value, where it has one."""
+    readouts = {"mass": "—" if mass is None else f"≈ {mass:.3f}"}
+    if path and path[0] == "layers":
+        layer = spec["layers"][path[1]]
+        cls = LAYER_CLASSES.get(layer.get("type"))
+        condition = cls.condition_caption(layer) if cls is not None else None
+        if condition:
+            readouts["condition"] = condition
+    return readouts
+
+
 def _blocked_images(lines: bool) -> dict:
     images = dict.fromkeys(("panel0", "panel1", "panel2", "panel3"), NOT_INVERTIBLE_IMAGE)
     if lines:
@@ -241,16 +256,18 @@ def _strip_cached(
     base_images = None if base_changes else {}  # and its picture once per colour range
     frames = []
     for value in values:
+        changed = spec_with(spec, path, value)
         try:
-            fields = preview_fields(spec_with(spec, path, value), resolution, base_density)
+            fields = preview_fields(changed, resolution, base_density)
             if not base_changes:
                 base_density = fields["base_density"]
         except SpecError as error:
-            frames.append((value, False, error.reason, json.dumps(_blocked_images(lines))))
+            blocked = {**_blocked_images(lines), "readouts": frame_readouts(changed, path, None)}
+            frames.append((value, False, error.reason, json.dumps(blocked)))
             continue
-        frames.append(
-            (value, True, "", json.dumps(frame_images(fields, extent, log_scale, lines, base_images)))
-        )
+        content = frame_images(fields, extent, log_scale, lines, base_images)
+        content["readouts"] = frame_readouts(changed, path, float(fields["mass"]))
+        frames.append((value, True, "", json.dumps(content)))
     return tuple(frames)
 
 

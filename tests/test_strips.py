@@ -195,6 +195,25 @@ def test_a_value_the_spec_refuses_gets_a_frame_that_says_so():
     assert ALIASES == {"panel3-overlay": "panel1-overlay"}
 
 
+def test_each_frame_carries_the_words_beside_its_pictures():
+    """The mass in view over the frame's own grid (a plain sum of density times cell area, done here
+    with numpy), and the dragged planar layer's w·u line for the frame's value; for a value the spec
+    refuses, no mass; a slider of the base has no condition line."""
+    refused, fine = explorer_strip(SPEC, W1, (-1.5, 1.0))
+    grid = flowviz.evaluate(spec_with(SPEC, W1, 1.0), resolution=PREVIEW_RESOLUTION)
+    cell = (grid["x"][1] - grid["x"][0]) * (grid["y"][1] - grid["y"][0])
+    assert fine["readouts"]["mass"] == f"≈ {float(np.sum(grid['density']) * cell):.3f}"
+    assert fine["readouts"]["condition"].startswith("w·u = 0.800:")  # w·u = 1.0 · 0.8 + 0 · 0.4
+    assert refused["readouts"] == {
+        "mass": "—",
+        "condition": "w·u = -1.200: it must stay above −1, or the layer folds the plane and has no inverse.",
+    }
+    (base,) = explorer_strip(SPEC, ("base", "mean", 0), (1.0,))
+    assert set(base["readouts"]) == {"mass"}
+    (rotation,) = explorer_strip(SPEC, ("layers", 0, "degrees"), (10.0,))
+    assert set(rotation["readouts"]) == {"mass"}  # a layer with no condition line
+
+
 def test_a_base_mean_strip_redraws_the_base_density():
     frame = explorer_strip(SPEC, ("base", "mean", 0), (1.0,), lines=False)[0]
     truth = flowviz.evaluate(spec_with(SPEC, ("base", "mean", 0), 1.0), resolution=PREVIEW_RESOLUTION)

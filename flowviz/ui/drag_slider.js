@@ -45,8 +45,55 @@ function sameRange(host, name, limits) {  // the chart's colour range for the pi
   return Boolean(trace && limits && trace.zmin === limits[0] && trace.zmax === limits[1]);
 }
 
+// The words beside the pictures that a frame changes (flowviz.strips.frame_readouts), found by what
+// Python says of their places (the metric's label, the container's key). Each is shown in a twin of
+// its element put just after it, the element itself hidden, until the drag is over: the element is
+// Streamlit's, and the run after the release writes the exact words into it.
+const READOUT_PLACES = {
+  mass: (label) => {
+    const metric = Array.from(document.querySelectorAll('[data-testid="stMetric"]')).find((box) => {
+      const name = box.querySelector('[data-testid="stMetricLabel"]');
+      return name && name.textContent.trim() === label;
+    });
+    return metric ? metric.querySelector('[data-testid="stMetricValue"]') : null;
+  },
+  condition: (key) => document.querySelector(".st-key-" + key + ' [data-testid="stCaptionContainer"]'),
+};
+
+function showReadouts(state, places, readouts) {
+  if (!places || !readouts) return;
+  state.readouts = state.readouts || [];
+  Object.entries(readouts).forEach(([name, text]) => {
+    const find = READOUT_PLACES[name];
+    const element = find && places[name] !== undefined ? find(places[name]) : null;
+    if (!element) return;
+    let shown = state.readouts.find((r) => r.element === element && r.twin.isConnected);
+    if (!shown) {
+      const twin = element.cloneNode(true);
+      [twin, ...twin.querySelectorAll("[data-testid]")].forEach((node) => node.removeAttribute("data-testid"));
+      twin.classList.add("flowviz-readout-preview");
+      twin.dataset.readout = name;
+      element.after(twin);
+      element.style.display = "none";
+      shown = { element, twin };
+      state.readouts.push(shown);
+    }
+    let holder = shown.twin;  // the innermost element that holds the words, so that they keep their look
+    while (holder.children.length === 1) holder = holder.children[0];
+    holder.textContent = text;
+  });
+}
+
+function hideReadouts(state) {
+  (state.readouts || []).forEach(({ element, twin }) => {
+    twin.remove();
+    element.style.display = "";
+  });
+  state.readouts = null;
+}
+
 // The Explorer: a frame is pictures, swapped into the live chart's named layout images, and the
-// colour range of each (the colour bars' labels follow).
+// colour range of each (the colour bars' labels follow), and the words beside them.
 const IMAGES = {
   find: (target) => chartNamed(target.chart),
   show(state, host, frame, strip) {
@@ -68,6 +115,7 @@ const IMAGES = {
     if (!window.flowvizShowImages(host, images)) return false;
     // the frame's colours span its own range: the colour bars say so (a refused value's have none)
     if (frame.limits && window.flowvizColourBarLimits) window.flowvizColourBarLimits(host, frame.limits);
+    showReadouts(state, state.data.target.readouts, frame.readouts);
     return true;
   },
   restore(state, host) {
@@ -403,6 +451,7 @@ function settle(state) {
 }
 
 function forget(state) {
+  hideReadouts(state);
   if (state.host) {
     delete state.host.dataset.previewValue;
     delete state.host.dataset.previewSpacing;

@@ -49,6 +49,8 @@ from flowviz.ui import fairness
 from flowviz.ui.live_chart import LOAD_PLOTLY_JS, ensure_plotly_asset
 
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
+MASS_LABEL = "Mass in view"  # the Explorer's readout of the mass the window holds (a metric's label)
+CONDITION_KEY = "fv_condition"  # the container of the selected layer's condition line (planar's w·u)
 
 _CSS = """
 .flowviz-slider-companion { height: 0; overflow: hidden; }
@@ -82,7 +84,12 @@ class FrameSource:
 
     @property
     def target(self) -> dict:
-        return {"kind": "images", "chart": self.chart}
+        # and the words a frame changes beside the pictures (see strips.frame_readouts): where they are
+        return {
+            "kind": "images",
+            "chart": self.chart,
+            "readouts": {"mass": MASS_LABEL, "condition": CONDITION_KEY},
+        }
 
     @property
     def made_ready(self) -> bool:

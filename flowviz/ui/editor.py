@@ -17,6 +17,7 @@ from flowviz import spec as limits
 from flowviz.layers import LAYER_CLASSES
 from flowviz.presets import BASE_PRESETS, LAYER_DEFAULTS, LAYER_TITLES, ring_of_gaussians, two_blobs
 from flowviz.ui import fields, state
+from flowviz.ui.drag_slider import CONDITION_KEY
 from flowviz.ui.fields import Control
 from flowviz.ui.widgets import (  # noqa: F401 (the pages use them as editor.key, editor.init, ...)
     EXACT,
@@ -381,7 +382,8 @@ def layer_editor(layer: dict, uid: str) -> dict:
                     fields.set_value(draft, control.path, _number_control(control, draft, uid))
     condition = cls.condition_caption(draft)
     if condition:
-        st.caption(condition)
+        with st.container(key=CONDITION_KEY):  # (a drag's frames say it for the value under the thumb)
+            st.caption(condition)
     return draft
 
 

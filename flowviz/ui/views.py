@@ -9,12 +9,11 @@ from flowviz.explorer import MASS_TOLERANCE, ProbeThroughLayers, inside_fraction
 from flowviz.plots.common import VOLUME_LEGEND
 from flowviz.plots.explore import density_panels, grid_figure, steps_figure, terms_panels, volume_panels
 from flowviz.ui import fairness
-from flowviz.ui.drag_slider import EXPLORER_CHART
+from flowviz.ui.drag_slider import EXPLORER_CHART, MASS_LABEL
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.player import flow_player
 from flowviz.ui.widgets import init, keep_value, kept, remember
 
-MASS_LABEL = "Mass in view"
 MAIN_HEIGHT = 640
 PLOT_CONFIG = {"displaylogo": False, "scrollZoom": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 EXTRA_VIEWS = ["Change-of-variables terms", "Layer by layer", "Probe a point"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import re
 
+import flowviz
 from bench.support import _PICTURE_JS, drag_slider, strip_held
 from flowviz.presets import default_spec
 from flowviz.spec import encode_token, parse_spec
-from flowviz.strips import STRIP_CHUNKS
+from flowviz.strips import STRIP_CHUNKS, strip_resolution
 from flowviz.ui.drag_slider import EXPLORER_CHART
 from tests.browser.test_explorer import shown_images, spec_in_address, wait_for_spec
 from tests.conftest import exception_boxes, open_page, wait_idle
@@ -272,10 +274,21 @@ def _hold_at(page, label: str, values: list[float]) -> None:
         page.wait_for_timeout(40)
 
 
-def test_while_dragging_the_colour_bars_say_what_the_frame_colours_mean(page, app_url):
+_READOUTS_JS = """() => ({
+  twins: Object.fromEntries(Array.from(document.querySelectorAll('.flowviz-readout-preview'))
+    .map((e) => [e.dataset.readout, e.textContent.trim()])),
+  mass: document.querySelector('[data-testid="stMetricValue"]').textContent.trim(),
+  massShown: document.querySelector('[data-testid="stMetricValue"]').offsetParent !== null,
+  condition: document.querySelector('.st-key-fv_condition [data-testid="stCaptionContainer"]').textContent.trim(),
+})"""
+
+
+def test_while_dragging_the_colour_bars_and_readouts_say_what_the_frame_shows(page, app_url):
     """A frame is coloured on its own range (as the exact picture will be): mid-drag, each tick
     label of a colour bar reads the value at its place for that range; the range the labels imply
-    is the one of the exact picture drawn on release; after it, plotly's own labels are back."""
+    is the one of the exact picture drawn on release; after it, plotly's own labels are back.
+    The mass in view and the planar layer's w·u line follow the thumb too, then give way to the
+    exact words of the released value."""
     open_page(page, f"{app_url}/explore?spec={encode_token(default_at(96))}")
     warm_up(page, W1, PICTURE, fraction(3.0), fraction(2.0))
     start = float(page.get_by_role("slider", name=W1).input_value())
@@ -290,8 +303,14 @@ def test_while_dragging_the_colour_bars_say_what_the_frame_colours_mean(page, ap
     )
     page.wait_for_timeout(200)
     during = page.evaluate(_BARS_JS, EXPLORER_CHART)
+    words = page.evaluate(_READOUTS_JS)
     page.mouse.up()
     released = during["preview"]
+    # mid-drag: the frame's words in twins of the readouts, Streamlit's own hidden
+    assert not words["massShown"] and words["twins"]["mass"].startswith("≈ ")
+    assert words["twins"]["condition"].startswith(
+        f"w·u = {released * 1.1:.3f}:"
+    )  # w·u = w₁u₁ + w₂u₂, u = (1.1, 0)
     wait_for_spec(page, lambda s: abs(s["layers"][0]["w"][0] - released) < 1e-9)
     page.wait_for_function(
         "(chart) => { const h = Array.from(document.querySelectorAll('div.flowviz-live-chart'))"
@@ -301,6 +320,16 @@ def test_while_dragging_the_colour_bars_say_what_the_frame_colours_mean(page, ap
     )
     after = page.evaluate(_BARS_JS, EXPLORER_CHART)
     pictures = shown_images(page)
+    page.wait_for_function("() => !document.querySelector('.flowviz-readout-preview')")
+    exact = page.evaluate(_READOUTS_JS)
+    assert exact["massShown"] and exact["twins"] == {}
+    assert re.fullmatch(r"\d\.\d{4}", exact["mass"]), exact
+    # the frame's mass is the grid sum over the frame's own coarser grid (the exact one, over a
+    # band this sharp, reads lower: 1.010 against 1.052)
+    frame_spec = default_at(strip_resolution(default_at(96)))
+    frame_spec["layers"][0]["w"][0] = released
+    assert words["twins"]["mass"] == f"≈ {float(flowviz.evaluate(frame_spec)['mass']):.3f}", (words, exact)
+    assert exact["condition"].startswith(f"w·u = {released * 1.1:.3f}:")
     assert [bar["name"] for bar in during["bars"]] == ["panel1", "panel3"]  # p_X's and the volume's
     for old, mid, new in zip(before["bars"], during["bars"], after["bars"], strict=True):
         assert (mid["zmin"], mid["zmax"]) == (old["zmin"], old["zmax"])  # plotly drew nothing mid-drag
