@@ -8,7 +8,7 @@ frame strip for flows never seen before (each spec's parameters are nudged, so n
 cache answers). ``main`` runs both over a few flows, prints a table and writes
 bench/results/motion_play.json:
 
-    python bench/motion_play.py [--seconds 3]
+    python bench/motion_play.py [--seconds 3] [--look 2]
 """
 
 from __future__ import annotations
@@ -60,9 +60,11 @@ SAMPLE_JS = """async (ms) => {
 }"""
 
 
-def measure_play(page, url: str, seconds: float = 3.0) -> dict:
+def measure_play(page, url: str, seconds: float = 3.0, look_ms: float = 0.0) -> dict:
     """Open ``url`` (an Explorer address), press Play, and watch one pass from p_Z to p_X (at most
     ``seconds``; loop off, so the hold before a loop starts again is not counted as play).
+    ``look_ms``: the player is scrolled into view and looked at this long, the pointer away from
+    Play, before Play is pressed (0: pressed at once).
 
     Returns ``pictures_per_second`` (changes of the shown picture per second of play),
     ``distinct_pictures`` (different pictures seen), ``display_fps`` (animation frames per
@@ -78,6 +80,10 @@ def measure_play(page, url: str, seconds: float = 3.0) -> dict:
     button = page.get_by_role("button", name=PLAY_BUTTON)
     button.scroll_into_view_if_needed()
     page.locator(".fv-play-loop").uncheck()
+    if look_ms:
+        box = page.locator(".fv-play-what").bounding_box()
+        page.mouse.move(box["x"] + 5, box["y"] + box["height"] - 2)  # off Play, below the controls
+        page.wait_for_timeout(look_ms)
     start = time.perf_counter()
     button.click()
     page.wait_for_function(
@@ -154,6 +160,12 @@ SWAP_FLOW = parse_spec(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--look",
+        type=float,
+        default=2.0,
+        help="seconds the player is looked at before Play, in the second pass",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "motion_play.json")
     args = parser.parse_args()
     specs = {name: spec for name, (_, spec) in FLOW_PRESETS.items()}
@@ -167,21 +179,28 @@ def main() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-            for name in ("unimodal to multimodal", "planar and radial", "shift, swap, tanh"):
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                address = f"{url}/explore?spec={encode_token(specs[name])}"
-                played.append({"flow": name, **measure_play(page, address, args.seconds)})
-                page.close()
+            for look_ms in (0.0, args.look * 1e3):
+                for name in ("unimodal to multimodal", "planar and radial", "shift, swap, tanh"):
+                    spec = copy.deepcopy(specs[name])
+                    if look_ms:  # another window: nothing of the first pass's strips is cached
+                        spec["view"]["xlim"] = [spec["view"]["xlim"][0] - 0.01, spec["view"]["xlim"][1]]
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    address = f"{url}/explore?spec={encode_token(spec)}"
+                    result = measure_play(page, address, args.seconds, look_ms)
+                    played.append({"flow": name, "looked_ms": look_ms, **result})
+                    page.close()
             browser.close()
     finally:
         stop_app(proc)
 
     print("Play in the browser (one pass from p_Z to p_X at 1×)")
-    print(f"{'flow':<26} {'pictures/s':>10} {'display fps':>11} {'frames':>7} {'Play→first frame ms':>20}")
+    print(
+        f"{'flow':<26} {'looked at':>9} {'pictures/s':>10} {'display fps':>11} {'frames':>7} {'Play→first frame ms':>20}"
+    )
     for row in played:
         print(
-            f"{row['flow']:<26} {row['pictures_per_second']:>10.1f} {row['display_fps']:>11.1f} "
-            f"{row['frames_total']:>7} {row['click_to_first_frame_ms']:>20.0f}"
+            f"{row['flow']:<26} {row['looked_ms'] / 1e3:>8.1f}s {row['pictures_per_second']:>10.1f} "
+            f"{row['display_fps']:>11.1f} {row['frames_total']:>7} {row['click_to_first_frame_ms']:>20.0f}"
         )
     print("\nFrame strip in the torch core (uncached, one torch thread)")
     print(f"{'flow':<26} {'frames':>7} {'median ms':>10} {'CPU ms':>7} {'ms/frame':>9} {'payload kB':>11}")

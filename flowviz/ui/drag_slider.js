@@ -340,7 +340,7 @@ const ASK_AGAIN = 3000;  // ms
 
 // Before any drag: once the page has been still for READY_AFTER ms (no run, no drag, no new
 // picture), the first chunk of each slider's strip (the values nearest its thumb), one slider
-// at a time, the one nearest the pointer first; not while keys are in use (the last input was
+// at a time, the one nearest the pointer first, of the sliders in view; not while keys are in use (the last input was
 // a key press: a person stepping a slider with the keyboard waits for no such run), nor for a
 // costly flow. A first drag then shows a picture at its first move, and the thumb's own chunks
 // follow. The server makes them at low priority, as no quick run (flowviz.ui.fairness).
@@ -366,6 +366,8 @@ function readyNext() {
   READY.states.forEach((state) => {
     if (!state.root.isConnected) { READY.states.delete(state); return; }  // its slider is gone
     if (!state.box || !state.box.isConnected) return;
+    const r = state.box.getBoundingClientRect();  // one scrolled out of view waits until it is back
+    if (r.bottom < 0 || r.top > window.innerHeight) return;
     const id = state.data && state.data.strip_id;
     if (!id || !state.data.ready || best(id)) return;  // (not for a costly flow: see made_ready)
     if (state.requested === id + "/0" && now - state.askedAt < ASK_AGAIN) busy = true;
@@ -393,6 +395,7 @@ if (!READY.listening) {
     if (READY.keys) { READY.keys = false; readyLater(); }
   }, listen);
   window.addEventListener("keydown", () => { READY.keys = true; }, listen);
+  window.addEventListener("scroll", readyLater, listen);  // sliders come into view
 }
 
 // While dragged: whether the frames held ahead of the thumb, without a gap, end before where it
