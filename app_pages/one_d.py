@@ -36,7 +36,7 @@ from flowviz.line.spec import (
 )
 from flowviz.plots.one_d import LENGTH_LEGEND, change_of_variables_figure
 from flowviz.ui import fairness
-from flowviz.ui.drag_slider import LineFrameSource, drag_preview
+from flowviz.ui.drag_slider import SETTING_KEY, LineFrameSource, drag_preview
 from flowviz.ui.live_chart import live_chart
 from flowviz.ui.path import next_idea
 from flowviz.ui.share import link_box
@@ -338,7 +338,8 @@ def picture(base: tuple[str, dict], fmap: tuple[str, dict]) -> None:
     shape = shape_json(line_spec(base, fmap, 0.0, 1.0, 0.0, SAMPLE_COUNTS[0]))
     built_base, built_map = build_line_base(*base), build_line_map(*fmap)
     curves = curves_of(shape)
-    st.latex(rf"\begin{{gathered}} {built_base.latex} \\ {built_map.latex} \end{{gathered}}")
+    with st.container(key=SETTING_KEY):  # (dimmed while a drag's frames show another setting)
+        st.latex(rf"\begin{{gathered}} {built_base.latex} \\ {built_map.latex} \end{{gathered}}")
     cols = st.columns(4)
     with cols[0]:
         start = range_slider("Interval start z", "interval_start", *curves.z_range)

@@ -90,6 +90,15 @@ function hideReadouts(state) {
     element.style.display = "";
   });
   state.readouts = null;
+  document.querySelectorAll(".flowviz-dimmed").forEach((element) => element.classList.remove("flowviz-dimmed"));
+}
+
+// Words a frame does not follow (formulas of the setting): dimmed while it shows, until the drag is over.
+function dim(keys) {
+  (keys || []).forEach((key) => {
+    const box = document.querySelector(".st-key-" + key);
+    if (box) box.classList.add("flowviz-dimmed");
+  });
 }
 
 // The Explorer: a frame is pictures, swapped into the live chart's named layout images, and the
@@ -168,6 +177,7 @@ const TRACES = {
       });
       drawn();
       note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+      dim(state.data.target.dim);
       return true;
     }
     const update = {
@@ -196,6 +206,7 @@ const TRACES = {
       });
     }
     note(gd, frame.invertible === false ? "Not valid here: " + frame.reason : "");
+    dim(state.data.target.dim);
     return true;
   },
   restore(state) {
@@ -438,19 +449,24 @@ function settle(state) {
   const kind = state.data.target ? KINDS[state.data.target.kind] : null;
   if (!kind || !state.host) return;
   const started = performance.now();
-  let seenRun = false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  const running = () => Boolean(app) && app.getAttribute("data-test-script-state") === "running";
+  let seenRun = running();
+  // every change of the run state is seen, however short the run (a check now and then can miss one)
+  const watch = app ? new MutationObserver(() => { seenRun = seenRun || running(); check(); }) : null;
+  if (watch) watch.observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+  let timer = 0;
   const check = () => {
-    const app = document.querySelector('[data-testid="stApp"]');
-    const running = app && app.getAttribute("data-test-script-state") === "running";
-    seenRun = seenRun || running;
-    if (state.dragging || !state.host) return;
-    if ((seenRun && !running) || performance.now() - started > 3000) {
+    clearTimeout(timer);
+    if (state.dragging || !state.host) { if (watch) watch.disconnect(); return; }
+    if ((seenRun && !running()) || performance.now() - started > 3000) {
+      if (watch) watch.disconnect();
       forget(state);
       return;
     }
-    setTimeout(check, 50);
+    timer = setTimeout(check, 50);
   };
-  setTimeout(check, 50);
+  timer = setTimeout(check, 50);
 }
 
 function forget(state) {

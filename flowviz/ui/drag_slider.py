@@ -51,10 +51,12 @@ from flowviz.ui.live_chart import LOAD_PLOTLY_JS, ensure_plotly_asset
 EXPLORER_CHART = "Base and pushed-forward densities, volume change"  # the main chart's accessible name
 MASS_LABEL = "Mass in view"  # the Explorer's readout of the mass the window holds (a metric's label)
 CONDITION_KEY = "fv_condition"  # the container of the selected layer's condition line (planar's w·u)
+SETTING_KEY = "fv1d_setting"  # the 1D page's container of its base and map as formulas
 
 _CSS = """
 .flowviz-slider-companion { height: 0; overflow: hidden; }
 [data-testid="stElementContainer"]:has(.flowviz-slider-companion) { display: none; }
+.flowviz-dimmed { opacity: 0.3; transition: opacity 0.1s; }
 .flowviz-slider-note { position: absolute; top: 45%; left: 0; right: 0; text-align: center; font-size: 15px;
   color: #333; pointer-events: none; }
 """
@@ -117,7 +119,8 @@ class LineFrameSource:
 
     @property
     def target(self) -> dict:
-        return {"kind": "traces", "script": ensure_plotly_asset()}
+        # the formulas of the setting stay those of the released value: dimmed while a frame shows
+        return {"kind": "traces", "script": ensure_plotly_asset(), "dim": [SETTING_KEY]}
 
     made_ready = True  # a few curves: cheap
 

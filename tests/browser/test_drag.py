@@ -116,6 +116,18 @@ def test_the_1d_curves_follow_a_drag_of_a_map_slider(page, app_url):
     assert abs(released - 2.5) <= 0.05 + 1e-9
     shown = wait_for_metric(page, "p_X(x)", lambda v: abs(v - 0.25 / released) < 1e-9)
     assert shown == 0.25 / released or abs(shown - 0.25 / released) < 1e-9
+    # the formulas of the base and map are those of the released value: dimmed while a frame shows
+    setting = page.locator(".st-key-fv1d_setting")
+    assert "flowviz-dimmed" not in (setting.get_attribute("class") or "")
+    track = page.evaluate("(label) => {" + _PICTURE_JS + " return __fvTrack(label); }", label)
+    for k, value in enumerate([released - 0.1 * k for k in range(8)]):
+        page.mouse.move(track["left"] + at(value) * track["width"], track["y"])
+        if k == 0:
+            page.mouse.down()
+        page.wait_for_timeout(40)
+    page.wait_for_function("() => document.querySelector('.st-key-fv1d_setting.flowviz-dimmed') !== null")
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('.flowviz-dimmed') === null")
     assert exception_boxes(page) == []
 
 
