@@ -37,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -243,6 +244,15 @@ def niced_chromium(folder: Path) -> str:
     return str(wrapper)
 
 
+def training_progress(page) -> str:
+    """C's progress line as its page shows it now ("Training: step 1234 of 10000 · ...")."""
+    line = page.get_by_text(re.compile(r"^(Training|Paused|Done|Stopped|Stopped early|Failed): step")).first
+    try:
+        return line.inner_text(timeout=5_000).split(" · ")[0]
+    except Exception as error:  # the benchmark goes on; the record says what was seen
+        return f"(no progress line: {type(error).__name__})"
+
+
 def worst_link_source(url: str, seed: int):
     """A function giving the address of the next worst valid link (each nudged, so no cache
     answers), and the list whose one entry counts the links given."""
@@ -297,6 +307,7 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     cpu: dict[str, list[dict]] = {phase: [] for phase in PHASES}
     links: dict[str, list[int]] = {phase: [] for phase in PHASES}
+    progress: dict[str, list[str]] = {phase: [] for phase in PHASES if "training" in phase}
     with sync_playwright() as playwright:
         browsers, viewer, opener, trainer, slider = three_sessions(playwright, url, others_elsewhere)
 
@@ -315,6 +326,8 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
                 viewer.wait_for_timeout(600)  # a pause, as a person looks
             cpu[name].append(meter.shares())
             links[name].append(opened[0] - before)
+            if "training" in name:  # the load is real only while C's run is still training
+                progress[name].append(training_progress(trainer))
             if worst_links:
                 concurrency.wait_idle(opener, 120_000)
 
@@ -338,6 +351,7 @@ def starvation(url: str, server_pid: int, presses: int, blocks: int, others_else
     out["other_browsers"] = "idle class (elsewhere)" if others_elsewhere else "same priority as A's"
     out["worst_links_opened"] = links
     out["cpu_cores_used"] = cpu
+    out["training_at_phase_end"] = progress
     return out
 
 
@@ -558,6 +572,7 @@ def main(argv=None) -> int:
                         f"{row.get('p95_ratio', 1.0):>13.2f}{sum(s['worst_links_opened'][name]):>9}"
                     )
                 print(f"target: p95 with training and worst links within 2x alone: {s['p95_ratio']:.2f}")
+                print(f"C's run at the end of each phase with training: {s['training_at_phase_end']}")
             if "memory" not in args.skip:
                 report["memory"] = m = memory_loop(url, proc.pid, loop)
                 print(
