@@ -81,10 +81,12 @@ def start_training(page) -> None:
     steps.focus()
     steps.press("End")  # the longest run: it keeps training while we measure
     wait_idle(page)
-    early = page.get_by_label("Early stopping on the validation NLL")
+    early = page.get_by_role("checkbox", name="Early stopping on the validation NLL")
     if early.is_checked():  # (a toy set's NLL levels off: the run would stop early, mid-measure)
-        early.uncheck()
+        early.focus()
+        page.keyboard.press("Space")  # (a click may land on the page's sticky header)
         wait_idle(page)
+        assert not early.is_checked()
     page.get_by_role("button", name="Start training", exact=True).click()
     page.wait_for_selector("text=/steps\\/s/", timeout=60_000)
 
