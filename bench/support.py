@@ -45,10 +45,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(port: int | None = None, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """Start ``streamlit run app.py`` on loopback; return the process and its base URL."""
+def start_app(
+    port: int | None = None, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on loopback (``env``: more environment variables); return the
+    process and its base URL."""
     port = port or free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+        **(env or {}),
+    }
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

@@ -287,3 +287,21 @@ def test_closing_a_held_run_ends_it():
     finally:
         job.close()
     assert not job._process.is_alive() and not job.held
+
+
+def test_the_grace_a_run_has_after_its_page_is_gone_can_be_set_and_a_bad_value_is_ignored(monkeypatch):
+    from flowviz.train.process import _seconds_from_environment
+
+    name = "FLOWVIZ_TEST_SECONDS"
+    monkeypatch.delenv(name, raising=False)
+    assert _seconds_from_environment(name, 20.0, least=1.0) == 20.0
+    for text, seconds in (
+        ("2.5", 2.5),
+        ("0", 1.0),
+        ("-3", 1.0),
+        ("nan", 20.0),
+        ("inf", 20.0),
+        ("soon", 20.0),
+    ):
+        monkeypatch.setenv(name, text)
+        assert _seconds_from_environment(name, 20.0, least=1.0) == seconds, text

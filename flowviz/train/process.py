@@ -28,6 +28,19 @@ MAX_TRAINING_PROCESSES = 3
 EXIT_UNTENDED = 3  # a training process's exit status when nothing reached it for its heartbeat timeout
 
 
+def _seconds_from_environment(name: str, default: float, least: float) -> float:
+    """A number of seconds a server's operator may set (a bad or missing value: the default)."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return max(least, value) if math.isfinite(value) else default
+
+
+# How long a training run outlives its page's session (a reload or a closed tab): FLOWVIZ_TRAINING_GRACE_S.
+OWNER_GRACE = _seconds_from_environment("FLOWVIZ_TRAINING_GRACE_S", 20.0, least=1.0)
+
+
 class _Supervisor:
     """The server's training processes: a cap on how many run, keep-alives, and an end for abandoned ones.
 
@@ -273,7 +286,7 @@ class TrainingProcess:
         idle_exit: float = 300.0,
         abandon_after: float = 3600.0,
         owner_alive: Callable[[], bool] | None = None,
-        owner_grace: float = 20.0,
+        owner_grace: float = OWNER_GRACE,
         heartbeat_timeout: float = 30.0,
         figures: bool = False,
     ) -> None:
