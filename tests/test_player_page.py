@@ -59,6 +59,7 @@ def test_a_trained_flow_gets_the_player_too(monkeypatch):
     assert not at.exception
     data = player_data(at)
     assert data["frames"] == "" and data["n_frames"] == 25
+    assert data["ahead"] is False  # no cost model for a trained flow's strip: made when Play asks
 
 
 def test_frames_go_out_in_the_one_run_that_answers_a_request():

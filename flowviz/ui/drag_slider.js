@@ -443,29 +443,51 @@ function restore(state) {
   forget(state);
 }
 
-// After a release, once Python's run is over: the chart shows its figure (the live chart draws
-// each run's figure, the same one too, over a preview), so the drag's state goes.
-function settle(state) {
-  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
-  if (!kind || !state.host) return;
-  const started = performance.now();
+// The page's runs from now on, every change of the run state seen however short the run: how many
+// began and ended since, and whether one was going on already (a chunk asked for during the drag).
+function watchRuns() {
   const app = document.querySelector('[data-testid="stApp"]');
   const running = () => Boolean(app) && app.getAttribute("data-test-script-state") === "running";
-  let seenRun = running();
-  // every change of the run state is seen, however short the run (a check now and then can miss one)
-  const watch = app ? new MutationObserver(() => { seenRun = seenRun || running(); check(); }) : null;
-  if (watch) watch.observe(app, { attributes: true, attributeFilter: ["data-test-script-state"] });
+  const runs = { running, starts: 0, ends: 0, endedAt: 0, busyAtStart: running(), onChange: null, observer: null };
+  if (app) {
+    runs.observer = new MutationObserver((records) => {
+      records.forEach((record) => {
+        if (record.oldValue === "running") { runs.ends += 1; runs.endedAt = performance.now(); }
+        else runs.starts += 1;
+      });
+      if (runs.onChange) runs.onChange();
+    });
+    runs.observer.observe(app, { attributes: true, attributeFilter: ["data-test-script-state"], attributeOldValue: true });
+  }
+  runs.stop = () => { if (runs.observer) runs.observer.disconnect(); runs.onChange = null; };
+  return runs;
+}
+
+// After a release, once the run it started is over: the chart shows its figure (the live chart
+// draws each run's figure, the same one too, over a preview), so the drag's state goes. A run
+// that was going on at the release (a chunk's) is not it: its end is waited past, unless no run
+// follows it (the release was taken into it). A long run (a costly flow) is waited for.
+function settle(state, runs) {
+  const kind = state.data.target ? KINDS[state.data.target.kind] : null;
+  if (!kind || !state.host) { runs.stop(); return; }
+  const started = performance.now();
   let timer = 0;
   const check = () => {
     clearTimeout(timer);
-    if (state.dragging || !state.host) { if (watch) watch.disconnect(); return; }
-    if ((seenRun && !running()) || performance.now() - started > 3000) {
-      if (watch) watch.disconnect();
+    if (state.dragging || !state.host) { runs.stop(); return; }
+    const now = performance.now();
+    const idle = !runs.running();
+    const over = idle && runs.starts > 0 && runs.ends >= runs.starts + (runs.busyAtStart ? 1 : 0);
+    const joined = idle && runs.busyAtStart && runs.starts === 0 && runs.ends > 0 && now - runs.endedAt > 400;
+    const late = (idle && now - started > 3000) || now - started > 15000;
+    if (over || joined || late) {
+      runs.stop();
       forget(state);
       return;
     }
     timer = setTimeout(check, 50);
   };
+  runs.onChange = check;
   timer = setTimeout(check, 50);
 }
 
@@ -538,9 +560,10 @@ function companion(parentElement) {
     state.dragging = false;
     state.requested = null;
     window.__flowvizDragging = false;
+    const runs = watchRuns();  // (from the release on: the run it starts may begin at once)
     // Streamlit's slider may still be about to take the value: look once it has settled
     setTimeout(() => {
-      if (Number(state.input.value) === state.committed) restore(state); else settle(state);
+      if (Number(state.input.value) === state.committed) { runs.stop(); restore(state); } else settle(state, runs);
     }, 30);
   };
   state.enter = (event) => {

@@ -95,5 +95,6 @@ def _explorer_body(flow: Flow, data) -> None:
             play=(
                 f"trained {id(st.session_state[LEARNED])} {json.dumps(window)}",
                 lambda log_scale: trained_strip(flow, window, TRAINED_PREVIEW_RESOLUTION, log_scale),
+                False,  # a trained flow's strip has no cost model: computed when Play asks, not ahead
             ),
         )

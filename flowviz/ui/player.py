@@ -1,9 +1,10 @@
 """Play the flow from p_Z to p_X in the browser: a strip of exact frames, animated at display rate.
 
 The frames (``flowviz.playback``) are computed by the torch core only once the page asks
-for them: at Play or a move of the time scrubber, or ahead of them, at low priority,
-when the pointer comes onto Play or the player has been in view on a still page (no
-run, no drag, no key in use) for a moment, so that Play starts at once. Until then the
+for them: at Play or a move of the time scrubber, or ahead of them, so that Play starts
+at once: when the pointer comes onto Play, or, at low priority, when the player has been
+in view with the pointer near it on a still page (no run, no drag, no key in use) for a
+moment. Until then the
 player costs the page a few hundred bytes, so the sliders answer as fast as without it.
 The player is a part of the page that reruns alone: asking for frames reruns it, not the
 views around it. The component then receives every frame at once and animates them
@@ -121,7 +122,7 @@ function build(parent) {
   };
   root.__fvPlayer = P;
   P.button.addEventListener("click", () => (P.playing ? pause(P) : play(P)));
-  P.button.addEventListener("pointerenter", () => ahead(P));  // a hand on its way to Play
+  P.button.addEventListener("pointerenter", () => ahead(P, false));  // a hand on its way to Play
   watchStill(P);
   P.scrub.addEventListener("input", () => {
     const i = Number(P.scrub.value);
@@ -153,28 +154,51 @@ function ask(P, early = false) {
   P.setState("want", P.stripId + ":" + P.asked + (early ? AHEAD_SUFFIX : ""));
 }
 
-// Ahead of Play, once per flow: the frames are asked for at low priority (nobody waits for them yet),
-// so that Play starts at once. Not for a costly flow (Python says which: data.ahead).
-function ahead(P) {
+// Ahead of Play, once per flow, so that Play starts at once; not for a costly flow (Python says
+// which: data.ahead). ``early``: nobody waits for the frames yet, so the server makes them at low
+// priority; a pointer coming onto Play is a click on its way, so that request is an ordinary one.
+// True where it asked.
+function ahead(P, early) {
   if (!P.data || !P.data.ahead || P.aheadId === P.stripId || P.loadedId === P.stripId ||
-      P.loadingId === P.stripId || P.pending) return;
+      P.loadingId === P.stripId || P.pending) return false;
   P.aheadId = P.stripId;
-  ask(P, true);
+  ask(P, early);
+  return true;
 }
 
-// The player in view and the page still (no run, no drag, no key in use, the tab shown) for
-// AHEAD_AFTER ms: its frames are asked for ahead of Play; for the first flow of the page, then
-// only once its visitor has played or scrubbed (each new flow's frames cost a second of a core and
-// about a MB: not for a page whose player is in view but unused).
+// The page still (no run, no drag, no key in use, the tab shown) for AHEAD_AFTER ms, the player in
+// view and the pointer on or near it: its frames are asked for ahead of Play, for the first flow of
+// the page, then only once its visitor has played or scrubbed (each new flow's frames cost up to a
+// second of a core and about a MB: not for a page whose player is in view but unused). The pointer
+// near the player, not at the sliders: a run made ahead delays the next runs of the page a little.
 const AHEAD_AFTER = 800;  // ms
+const NEAR_PX = 48;
+if (!window.__fvPointerWatched) {
+  window.__fvPointerWatched = true;
+  window.addEventListener("pointermove", (event) => { window.__fvPointer = [event.clientX, event.clientY]; },
+    { passive: true, capture: true });
+}
+
+function pointerNear(element) {
+  const at = window.__fvPointer;
+  if (!at) return false;
+  const r = element.getBoundingClientRect();
+  return at[0] >= r.left - NEAR_PX && at[0] <= r.right + NEAR_PX && at[1] >= r.top - NEAR_PX &&
+    at[1] <= r.bottom + NEAR_PX;
+}
+
 function watchStill(P) {
-  if (window.IntersectionObserver) {
-    new IntersectionObserver((entries) => { P.inView = entries.some((e) => e.isIntersecting); })
-      .observe(P.stage);
-  }
+  const seen = window.IntersectionObserver
+    ? new IntersectionObserver((entries) => { P.inView = entries.some((e) => e.isIntersecting); })
+    : null;
+  if (seen) seen.observe(P.stage);
   let stillSince = 0;
   const timer = setInterval(() => {
-    if (!P.root.isConnected) { clearInterval(timer); return; }
+    if (!P.root.isConnected) {
+      clearInterval(timer);
+      if (seen) seen.disconnect();
+      return;
+    }
     const app = document.querySelector('[data-testid="stApp"]');
     const keys = window.__flowvizReady && window.__flowvizReady.keys;
     const still = P.inView && !document.hidden && !keys && !window.__flowvizDragging &&
@@ -182,9 +206,8 @@ function watchStill(P) {
     const now = performance.now();
     if (!still) { stillSince = 0; return; }
     if (!stillSince) stillSince = now;
-    if (now - stillSince >= AHEAD_AFTER && (P.used || !P.aheadOnce)) {
+    if (now - stillSince >= AHEAD_AFTER && (P.used || !P.aheadOnce) && pointerNear(P.root) && ahead(P, true)) {
       P.aheadOnce = true;
-      ahead(P);
     }
   }, 200);
 }

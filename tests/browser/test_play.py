@@ -101,6 +101,8 @@ def test_a_still_page_with_the_player_in_view_has_the_frames_before_play(page, a
     open_page(page, f"{app_url}/explore?spec={encode_token(SPEC)}")
     assert page.evaluate("() => document.querySelector('.fv-play').dataset.frame") is None
     page.locator(".fv-play-stage").scroll_into_view_if_needed()
+    box = page.locator(".fv-play-what").bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)  # near the player, not on Play
     page.wait_for_function("() => document.querySelector('.fv-play').dataset.frame === '0'", timeout=60_000)
     # the stage shows p_Z, the first frame, exactly; nothing says it is computing
     assert not page.locator(".fv-play-placeholder").is_visible()
