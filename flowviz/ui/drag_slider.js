@@ -60,31 +60,53 @@ const READOUT_PLACES = {
   condition: (key) => document.querySelector(".st-key-" + key + ' [data-testid="stCaptionContainer"]'),
 };
 
+// At most one write of the words every READOUT_EVERY ms (the last frame's always): words that
+// change faster cannot be read, and each write costs the page a layout during the drag.
+const READOUT_EVERY = 100;  // ms
+
 function showReadouts(state, places, readouts) {
   if (!places || !readouts) return;
+  state.readoutsWanted = [places, readouts];
+  const wait = READOUT_EVERY - (performance.now() - (state.readoutsAt || 0));
+  if (wait <= 0) { writeReadouts(state); return; }
+  if (!state.readoutsTimer) {
+    state.readoutsTimer = setTimeout(() => {
+      state.readoutsTimer = 0;
+      if (state.readoutsWanted) writeReadouts(state);
+    }, wait);
+  }
+}
+
+function writeReadouts(state) {
+  const [places, readouts] = state.readoutsWanted;
+  state.readoutsAt = performance.now();
   state.readouts = state.readouts || [];
   Object.entries(readouts).forEach(([name, text]) => {
+    let shown = state.readouts.find((r) => r.name === name && r.twin.isConnected && r.element.isConnected);
     const find = READOUT_PLACES[name];
-    const element = find && places[name] !== undefined ? find(places[name]) : null;
+    const element = shown ? shown.element : find && places[name] !== undefined ? find(places[name]) : null;
     if (!element) return;
-    let shown = state.readouts.find((r) => r.element === element && r.twin.isConnected);
     if (!shown) {
       const twin = element.cloneNode(true);
       [twin, ...twin.querySelectorAll("[data-testid]")].forEach((node) => node.removeAttribute("data-testid"));
+      twin.style.display = "";  // (the element may be hidden already: a twin of an earlier frame's)
       twin.classList.add("flowviz-readout-preview");
       twin.dataset.readout = name;
       element.after(twin);
       element.style.display = "none";
-      shown = { element, twin };
+      shown = { name, element, twin };
       state.readouts.push(shown);
     }
     let holder = shown.twin;  // the innermost element that holds the words, so that they keep their look
     while (holder.children.length === 1) holder = holder.children[0];
-    holder.textContent = text;
+    if (holder.textContent !== text) holder.textContent = text;
   });
 }
 
 function hideReadouts(state) {
+  clearTimeout(state.readoutsTimer);
+  state.readoutsTimer = 0;
+  state.readoutsWanted = null;
   (state.readouts || []).forEach(({ element, twin }) => {
     twin.remove();
     element.style.display = "";
