@@ -4,12 +4,12 @@ The frames (``flowviz.playback``) are computed by the torch core only once the p
 for them: at Play or a move of the time scrubber, or ahead of them, so that Play starts
 at once: when the pointer comes onto Play, or, at low priority, when the player has been
 in view with the pointer near it on a still page (no run, no drag, no key in use) for a
-moment. Until then the
-player costs the page a few hundred bytes, so the sliders answer as fast as without it.
-The player is a part of the page that reruns alone: asking for frames reruns it, not the
-views around it. The component then receives every frame at once and animates them
-with ``requestAnimationFrame``: no server round trip per frame, and no layer math in
-JavaScript (the browser only shows pictures and draws the lines and points it was given).
+moment. Until then the player costs the page a few hundred bytes, so the sliders answer
+as fast as without it. The player is a part of the page that reruns alone: asking for
+frames reruns it, not the views around it. The component then receives every frame at
+once and animates them with ``requestAnimationFrame``: no server round trip per frame,
+and no layer math in JavaScript (the browser only shows pictures and draws the lines and
+points it was given).
 """
 
 from __future__ import annotations
@@ -173,18 +173,13 @@ function ahead(P, early) {
 // near the player, not at the sliders: a run made ahead delays the next runs of the page a little.
 const AHEAD_AFTER = 800;  // ms
 const NEAR_PX = 48;
-if (!window.__fvPointerWatched) {
-  window.__fvPointerWatched = true;
-  window.addEventListener("pointermove", (event) => { window.__fvPointer = [event.clientX, event.clientY]; },
-    { passive: true, capture: true });
-}
 
-function pointerNear(element) {
-  const at = window.__fvPointer;
+function pointerNear(element) {  // (where the pointer is: the drag previews' watch of the page's input)
+  const at = window.__flowvizReady && window.__flowvizReady.pointer;
   if (!at) return false;
   const r = element.getBoundingClientRect();
-  return at[0] >= r.left - NEAR_PX && at[0] <= r.right + NEAR_PX && at[1] >= r.top - NEAR_PX &&
-    at[1] <= r.bottom + NEAR_PX;
+  return at.x >= r.left - NEAR_PX && at.x <= r.right + NEAR_PX && at.y >= r.top - NEAR_PX &&
+    at.y <= r.bottom + NEAR_PX;
 }
 
 function watchStill(P) {
